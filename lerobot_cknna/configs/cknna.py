@@ -1,0 +1,56 @@
+"""The ``--cknna.*`` option group: what to compute from paired features, and how."""
+
+from dataclasses import dataclass, field
+
+from lerobot_cknna.feature_prep import FeaturePrep
+from lerobot_cknna.knn import NeighborExclusion
+
+
+@dataclass
+class CKNNAConfig:
+    """Alignment options shared by every lerobot-cknna command (the ``--cknna.*`` group)."""
+
+    # Headline neighbourhood size (10 in the reference and the original study).
+    k: int = 10
+    # Further k values reported beside it; those that do not fit N are dropped with a warning.
+    k_sweep: list[int] = field(default_factory=lambda: [5, 10, 20, 50])
+    # Feature prep of feat A: none, l2 (reference), center_l2, standardize, standardize_l2.
+    prep_a: str = "l2"
+    # Feature prep of feat B (proprioceptive state); same choices.
+    prep_b: str = "l2"
+    # The reference's optional outlier clamp (e.g. 0.95), applied to both sides before prep.
+    clamp_quantile: float | None = None
+    # Permutation-null draws; 0 turns the null off.
+    n_permutations: int = 200
+    # episode: re-pair whole trajectories (right for robot data); row: for comparison only.
+    null_unit: str = "episode"
+    # Level of the jackknife interval over episodes; null for none.
+    interval_level: float | None = 0.95
+    # Neighbours must come from other episodes.
+    exclude_same_episode: bool = False
+    # Instead: exclude same-episode neighbours within this many frames.
+    exclude_window: int | None = None
+    # CKNNA denominator constant (1e-6 in the reference).
+    eps: float = 1e-6
+    # Seed of the permutation draws.
+    seed: int = 0
+
+    def __post_init__(self):
+        self.feature_prep_a = FeaturePrep(self.prep_a, self.clamp_quantile)
+        self.feature_prep_b = FeaturePrep(self.prep_b, self.clamp_quantile)
+        if self.exclude_same_episode and self.exclude_window is not None:
+            raise ValueError(
+                "Choose one of --cknna.exclude_same_episode and --cknna.exclude_window, not both."
+            )
+        if self.n_permutations < 0:
+            raise ValueError(f"--cknna.n_permutations must be >= 0, got {self.n_permutations}.")
+        if self.interval_level is not None and not 0 < self.interval_level < 1:
+            raise ValueError(f"--cknna.interval_level must be in (0, 1), got {self.interval_level}.")
+
+    def exclusion(self, episode_index, frame_index) -> NeighborExclusion | None:
+        """The neighbour exclusion these options ask for, over the given samples."""
+        if self.exclude_same_episode:
+            return NeighborExclusion(episode_index)
+        if self.exclude_window is not None:
+            return NeighborExclusion(episode_index, frame_index, self.exclude_window)
+        return None

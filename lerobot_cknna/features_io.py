@@ -1,0 +1,104 @@
+"""Saved features: ``features.safetensors`` plus ``tasks.json``, readable without this package.
+
+``features.safetensors`` holds, for N samples:
+
+* ``feat_a`` (N, D) float32: the policy's condition embedding;
+* ``feat_b`` (N, S) float32: proprioceptive state before the policy's normalizer;
+* ``episode_index`` (N,) int64, ``frame_index`` (N,) int64 (dataset frame, or env step);
+* optionally ``success`` (N,) bool (simulation) and ``task_index`` (N,) int64.
+
+``tasks.json`` beside it lists the task strings that ``task_index`` points into. Any
+safetensors reader loads the file::
+
+    from safetensors.torch import load_file
+    feats = load_file("outputs/cknna/.../features.safetensors")
+"""
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+FEATURES_FILE = "features.safetensors"
+TASKS_FILE = "tasks.json"
+
+
+@dataclass
+class SavedFeatures:
+    """Paired features of N samples and where each sample came from."""
+
+    feat_a: torch.Tensor
+    feat_b: torch.Tensor
+    episode_index: torch.Tensor
+    frame_index: torch.Tensor
+    success: torch.Tensor | None = None
+    task_index: torch.Tensor | None = None
+    tasks: list[str] | None = None
+
+    def __post_init__(self):
+        n = self.feat_a.shape[0]
+        for name in ("feat_b", "episode_index", "frame_index", "success", "task_index"):
+            value = getattr(self, name)
+            if value is not None and value.shape[0] != n:
+                raise ValueError(f"{name} has {value.shape[0]} rows but feat_a has {n}; they must match.")
+
+
+def write_atomic(path: Path, write) -> None:
+    """Call ``write(tmp_path)`` then rename over ``path``, so a reader never sees half a file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def save_features(directory: Path, features: SavedFeatures) -> Path:
+    """Write ``features.safetensors`` (and ``tasks.json`` when there are tasks) into ``directory``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tensors = {
+        "feat_a": features.feat_a.float().contiguous(),
+        "feat_b": features.feat_b.float().contiguous(),
+        "episode_index": features.episode_index.long().contiguous(),
+        "frame_index": features.frame_index.long().contiguous(),
+    }
+    if features.success is not None:
+        tensors["success"] = features.success.bool().contiguous()
+    if features.task_index is not None:
+        tensors["task_index"] = features.task_index.long().contiguous()
+    path = directory / FEATURES_FILE
+    write_atomic(path, lambda tmp: save_file(tensors, str(tmp)))
+    if features.tasks is not None:
+        write_atomic(directory / TASKS_FILE, lambda tmp: tmp.write_text(json.dumps(features.tasks, indent=2)))
+    return path
+
+
+def load_features(directory: Path) -> SavedFeatures:
+    """Read what :func:`save_features` wrote.
+
+    Raises:
+        FileNotFoundError: with the path that was expected.
+        ValueError: if required tensors are missing.
+    """
+    directory = Path(directory)
+    path = directory / FEATURES_FILE
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"No {FEATURES_FILE} in {directory}. Point at a run directory written by lerobot-cknna."
+        )
+    tensors = load_file(str(path))
+    missing = {"feat_a", "feat_b", "episode_index", "frame_index"} - tensors.keys()
+    if missing:
+        raise ValueError(f"{path} lacks {sorted(missing)}; it was not written by lerobot-cknna.")
+    tasks_path = directory / TASKS_FILE
+    return SavedFeatures(
+        feat_a=tensors["feat_a"],
+        feat_b=tensors["feat_b"],
+        episode_index=tensors["episode_index"],
+        frame_index=tensors["frame_index"],
+        success=tensors.get("success"),
+        task_index=tensors.get("task_index"),
+        tasks=json.loads(tasks_path.read_text()) if tasks_path.is_file() else None,
+    )

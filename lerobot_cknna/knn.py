@@ -1,0 +1,214 @@
+"""Exact k-nearest-neighbour graphs under the linear kernel, computed in tiles.
+
+CKNNA and mutual kNN only look at each sample's ``k`` most similar other samples, so the
+N x N kernel never has to exist: similarities are computed one tile at a time and only
+each row's top ``k`` survive. Memory is O(N * (d + k)) plus one
+tile of ``block_size x block_size`` similarities.
+
+Ties are broken deterministically: among equal similarities the lower sample index wins.
+Robot data has exact ties (a robot at rest produces identical states), so this matters.
+"""
+
+from dataclasses import dataclass
+
+import torch
+
+DEFAULT_BLOCK_SIZE = 2048
+GATHER_ELEMENTS = 2**21
+
+
+@dataclass(frozen=True)
+class NeighborExclusion:
+    """Candidates a sample may not pick as neighbours, besides itself.
+
+    Robot data is made of trajectories, so a sample's nearest neighbours are mostly frames
+    of its own episode. Excluding them asks whether the two representations agree across
+    episodes rather than along one.
+
+    Attributes:
+        episode_index: (N,) episode of each sample.
+        frame_index: (N,) frame (or env step) of each sample; needed only with ``window``.
+        window: ``None`` excludes the whole episode; ``w`` excludes frames of the same
+            episode at most ``w`` steps away.
+    """
+
+    episode_index: torch.Tensor
+    frame_index: torch.Tensor | None = None
+    window: int | None = None
+
+    def __post_init__(self):
+        if self.window is not None:
+            if self.frame_index is None:
+                raise ValueError("A neighbour exclusion window needs frame_index for every sample.")
+            if self.window < 0:
+                raise ValueError(f"The exclusion window must be >= 0 frames, got {self.window}.")
+
+    def describe(self) -> str:
+        """Short human-readable form, recorded with results."""
+        if self.window is None:
+            return "same episode"
+        return f"same episode within {self.window} frames"
+
+    def subset(self, rows: torch.Tensor) -> "NeighborExclusion":
+        """The same rule restricted to the samples ``rows``."""
+        frames = None if self.frame_index is None else self.frame_index[rows]
+        return NeighborExclusion(self.episode_index[rows], frames, self.window)
+
+    def admissible_counts(self) -> torch.Tensor:
+        """(N,) number of candidates each sample may pick as neighbours."""
+        n = len(self.episode_index)
+        _, episode_of, episode_sizes = torch.unique(
+            self.episode_index, return_inverse=True, return_counts=True
+        )
+        if self.window is None:
+            return n - episode_sizes[episode_of]
+        # Frames of the same episode within the window, self included: count by sorted search.
+        key = episode_of.double() * (self.frame_index.max() - self.frame_index.min() + 2 * self.window + 1)
+        key = key + (self.frame_index - self.frame_index.min()).double()
+        sorted_key = key.sort().values
+        near = torch.searchsorted(sorted_key, key + self.window, right=True) - torch.searchsorted(
+            sorted_key, key - self.window
+        )
+        return n - near
+
+    def block_mask(self, rows: slice, cols: slice) -> torch.Tensor:
+        """Boolean mask of excluded candidates ``cols`` for the samples ``rows``."""
+        same = self.episode_index[rows, None] == self.episode_index[None, cols]
+        if self.window is None:
+            return same
+        gap = (self.frame_index[rows, None] - self.frame_index[None, cols]).abs()
+        return same & (gap <= self.window)
+
+
+@dataclass(frozen=True)
+class NeighborGraph:
+    """The k nearest neighbours of every sample.
+
+    Attributes:
+        indices: (N, k) int64; row ``i`` lists the neighbours of sample ``i`` ordered by
+            decreasing similarity, equal similarities by increasing index. The first
+            ``k'`` columns are therefore the exact ``k'``-NN graph for any ``k' <= k``.
+        similarities: (N, k) float64 linear-kernel values ``<x_i, x_j>`` for those pairs,
+            recomputed in float64 whatever the input dtype.
+    """
+
+    indices: torch.Tensor
+    similarities: torch.Tensor
+
+    @property
+    def k(self) -> int:
+        return self.indices.shape[1]
+
+    def truncate(self, k: int) -> "NeighborGraph":
+        """The exact k-NN graph for a smaller ``k``."""
+        if k > self.k:
+            raise ValueError(f"Cannot take {k} neighbours from a graph built with k={self.k}.")
+        return NeighborGraph(self.indices[:, :k], self.similarities[:, :k])
+
+
+def _block_top_k(sims: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k (values, column indices) per row; among values tied at the k-th place, lower columns win."""
+    k = min(k, sims.shape[1])
+    values, indices = sims.topk(min(k + 1, sims.shape[1]), dim=1)
+    has_tie = values[:, k - 1] == values[:, -1] if values.shape[1] > k else None
+    values, indices = values[:, :k], indices[:, :k]
+    if has_tie is not None and has_tie.any():
+        tied_rows = sims[has_tie]
+        threshold = values[has_tie, -1:]
+        above = tied_rows > threshold
+        tied = tied_rows == threshold
+        still_needed = k - above.sum(dim=1, keepdim=True)
+        keep = above | (tied & (tied.cumsum(dim=1) <= still_needed))
+        indices[has_tie] = keep.nonzero()[:, 1].view(-1, k)
+        values = sims.gather(1, indices)
+    return values, indices
+
+
+def _order(values: torch.Tensor, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sort each row by value (descending), then index (ascending)."""
+    indices, by_index = indices.sort(dim=1)
+    values = values.gather(1, by_index)
+    values, by_value = values.sort(dim=1, descending=True, stable=True)
+    return values, indices.gather(1, by_value)
+
+
+class _RunningTopK:
+    """Exact top-k per row over column tiles seen one at a time.
+
+    Keeping the best ``k`` of (previous best) + (tile's best) is exact because the order
+    (value desc, index asc) is total: the top k of a union is within the union of top ks.
+    """
+
+    def __init__(self, n: int, k: int, dtype: torch.dtype, device: torch.device):
+        self.k = k
+        self.values = torch.full((n, k), float("-inf"), dtype=dtype, device=device)
+        self.indices = torch.full((n, k), -1, dtype=torch.long, device=device)
+
+    def update(self, rows: slice, sims: torch.Tensor, column_offset: int):
+        values, indices = _block_top_k(sims, self.k)
+        values = torch.cat([self.values[rows], values], dim=1)
+        indices = torch.cat([self.indices[rows], indices + column_offset], dim=1)
+        values, indices = _order(values, indices)
+        self.values[rows], self.indices[rows] = values[:, : self.k], indices[:, : self.k]
+
+
+def _float64_similarities(feats: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+    """``<x_i, x_j>`` in float64 for every row ``i`` and its neighbours ``indices[i]``."""
+    rows_per_chunk = max(1, GATHER_ELEMENTS // (indices.shape[1] * feats.shape[1]))
+    chunks = []
+    for offset in range(0, indices.shape[0], rows_per_chunk):
+        idx = indices[offset : offset + rows_per_chunk]
+        queries = feats[offset : offset + idx.shape[0]].double()
+        chunks.append(torch.bmm(feats[idx].double(), queries.unsqueeze(2)).squeeze(2))
+    return torch.cat(chunks)
+
+
+def knn_graph(
+    feats: torch.Tensor,
+    k: int,
+    exclusion: NeighborExclusion | None = None,
+    block_size: int | None = None,
+) -> NeighborGraph:
+    """Exact k-NN graph of ``feats`` under the linear kernel ``<x_i, x_j>``, self excluded.
+
+    The kernel is symmetric, so only tiles on and above the diagonal are computed; each
+    tile updates the neighbour lists of its rows and, transposed, of its columns. That
+    halves the dominant cost, the N^2 d multiply.
+
+    Args:
+        feats: (N, d) features, used as given (normalize them first if you want cosine).
+        k: neighbours per sample.
+        exclusion: further candidates to exclude (same episode, nearby frames).
+        block_size: tile side; the default tile holds 16M similarities.
+
+    Returns:
+        The neighbour graph; see :class:`NeighborGraph` for the ordering guarantee.
+
+    Raises:
+        ValueError: if some sample has fewer than ``k`` admissible candidates.
+    """
+    n = feats.shape[0]
+    admissible = n - 1 if exclusion is None else int(exclusion.admissible_counts().min())
+    if admissible < k:
+        raise ValueError(
+            f"Some samples have only {admissible} admissible neighbours but k={k}; "
+            "lower k or relax the neighbour exclusion."
+        )
+    block_size = block_size or DEFAULT_BLOCK_SIZE
+    best = _RunningTopK(n, k, feats.dtype, feats.device)
+    starts = range(0, n, block_size)
+    for row_start in starts:
+        rows = slice(row_start, min(row_start + block_size, n))
+        for col_start in (start for start in starts if start >= row_start):
+            cols = slice(col_start, min(col_start + block_size, n))
+            sims = feats[rows] @ feats[cols].T
+            if exclusion is not None:
+                sims.masked_fill_(exclusion.block_mask(rows, cols), float("-inf"))
+            if col_start == row_start:
+                sims.fill_diagonal_(float("-inf"))
+            best.update(rows, sims, col_start)
+            if col_start != row_start:
+                best.update(cols, sims.T, row_start)
+    if feats.dtype == torch.float64:
+        return NeighborGraph(best.indices, best.values)
+    return NeighborGraph(best.indices, _float64_similarities(feats, best.indices))

@@ -1,0 +1,69 @@
+"""Recompute alignment metrics from a run's saved features, without the policy.
+
+Usage::
+
+    lerobot-cknna-score outputs/cknna/2026-11-23/12-00-00_demo
+    lerobot-cknna-score DIR --cknna.k=20 --cknna.prep_b=center_l2 --cknna.n_permutations=1000
+
+Reads ``DIR/features.safetensors`` and writes ``cknna.json`` into ``--output_dir``
+(default: ``DIR``). Every ``--cknna.*`` option of lerobot-cknna applies.
+"""
+
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lerobot.configs import parser
+
+from lerobot_cknna.configs.cknna import CKNNAConfig
+from lerobot_cknna.features_io import load_features
+from lerobot_cknna.scoring import RESULTS_FILE, score_features, summary_lines, write_results
+from lerobot_cknna.scripts.user_errors import run_command
+
+
+@dataclass
+class ScoreConfig:
+    """Options of lerobot-cknna-score."""
+
+    # Directory holding features.safetensors (may also be given as the first argument).
+    run_dir: Path | None = None
+    # Where cknna.json goes; defaults to run_dir.
+    output_dir: Path | None = None
+    # The alignment options (the same --cknna.* group as lerobot-cknna).
+    cknna: CKNNAConfig = field(default_factory=CKNNAConfig)
+
+    def __post_init__(self):
+        if self.run_dir is None:
+            raise ValueError("Give the run directory: lerobot-cknna-score DIR (or --run_dir=DIR).")
+
+
+def score_run(cfg: ScoreConfig) -> dict:
+    """Score ``cfg.run_dir`` and write ``cknna.json``; returns the record."""
+    features = load_features(cfg.run_dir)
+    previous = Path(cfg.run_dir) / RESULTS_FILE
+    source = json.loads(previous.read_text()).get("source", {}) if previous.is_file() else {}
+    record = score_features(features, cfg.cknna, source)
+    path = write_results(cfg.output_dir or cfg.run_dir, record)
+    for line in summary_lines(record):
+        logging.info(line)
+    logging.info(f"Wrote {path}")
+    return record
+
+
+@parser.wrap()
+def score_main(cfg: ScoreConfig) -> dict:
+    """Parse the command line (draccus, as LeRobot's scripts do) and score."""
+    return score_run(cfg)
+
+
+def main():
+    """Console entry point; a leading bare argument is the run directory."""
+    if len(sys.argv) > 1 and not sys.argv[1].startswith("-"):
+        sys.argv[1] = f"--run_dir={sys.argv[1]}"
+    run_command(score_main)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,22 @@
+"""Bad input ends a command with one clear message and exit status 2, not a traceback."""
+
+import logging
+import sys
+from collections.abc import Callable
+
+from draccus.utils import ParsingError
+from lerobot.utils.utils import init_logging
+
+USER_ERRORS = (ValueError, FileNotFoundError, ParsingError)
+
+
+def run_command(entry: Callable[[], object]) -> None:
+    """Run a console command; report user errors (bad flags, files, data) cleanly."""
+    init_logging()
+    try:
+        entry()
+    except USER_ERRORS as error:
+        while isinstance(error, ParsingError) and error.__cause__ is not None:
+            error = error.__cause__
+        logging.error(str(error))
+        sys.exit(2)

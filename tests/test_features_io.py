@@ -1,0 +1,34 @@
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from lerobot_cknna.features_io import SavedFeatures, load_features, save_features
+
+
+def test_round_trip_and_plain_safetensors_reader(tmp_path):
+    features = SavedFeatures(
+        feat_a=torch.randn(6, 4),
+        feat_b=torch.randn(6, 8),
+        episode_index=torch.tensor([0, 0, 0, 1, 1, 1]),
+        frame_index=torch.tensor([0, 1, 2, 0, 1, 2]),
+        success=torch.tensor([True] * 3 + [False] * 3),
+        task_index=torch.zeros(6, dtype=torch.long),
+        tasks=["pick up the black bowl"],
+    )
+    save_features(tmp_path, features)
+    raw = load_file(str(tmp_path / "features.safetensors"))
+    assert raw["feat_a"].shape == (6, 4) and raw["feat_b"].dtype == torch.float32
+    assert json.loads((tmp_path / "tasks.json").read_text()) == ["pick up the black bowl"]
+    back = load_features(tmp_path)
+    assert torch.equal(back.feat_a, features.feat_a) and torch.equal(back.success, features.success)
+    assert back.tasks == features.tasks
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_mismatched_rows_and_missing_files_are_explained(tmp_path):
+    with pytest.raises(ValueError, match="feat_b has 5 rows but feat_a has 6"):
+        SavedFeatures(torch.randn(6, 4), torch.randn(5, 8), torch.zeros(6), torch.zeros(6))
+    with pytest.raises(FileNotFoundError, match="No features.safetensors in"):
+        load_features(tmp_path)
