@@ -2,7 +2,9 @@
 
 Both run on the same data (feat A d=2048, feat B d=8, a shared latent plus noise,
 L2-normalized), each measurement in a fresh subprocess so that peak memory (max RSS,
-torch import included) belongs to that measurement alone. Printed per N:
+torch import included) belongs to that measurement alone; workers run with
+``MALLOC_MMAP_THRESHOLD_=1048576`` so that RSS follows live memory rather than glibc's
+adaptive heap reuse. Printed per N:
 
 * ``fast64``: this package on float64 input, compared with ``dense64`` (the
   definition, :mod:`lerobot_cknna.dense_reference`, float64) for the value;
@@ -20,6 +22,7 @@ Usage::
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -69,11 +72,15 @@ def worker(method: str, n: int, device: str) -> dict:
 
 
 def measure(method: str, n: int, device: str) -> dict:
+    # A fixed mmap threshold stops glibc's adaptive one from keeping freed tiles on the heap,
+    # which otherwise inflates peak RSS by up to ~2 GB at some N on either side.
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(2**20)}
     out = subprocess.run(
         [sys.executable, __file__, "--worker", method, str(n), "--device", device],
         capture_output=True,
         text=True,
         check=True,
+        env=env,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 

@@ -49,6 +49,11 @@ class NeighborExclusion:
             return "same episode"
         return f"same episode within {self.window} frames"
 
+    def to(self, device: torch.device) -> "NeighborExclusion":
+        """The same rule with its index tensors on ``device``."""
+        frames = None if self.frame_index is None else self.frame_index.to(device)
+        return NeighborExclusion(self.episode_index.to(device), frames, self.window)
+
     def subset(self, rows: torch.Tensor) -> "NeighborExclusion":
         """The same rule restricted to the samples ``rows``."""
         frames = None if self.frame_index is None else self.frame_index[rows]
@@ -159,42 +164,15 @@ def _float64_similarities(feats: torch.Tensor, indices: torch.Tensor) -> torch.T
     for offset in range(0, indices.shape[0], rows_per_chunk):
         idx = indices[offset : offset + rows_per_chunk]
         queries = feats[offset : offset + idx.shape[0]].double()
-        chunks.append(torch.bmm(feats[idx].double(), queries.unsqueeze(2)).squeeze(2))
+        chunks.append((feats[idx].double() * queries[:, None, :]).sum(dim=-1))
     return torch.cat(chunks)
 
 
-def knn_graph(
-    feats: torch.Tensor,
-    k: int,
-    exclusion: NeighborExclusion | None = None,
-    block_size: int | None = None,
-) -> NeighborGraph:
-    """Exact k-NN graph of ``feats`` under the linear kernel ``<x_i, x_j>``, self excluded.
-
-    The kernel is symmetric, so only tiles on and above the diagonal are computed; each
-    tile updates the neighbour lists of its rows and, transposed, of its columns. That
-    halves the dominant cost, the N^2 d multiply.
-
-    Args:
-        feats: (N, d) features, used as given (normalize them first if you want cosine).
-        k: neighbours per sample.
-        exclusion: further candidates to exclude (same episode, nearby frames).
-        block_size: tile side; the default tile holds 16M similarities.
-
-    Returns:
-        The neighbour graph; see :class:`NeighborGraph` for the ordering guarantee.
-
-    Raises:
-        ValueError: if some sample has fewer than ``k`` admissible candidates.
-    """
+def _symmetric_search(
+    feats: torch.Tensor, k: int, exclusion: NeighborExclusion | None, block_size: int
+) -> _RunningTopK:
+    """Top k of every row from the tiles on and above the diagonal (each used for rows and columns)."""
     n = feats.shape[0]
-    admissible = n - 1 if exclusion is None else int(exclusion.admissible_counts().min())
-    if admissible < k:
-        raise ValueError(
-            f"Some samples have only {admissible} admissible neighbours but k={k}; "
-            "lower k or relax the neighbour exclusion."
-        )
-    block_size = block_size or DEFAULT_BLOCK_SIZE
     best = _RunningTopK(n, k, feats.dtype, feats.device)
     starts = range(0, n, block_size)
     for row_start in starts:
@@ -209,6 +187,105 @@ def knn_graph(
             best.update(rows, sims, col_start)
             if col_start != row_start:
                 best.update(cols, sims.T, row_start)
+    return best
+
+
+def _rows_search(
+    feats: torch.Tensor, rows: torch.Tensor, k: int, exclusion: NeighborExclusion | None, block_size: int
+) -> _RunningTopK:
+    """Top k of the given rows only, against every column tile."""
+    n = feats.shape[0]
+    best = _RunningTopK(len(rows), k, feats.dtype, feats.device)
+    everyone = slice(0, len(rows))
+    for col_start in range(0, n, block_size):
+        cols = slice(col_start, min(col_start + block_size, n))
+        sims = feats[rows] @ feats[cols].T
+        if exclusion is not None:
+            sims.masked_fill_(exclusion.block_mask(rows, cols), float("-inf"))
+        sims.masked_fill_(
+            rows[:, None] == torch.arange(cols.start, cols.stop, device=feats.device), float("-inf")
+        )
+        best.update(everyone, sims, col_start)
+    return best
+
+
+def _float32_search_is_certifiable(feats: torch.Tensor) -> bool:
+    # TF32 / bf16 matmul (float32 matmul precision other than "highest") breaks the error bound.
+    unit_error = 2.0**-24 * (feats.shape[1] + 2)
+    return torch.get_float32_matmul_precision() == "highest" and unit_error < 1e-2
+
+
+def _certified_float64_search(
+    feats: torch.Tensor,
+    k: int,
+    exclusion: NeighborExclusion | None,
+    block_size: int,
+    admissible: torch.Tensor,
+) -> NeighborGraph:
+    """Exact float64 k-NN at float32 speed: candidates in float32, re-ranked and certified in float64.
+
+    A float32 dot product of float64 inputs differs from the exact one by at most
+    ``gamma * |x_i| |x_j|`` with ``gamma = (d + 2) u / (1 - (d + 2) u)``, ``u = 2^-24``
+    (input rounding plus any summation order). A row's candidates are its top ``c > k``
+    in float32; if the exact k-th best candidate beats the float32 value of the last
+    candidate by more than that bound, no other sample can reach or tie it, so the exact
+    top k is among the candidates. Rows that cannot be certified are searched in float64.
+    """
+    n_candidates = min(int(admissible.min()), 2 * k + 8)
+    coarse = _symmetric_search(feats.float(), n_candidates, exclusion, block_size)
+    values, indices = _order(_float64_similarities(feats, coarse.indices), coarse.indices)
+    unit_error = 2.0**-24 * (feats.shape[1] + 2)
+    norms = feats.norm(dim=1)
+    bound = unit_error / (1 - unit_error) * norms * norms.max()
+    certified = (values[:, k - 1] > coarse.values[:, -1].double() + bound) | (admissible <= n_candidates)
+    values, indices = values[:, :k], indices[:, :k]
+    uncertain = (~certified).nonzero()[:, 0]
+    if len(uncertain):
+        exact = _rows_search(feats, uncertain, k, exclusion, block_size)
+        values[uncertain], indices[uncertain] = exact.values, exact.indices
+    return NeighborGraph(indices, values)
+
+
+def knn_graph(
+    feats: torch.Tensor,
+    k: int,
+    exclusion: NeighborExclusion | None = None,
+    block_size: int | None = None,
+) -> NeighborGraph:
+    """Exact k-NN graph of ``feats`` under the linear kernel ``<x_i, x_j>``, self excluded.
+
+    The kernel is symmetric, so only tiles on and above the diagonal are computed; each
+    tile updates the neighbour lists of its rows and, transposed, of its columns. That
+    halves the dominant cost, the N^2 d multiply. Float64 input is searched in float32
+    and certified exact in float64 (see :func:`_certified_float64_search`).
+
+    Args:
+        feats: (N, d) features, used as given (normalize them first if you want cosine).
+        k: neighbours per sample.
+        exclusion: further candidates to exclude (same episode, nearby frames).
+        block_size: tile side; the default tile holds 16M similarities.
+
+    Returns:
+        The neighbour graph; see :class:`NeighborGraph` for the ordering guarantee.
+
+    Raises:
+        ValueError: if some sample has fewer than ``k`` admissible candidates.
+    """
+    n = feats.shape[0]
+    if exclusion is not None:
+        exclusion = exclusion.to(feats.device)
+    admissible = (
+        torch.full((n,), n - 1, device=feats.device) if exclusion is None else exclusion.admissible_counts()
+    )
+    if int(admissible.min()) < k:
+        raise ValueError(
+            f"Some samples have only {int(admissible.min())} admissible neighbours but k={k}; "
+            "lower k or relax the neighbour exclusion."
+        )
+    block_size = block_size or DEFAULT_BLOCK_SIZE
+    if feats.dtype == torch.float64 and _float32_search_is_certifiable(feats):
+        return _certified_float64_search(feats, k, exclusion, block_size, admissible)
+    best = _symmetric_search(feats, k, exclusion, block_size)
     if feats.dtype == torch.float64:
         return NeighborGraph(best.indices, best.values)
     return NeighborGraph(best.indices, _float64_similarities(feats, best.indices))

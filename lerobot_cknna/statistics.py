@@ -155,6 +155,11 @@ def _null_samples(graph_a, b, ks, exclusion, eps, pairings) -> tuple[dict[str, n
 
 def _summarize_null(unit: str, observed: float, samples: np.ndarray, exact: bool) -> PermutationNull:
     samples = samples[np.isfinite(samples)]
+    if len(samples) == 0:
+        raise ValueError(
+            "Every permuted pairing gave an undefined CKNNA, so there is no null. Increase k or "
+            "use prep 'center_l2'."
+        )
     mean, std = float(samples.mean()), float(samples.std(ddof=1)) if len(samples) > 1 else 0.0
     exceed = int((samples >= observed).sum())
     p_value = exceed / len(samples) if exact else (1 + exceed) / (1 + len(samples))

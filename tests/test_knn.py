@@ -68,3 +68,38 @@ def test_admissible_counts_match_the_mask(window):
     mask = exclusion.block_mask(slice(0, 60), slice(0, 60))
     mask.fill_diagonal_(True)
     assert exclusion.admissible_counts().tolist() == (~mask).sum(dim=1).tolist()
+
+
+def dense_knn(feats: torch.Tensor, k: int) -> torch.Tensor:
+    sims = feats @ feats.T
+    sims.fill_diagonal_(float("-inf"))
+    return torch.argsort(sims, dim=1, descending=True, stable=True)[:, :k]
+
+
+def test_float64_differences_below_float32_resolution_are_still_exact():
+    # Neighbours whose similarities differ in the 10th digit: float32 (7 digits) cannot rank
+    # them, so the certified search must fall back to float64 for those rows.
+    gen = torch.Generator().manual_seed(3)
+    base = torch.randn(8, 16, generator=gen, dtype=torch.float64)
+    feats = base.repeat_interleave(25, dim=0) + 1e-9 * torch.randn(
+        200, 16, generator=gen, dtype=torch.float64
+    )
+    graph = knn_graph(feats, 10)
+    assert torch.equal(graph.indices, dense_knn(feats, 10))
+    coarse = knn_graph(feats.float(), 10)
+    assert not torch.equal(coarse.indices.sort(dim=1).values, graph.indices.sort(dim=1).values)
+
+
+def test_float64_search_without_the_float32_filter_gives_the_same_graph():
+    gen = torch.Generator().manual_seed(4)
+    feats = torch.randn(300, 24, generator=gen, dtype=torch.float64)
+    filtered = knn_graph(feats, 12)
+    previous = torch.get_float32_matmul_precision()
+    try:
+        torch.set_float32_matmul_precision("high")  # TF32 allowed: the bound no longer holds
+        unfiltered = knn_graph(feats, 12)
+    finally:
+        torch.set_float32_matmul_precision(previous)
+    assert torch.equal(filtered.indices, unfiltered.indices)
+    torch.testing.assert_close(filtered.similarities, unfiltered.similarities, rtol=1e-13, atol=1e-13)
+    assert torch.equal(filtered.indices, dense_knn(feats, 12))

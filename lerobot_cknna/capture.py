@@ -1,0 +1,171 @@
+"""Capture feat A from a LeRobot policy with forward hooks: the two-function public API.
+
+* :func:`capture_features` attaches a hook at the module the hook table names (or any
+  dotted path you give) and hands back one vector per sample for every forward that ran
+  the model::
+
+      with capture_features(policy) as capture:
+          action = policy.select_action(batch)
+          feats = capture.pop(batch_size)      # (B, D), or None if the policy used its action queue
+
+* :func:`encode_features` runs only the part of the policy that computes that module
+  (no action generation) and returns the same vectors::
+
+      feats = encode_features(policy, batch)   # (B, D)
+
+Both take the batch the policy itself would get (after its preprocessor). Hooks are
+always removed on exit, even on error; captured tensors are detached and moved to CPU.
+"""
+
+import difflib
+
+import einops
+import torch
+from torch import nn
+
+from lerobot_cknna.hook_table import HookSpec, spec_for
+
+
+class CaptureError(RuntimeError):
+    """The hook did not fire as the policy type says it should."""
+
+
+def resolve_module(policy: nn.Module, path: str) -> nn.Module:
+    """The submodule at dotted attribute ``path``.
+
+    Raises:
+        ValueError: the path does not lead to a module; lists the closest module names.
+    """
+    module = policy
+    for part in path.split("."):
+        module = getattr(module, part, None)
+        if module is None:
+            break
+    if isinstance(module, nn.Module):
+        return module
+    names = [name for name, _ in policy.named_modules() if name]
+    close = difflib.get_close_matches(path, names, n=5, cutoff=0.5)
+    hint = f" Closest module names: {', '.join(close)}." if close else ""
+    raise ValueError(f"{type(policy).__name__} has no module at {path!r}.{hint}")
+
+
+def _read(output, key) -> torch.Tensor:
+    if key is not None:
+        return output[key]
+    if isinstance(output, torch.Tensor):
+        return output
+    values = output.values() if isinstance(output, dict) else output
+    return next(value for value in values if isinstance(value, torch.Tensor))
+
+
+def _rows(tensor: torch.Tensor) -> torch.Tensor:
+    """(rows, f): spatial maps are averaged over H x W, token sequences over tokens."""
+    if tensor.ndim == 4:
+        return tensor.mean(dim=(2, 3))
+    if tensor.ndim == 3:
+        return tensor.mean(dim=1)
+    return tensor.flatten(start_dim=1)
+
+
+class FeatureCapture:
+    """Context manager holding a forward hook on one module of a policy.
+
+    Attributes:
+        policy_type: the policy's registered type (``policy.config.type``).
+        spec: the hook table entry in use.
+    """
+
+    def __init__(self, policy: nn.Module, hook_path: str | None = None):
+        self.policy = policy
+        self.policy_type = policy.config.type
+        self.spec: HookSpec = spec_for(self.policy_type, hook_path)
+        self.module = resolve_module(policy, self.spec.module_path)
+        self._firings: list[torch.Tensor] = []
+        self._handle = None
+
+    def _record(self, module, inputs, output):
+        self._firings.append(_read(output, self.spec.output_key).detach().to("cpu", torch.float32))
+
+    def __enter__(self) -> "FeatureCapture":
+        self._handle = self.module.register_forward_hook(self._record)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._handle.remove()
+        self._handle = None
+
+    def pop(self, batch_size: int) -> torch.Tensor | None:
+        """(batch_size, D) feat A of the forward since the last pop, or ``None`` if the module did not run.
+
+        Raises:
+            CaptureError: the module fired a number of times the policy type does not explain.
+        """
+        firings, self._firings = self._firings, []
+        if not firings:
+            return None
+        expected = self.spec.firings(self.policy.config)
+        if len(firings) != expected:
+            raise CaptureError(
+                f"{self.policy_type}: {self.spec.module_path} fired {len(firings)} times in one forward, "
+                f"expected {expected}. Pop after every forward; if the policy calls it more often, "
+                "choose another module with --cknna.hook_path."
+            )
+        rows = torch.cat([_rows(firing) for firing in firings])
+        n_cameras = len(getattr(self.policy.config, "image_features", {}) or {}) or 1
+        sizes = {"b": batch_size}
+        if "n" in self.spec.layout:
+            sizes["n"] = n_cameras
+        return einops.rearrange(rows, self.spec.layout, **sizes)[:, -1]
+
+    def pop_required(self, batch_size: int) -> torch.Tensor:
+        """Like :meth:`pop`, but a forward that did not reach the module is an error."""
+        feats = self.pop(batch_size)
+        if feats is None:
+            raise CaptureError(
+                f"{self.policy_type}: the hook at {self.spec.module_path} did not fire during the forward. "
+                "The policy bypassed the module (a direct .forward() call, or another code path); "
+                "choose a module it does call with --cknna.hook_path."
+            )
+        return feats
+
+
+def batch_size_of(batch: dict) -> int:
+    """Number of samples in a policy batch (the leading size of its first tensor)."""
+    return next(value.shape[0] for value in batch.values() if isinstance(value, torch.Tensor))
+
+
+def capture_features(policy: nn.Module, hook_path: str | None = None) -> FeatureCapture:
+    """Hook the module that computes feat A for this policy type (or ``hook_path``).
+
+    Args:
+        policy: a LeRobot policy (any type in the hook table, or any policy with ``hook_path``).
+        hook_path: dotted module path overriding the table, e.g. ``"model.backbone"``.
+
+    Returns:
+        A :class:`FeatureCapture`; use it as a context manager and :meth:`~FeatureCapture.pop`
+        after each forward.
+    """
+    return FeatureCapture(policy, hook_path)
+
+
+@torch.no_grad()
+def encode_features(policy: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Feat A for ``batch`` by the encode-only path of the policy type: no action is generated.
+
+    Args:
+        policy: a LeRobot policy whose type has an encode-only function in the hook table.
+        batch: preprocessed observation batch (what ``select_action`` receives).
+
+    Returns:
+        (B, D) float32 CPU tensor, equal to what :func:`capture_features` records during
+        ``select_action`` on the same observation.
+    """
+    capture = FeatureCapture(policy)
+    if capture.spec.encode is None:
+        raise ValueError(
+            f"Policy type {capture.policy_type!r} has no encode-only path; use capture_features."
+        )
+    policy.eval()
+    with capture:
+        capture.spec.encode(policy, batch)
+        return capture.pop_required(batch_size_of(batch))

@@ -1,0 +1,48 @@
+"""Encode-only paths: run just the part of a policy that computes its feat A module.
+
+Each function takes a policy and the batch ``select_action`` would get, and calls the
+hooked module the way the policy's own inference does, without generating actions. The
+hook table (:mod:`lerobot_cknna.hook_table`) pairs each with its module; tests check that
+what the hook records here equals what it records inside ``select_action``.
+"""
+
+import einops
+import torch
+from lerobot.utils.constants import OBS_IMAGE, OBS_STATE
+
+
+def _cameras_in_rows(policy, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """All cameras of one observation step as rows ``(b n)``, in ``config.image_features`` order."""
+    images = torch.stack([batch[key] for key in policy.config.image_features], dim=1)
+    return einops.rearrange(images, "b n ... -> (b n) ...")
+
+
+def act(policy, batch: dict[str, torch.Tensor]) -> None:
+    """ACT: the ResNet backbone, once per camera (as ``ACT.forward`` does)."""
+    for key in policy.config.image_features:
+        policy.model.backbone(batch[key])
+
+
+def diffusion(policy, batch: dict[str, torch.Tensor]) -> None:
+    """Diffusion: the shared RGB encoder on the current step's cameras (``_prepare_global_conditioning``)."""
+    policy.diffusion.rgb_encoder(_cameras_in_rows(policy, batch))
+
+
+def vqbet(policy, batch: dict[str, torch.Tensor]) -> None:
+    """VQ-BeT: the RGB encoder on the current step's camera."""
+    policy.vqbet.rgb_encoder(_cameras_in_rows(policy, batch))
+
+
+def sac(policy, batch: dict[str, torch.Tensor]) -> None:
+    """SAC: the image encoder on all cameras, batched camera-first (``get_cached_image_features``)."""
+    policy.actor.encoder.get_cached_image_features(batch)
+
+
+def tdmpc(policy, batch: dict[str, torch.Tensor]) -> None:
+    """TDMPC: ``model.encode`` on the current observation (its image encoder fires once).
+
+    The camera goes in under both its configured key and ``observation.image``, so this
+    works with and without the image-key defect (see :mod:`lerobot_cknna.fixes.tdmpc_image_key`).
+    """
+    camera = next(iter(policy.config.image_features))
+    policy.model.encode({OBS_IMAGE: batch[camera], camera: batch[camera], OBS_STATE: batch[OBS_STATE]})

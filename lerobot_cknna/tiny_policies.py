@@ -1,0 +1,150 @@
+"""Tiny policies of the real LeRobot classes, LIBERO-shaped, built with no network.
+
+Each builder returns a randomly initialised policy whose module tree (and so its hook path
+and module classes) is the real one, with small widths so that it runs on a CPU in
+seconds. Inputs follow LIBERO as LeRobot's processor builds them: two (3, 256, 256)
+cameras (one where the type accepts only one), an 8-D ``observation.state``, a 7-D action.
+No pretrained vision weights are loaded (``pretrained_backbone_weights=None``).
+"""
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from lerobot.configs.types import FeatureType, PolicyFeature
+from lerobot.policies.factory import get_policy_class, make_pre_post_processors
+from lerobot.policies.pretrained import PreTrainedPolicy
+
+from lerobot_cknna.fixes import apply_runtime_fixes
+
+CAMERAS = ("observation.images.image", "observation.images.image2")
+IMAGE_SHAPE = (3, 256, 256)
+STATE_DIM, ACTION_DIM = 8, 7
+
+
+def libero_features(n_cameras: int = 2) -> tuple[dict[str, PolicyFeature], dict[str, PolicyFeature]]:
+    """Input and output features of a LIBERO policy with ``n_cameras`` cameras."""
+    inputs = {key: PolicyFeature(FeatureType.VISUAL, IMAGE_SHAPE) for key in CAMERAS[:n_cameras]}
+    inputs["observation.state"] = PolicyFeature(FeatureType.STATE, (STATE_DIM,))
+    return inputs, {"action": PolicyFeature(FeatureType.ACTION, (ACTION_DIM,))}
+
+
+def _act_config():
+    from lerobot.policies.act.configuration_act import ACTConfig
+
+    inputs, outputs = libero_features()
+    return ACTConfig(
+        input_features=inputs, output_features=outputs, pretrained_backbone_weights=None,
+        dim_model=64, n_heads=2, dim_feedforward=128, n_encoder_layers=1, n_decoder_layers=1,
+        n_vae_encoder_layers=1, latent_dim=8, chunk_size=4, n_action_steps=4,
+    )  # fmt: skip
+
+
+def _diffusion_config():
+    from lerobot.policies.diffusion.configuration_diffusion import DiffusionConfig
+
+    inputs, outputs = libero_features()
+    return DiffusionConfig(
+        input_features=inputs, output_features=outputs, pretrained_backbone_weights=None,
+        n_obs_steps=2, horizon=8, n_action_steps=4, down_dims=(16, 32), diffusion_step_embed_dim=16,
+        num_inference_steps=2, spatial_softmax_num_keypoints=8,
+    )  # fmt: skip
+
+
+def _vqbet_config():
+    from lerobot.policies.vqbet.configuration_vqbet import VQBeTConfig
+
+    inputs, outputs = libero_features(n_cameras=1)
+    return VQBeTConfig(
+        input_features=inputs, output_features=outputs, n_obs_steps=2, n_action_pred_token=2,
+        action_chunk_size=2, spatial_softmax_num_keypoints=8, vqvae_n_embed=8, vqvae_embedding_dim=16,
+        vqvae_enc_hidden_dim=16, gpt_block_size=16, gpt_input_dim=32, gpt_output_dim=32, gpt_n_layer=1,
+        gpt_n_head=2, gpt_hidden_dim=32,
+    )  # fmt: skip
+
+
+def _sac_config():
+    from lerobot.policies.sac.configuration_sac import SACConfig
+
+    inputs, outputs = libero_features()
+    stats = {
+        "observation.state": {"min": [-1.0] * STATE_DIM, "max": [1.0] * STATE_DIM},
+        "action": {"min": [-1.0] * ACTION_DIM, "max": [1.0] * ACTION_DIM},
+        **{key: {"mean": [0.5] * 3, "std": [0.25] * 3} for key in CAMERAS},
+    }
+    return SACConfig(
+        input_features=inputs, output_features=outputs, dataset_stats=stats, image_encoder_hidden_dim=8,
+        latent_dim=16, state_encoder_hidden_dim=16, use_torch_compile=False,
+    )  # fmt: skip
+
+
+def _tdmpc_config():
+    from lerobot.policies.tdmpc.configuration_tdmpc import TDMPCConfig
+
+    inputs, outputs = libero_features(n_cameras=1)
+    return TDMPCConfig(
+        input_features=inputs, output_features=outputs, image_encoder_hidden_dim=8,
+        state_encoder_hidden_dim=16, latent_dim=16, mlp_dim=32, q_ensemble_size=2, horizon=2,
+        cem_iterations=1, n_gaussian_samples=16, n_pi_samples=4, n_elites=4,
+    )  # fmt: skip
+
+
+TINY_CONFIGS: dict[str, Callable[[], object]] = {
+    "act": _act_config,
+    "diffusion": _diffusion_config,
+    "vqbet": _vqbet_config,
+    "sac": _sac_config,
+    "tdmpc": _tdmpc_config,
+}
+
+
+def build_tiny_policy(policy_type: str, seed: int = 0) -> PreTrainedPolicy:
+    """A tiny, randomly initialised policy of the real class for ``policy_type``, in eval mode.
+
+    Run-time fixes for LeRobot defects (:mod:`lerobot_cknna.fixes`) are applied when present.
+    """
+    if policy_type not in TINY_CONFIGS:
+        raise ValueError(f"No tiny build for {policy_type!r}; available: {', '.join(TINY_CONFIGS)}.")
+    torch.manual_seed(seed)
+    config = TINY_CONFIGS[policy_type]()
+    policy = get_policy_class(policy_type)(config).eval()
+    apply_runtime_fixes(policy)
+    return policy
+
+
+def libero_stats() -> dict[str, dict[str, torch.Tensor]]:
+    """Normalization statistics of LIBERO's shape (every mode's keys), for saving processors."""
+
+    def stats(shape):
+        return {
+            "mean": torch.zeros(shape),
+            "std": torch.ones(shape),
+            "min": -torch.ones(shape),
+            "max": torch.ones(shape),
+        }
+
+    image = {key: {**stats((3, 1, 1)), "mean": torch.full((3, 1, 1), 0.5), "std": torch.full((3, 1, 1), 0.25)}
+             for key in CAMERAS}  # fmt: skip
+    return {"observation.state": stats((STATE_DIM,)), "action": stats((ACTION_DIM,)), **image}
+
+
+def save_tiny_policy(policy_type: str, directory: Path, seed: int = 0) -> PreTrainedPolicy:
+    """Build a tiny policy and save it with its pre/post-processors, loadable with ``--policy.path``.
+
+    Returns:
+        The policy that was saved.
+    """
+    policy = build_tiny_policy(policy_type, seed)
+    preprocessor, postprocessor = make_pre_post_processors(policy.config, dataset_stats=libero_stats())
+    policy.save_pretrained(directory)
+    preprocessor.save_pretrained(directory)
+    postprocessor.save_pretrained(directory)
+    return policy
+
+
+def libero_batch(policy: PreTrainedPolicy, batch_size: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A LIBERO-shaped observation batch for ``policy``: images in [0, 1], normalized state."""
+    gen = torch.Generator().manual_seed(seed)
+    batch = {key: torch.rand(batch_size, *IMAGE_SHAPE, generator=gen) for key in policy.config.image_features}
+    batch["observation.state"] = torch.randn(batch_size, STATE_DIM, generator=gen)
+    return batch

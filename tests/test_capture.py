@@ -1,0 +1,120 @@
+import pytest
+import torch
+
+from lerobot_cknna.capture import CaptureError, capture_features, encode_features, resolve_module
+from lerobot_cknna.hook_table import HOOK_TABLE
+from lerobot_cknna.tiny_policies import TINY_CONFIGS, build_tiny_policy, libero_batch
+
+TYPES = sorted(TINY_CONFIGS)
+
+
+@pytest.fixture(scope="module", params=TYPES)
+def tiny(request):
+    return request.param, build_tiny_policy(request.param)
+
+
+def hooks_left(policy) -> int:
+    return sum(len(module._forward_hooks) for module in policy.modules())
+
+
+def test_select_action_capture_equals_encode_only(tiny):
+    policy_type, policy = tiny
+    batch = libero_batch(policy, batch_size=3)
+    policy.reset()
+    with capture_features(policy) as capture:
+        policy.select_action(dict(batch))
+        captured = capture.pop(3)
+    encoded = encode_features(policy, batch)
+    assert captured.shape == encoded.shape and captured.shape[0] == 3
+    assert captured.dtype == torch.float32 and torch.isfinite(captured).all()
+    torch.testing.assert_close(captured, encoded, rtol=1e-5, atol=1e-6)
+    assert hooks_left(policy) == 0
+
+
+def test_one_vector_per_sample_and_samples_are_independent(tiny):
+    _, policy = tiny
+    batch = libero_batch(policy, batch_size=4, seed=1)
+    together = encode_features(policy, batch)
+    alone = encode_features(policy, {key: value[2:3] for key, value in batch.items()})
+    torch.testing.assert_close(together[2:3], alone, rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(together[0], together[1])
+
+
+def test_capture_pairs_firings_with_the_observations_that_ran_the_model(tiny):
+    _, policy = tiny
+    policy.reset()
+    fired = []
+    with capture_features(policy) as capture:
+        for step in range(6):
+            batch = libero_batch(policy, batch_size=2, seed=10 + step)
+            policy.select_action(dict(batch))
+            feats = capture.pop(2)
+            if feats is not None:
+                fired.append((step, batch, feats))
+    assert fired and fired[0][0] == 0
+    for _, batch, feats in fired:
+        torch.testing.assert_close(feats, encode_features(policy, batch), rtol=1e-5, atol=1e-6)
+    assert hooks_left(policy) == 0
+
+
+def test_hooks_are_removed_even_on_error(tiny):
+    _, policy = tiny
+    with pytest.raises(RuntimeError, match="boom"), capture_features(policy):
+        raise RuntimeError("boom")
+    assert hooks_left(policy) == 0
+
+
+def test_table_paths_are_the_real_modules(tiny):
+    policy_type, policy = tiny
+    module = resolve_module(policy, HOOK_TABLE[policy_type].module_path)
+    expected = {
+        "act": "IntermediateLayerGetter",
+        "diffusion": "DiffusionRgbEncoder",
+        "vqbet": "VQBeTRgbEncoder",
+        "sac": "DefaultImageEncoder",
+        "tdmpc": "Sequential",
+    }[policy_type]
+    assert type(module).__name__ == expected
+
+
+def test_bad_hook_path_suggests_close_names():
+    policy = build_tiny_policy("act")
+    with pytest.raises(ValueError, match=r"no module at 'model.backbon'.*model\.backbone"):
+        capture_features(policy, hook_path="model.backbon")
+
+
+def test_hook_that_never_fires_is_an_error():
+    policy = build_tiny_policy("act")
+    batch = libero_batch(policy, batch_size=2)
+    with capture_features(policy, hook_path="model.decoder") as capture:
+        policy.model.backbone(batch["observation.images.image"])
+        with pytest.raises(CaptureError, match="did not fire"):
+            capture.pop_required(2)
+
+
+def test_unexpected_number_of_firings_is_an_error():
+    policy = build_tiny_policy("act")
+    batch = libero_batch(policy, batch_size=2)
+    with capture_features(policy) as capture:
+        policy.model.backbone(batch["observation.images.image"])
+        with pytest.raises(CaptureError, match="fired 1 times in one forward, expected 2"):
+            capture.pop(2)
+
+
+def test_hook_path_override_reads_any_module():
+    policy = build_tiny_policy("act")
+    batch = libero_batch(policy, batch_size=2)
+    policy.reset()
+    with capture_features(policy, hook_path="model.encoder_robot_state_input_proj") as capture:
+        policy.select_action(dict(batch))
+        feats = capture.pop(2)
+    assert feats.shape == (2, policy.config.dim_model)
+    assert capture.spec.module_path == "model.encoder_robot_state_input_proj"
+
+
+def test_unknown_policy_type_needs_a_hook_path():
+    from lerobot_cknna.hook_table import spec_for
+
+    with pytest.raises(ValueError, match="--cknna.hook_path"):
+        spec_for("my_policy")
+    assert spec_for("my_policy", "encoder.out").module_path == "encoder.out"

@@ -1,0 +1,112 @@
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import draccus
+import lerobot
+import pytest
+import torch
+from lerobot.configs.policies import PreTrainedConfig
+from lerobot.policies.factory import get_policy_class
+
+from lerobot_cknna.fixes import apply_runtime_fixes, stale_config_keys, tdmpc_image_key
+from lerobot_cknna.tiny_policies import TINY_CONFIGS, build_tiny_policy, libero_batch
+
+REPO = Path(__file__).resolve().parents[1]
+LEROBOT_SOURCE = Path(lerobot.__file__).resolve().parent
+PATCHES = sorted((REPO / "patches").glob("*.diff"))
+
+
+def unfixed_tdmpc():
+    torch.manual_seed(0)
+    return get_policy_class("tdmpc")(TINY_CONFIGS["tdmpc"]()).eval()
+
+
+def vqbet_checkpoint_with_a_removed_key(tmp_path: Path) -> Path:
+    saved = tmp_path / "vqbet"
+    build_tiny_policy("vqbet").save_pretrained(saved)
+    config = json.loads((saved / "config.json").read_text())
+    (saved / "config.json").write_text(json.dumps({**config, "mlp_hidden_dim": 1024}))
+    return saved
+
+
+def test_every_fix_has_its_diff_and_every_diff_a_fix():
+    named = {Path(tdmpc_image_key.PATCH).name, Path(stale_config_keys.PATCH).name}
+    assert named == {path.name for path in PATCHES}
+
+
+def test_tdmpc_image_key_defect_shows_then_the_fix_removes_it():
+    policy = unfixed_tdmpc()
+    batch = libero_batch(policy, batch_size=2)
+    assert tdmpc_image_key.is_present(policy)
+    with pytest.raises(KeyError, match="observation.images.image"):
+        policy.select_action(dict(batch))
+    assert apply_runtime_fixes(policy) == ["tdmpc_image_key"]
+    assert not tdmpc_image_key.is_present(policy)
+    policy.reset()
+    assert policy.select_action(dict(batch)).shape == (2, 7)
+    assert apply_runtime_fixes(policy) == []
+
+
+def test_fixes_leave_other_policies_alone():
+    assert apply_runtime_fixes(build_tiny_policy("act")) == []
+
+
+def test_stale_config_key_defect_shows_then_the_fix_removes_it(tmp_path, caplog):
+    saved = vqbet_checkpoint_with_a_removed_key(tmp_path)
+    with pytest.raises(draccus.utils.DecodingError, match="mlp_hidden_dim"):
+        PreTrainedConfig.from_pretrained(saved)
+    loadable = stale_config_keys.without_stale_keys(saved, tmp_path / "work")
+    assert "mlp_hidden_dim" in caplog.text
+    config = PreTrainedConfig.from_pretrained(loadable)
+    policy = get_policy_class("vqbet").from_pretrained(loadable, config=config)
+    original = get_policy_class("vqbet").from_pretrained(saved, config=config)
+    for (name, value), (_, expected) in zip(
+        policy.state_dict().items(), original.state_dict().items(), strict=True
+    ):
+        assert torch.equal(value, expected), name
+    assert stale_config_keys.without_stale_keys(loadable, tmp_path / "work") == loadable
+
+
+@pytest.fixture(scope="module")
+def patched_lerobot(tmp_path_factory) -> Path:
+    """A copy of the installed lerobot with every diff in patches/ applied."""
+    root = tmp_path_factory.mktemp("patched")
+    shutil.copytree(LEROBOT_SOURCE, root / "lerobot", ignore=shutil.ignore_patterns("__pycache__"))
+    for diff in PATCHES:
+        done = subprocess.run(
+            ["patch", "-p1", "-d", str(root), "-i", str(diff)], capture_output=True, text=True
+        )
+        assert done.returncode == 0 and "offset" not in done.stdout and "fuzz" not in done.stdout, done.stdout
+    return root
+
+
+def run_with(lerobot_root: Path, code: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": f"{lerobot_root}{os.pathsep}{REPO}"}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_upstream_tdmpc_diff_fixes_the_defect(patched_lerobot):
+    done = run_with(patched_lerobot, (
+        "import lerobot, torch\n"
+        "from lerobot.policies.factory import get_policy_class\n"
+        "from lerobot_cknna.tiny_policies import TINY_CONFIGS, libero_batch\n"
+        f"assert lerobot.__file__.startswith({str(patched_lerobot)!r}), lerobot.__file__\n"
+        "policy = get_policy_class('tdmpc')(TINY_CONFIGS['tdmpc']()).eval()\n"
+        "print(tuple(policy.select_action(libero_batch(policy, 2)).shape))\n"
+    ))  # fmt: skip
+    assert done.returncode == 0 and "(2, 7)" in done.stdout, done.stderr
+
+
+def test_upstream_config_diff_fixes_the_defect(patched_lerobot, tmp_path):
+    saved = vqbet_checkpoint_with_a_removed_key(tmp_path)
+    done = run_with(patched_lerobot, (
+        "import lerobot.policies.factory  # registers the config types, as lerobot-eval does\n"
+        "from lerobot.configs.policies import PreTrainedConfig\n"
+        f"print(type(PreTrainedConfig.from_pretrained({str(saved)!r})).__name__)\n"
+    ))  # fmt: skip
+    assert done.returncode == 0 and "VQBeTConfig" in done.stdout, done.stderr
+    assert "mlp_hidden_dim" in done.stderr
