@@ -209,10 +209,14 @@ def _rows_search(
     return best
 
 
+def _float32_dot_error(dim: int) -> float:
+    """``(d + 2) u``, ``u = 2^-24``: rounding of float64 inputs to float32 plus any summation order."""
+    return 2.0**-24 * (dim + 2)
+
+
 def _float32_search_is_certifiable(feats: torch.Tensor) -> bool:
     # TF32 / bf16 matmul (float32 matmul precision other than "highest") breaks the error bound.
-    unit_error = 2.0**-24 * (feats.shape[1] + 2)
-    return torch.get_float32_matmul_precision() == "highest" and unit_error < 1e-2
+    return torch.get_float32_matmul_precision() == "highest" and _float32_dot_error(feats.shape[1]) < 1e-2
 
 
 def _certified_float64_search(
@@ -234,7 +238,7 @@ def _certified_float64_search(
     n_candidates = min(int(admissible.min()), 2 * k + 8)
     coarse = _symmetric_search(feats.float(), n_candidates, exclusion, block_size)
     values, indices = _order(_float64_similarities(feats, coarse.indices), coarse.indices)
-    unit_error = 2.0**-24 * (feats.shape[1] + 2)
+    unit_error = _float32_dot_error(feats.shape[1])
     norms = feats.norm(dim=1)
     bound = unit_error / (1 - unit_error) * norms * norms.max()
     certified = (values[:, k - 1] > coarse.values[:, -1].double() + bound) | (admissible <= n_candidates)
