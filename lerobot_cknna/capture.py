@@ -58,13 +58,21 @@ def _read(output, key) -> torch.Tensor:
     return next(value for value in values if isinstance(value, torch.Tensor))
 
 
-def _rows(tensor: torch.Tensor) -> torch.Tensor:
-    """(rows, f): spatial maps are averaged over H x W, token sequences over tokens."""
+def _rows(tensor: torch.Tensor, token_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """(rows, f): spatial maps are averaged over H x W, token sequences over their valid tokens."""
     if tensor.ndim == 4:
         return tensor.mean(dim=(2, 3))
     if tensor.ndim == 3:
-        return tensor.mean(dim=1)
+        if token_mask is None:
+            return tensor.mean(dim=1)
+        weights = token_mask.to(tensor.dtype).unsqueeze(-1)
+        return (tensor * weights).sum(dim=1) / weights.sum(dim=1)
     return tensor.flatten(start_dim=1)
+
+
+def _owner_and_name(policy: nn.Module, method_path: str) -> tuple[object, str]:
+    owner_path, _, name = method_path.rpartition(".")
+    return (resolve_module(policy, owner_path) if owner_path else policy), name
 
 
 class FeatureCapture:
@@ -81,18 +89,55 @@ class FeatureCapture:
         self.spec: HookSpec = spec_for(self.policy_type, hook_path)
         self.module = resolve_module(policy, self.spec.module_path)
         self._firings: list[torch.Tensor] = []
+        self._masks: list[torch.Tensor] = []
         self._handle = None
+        self._mask_owner = None
 
     def _record(self, module, inputs, output):
         self._firings.append(_read(output, self.spec.output_key).detach().to("cpu", torch.float32))
 
+    def _watch_token_mask(self) -> None:
+        owner, name = _owner_and_name(self.policy, self.spec.token_mask.method_path)
+        method = getattr(owner, name)
+
+        def recording_method(*args, **kwargs):
+            result = method(*args, **kwargs)
+            self._masks.append(self.spec.token_mask.read(result).detach().to("cpu", torch.bool))
+            return result
+
+        self._mask_owner = (owner, name, vars(owner).get(name))
+        setattr(owner, name, recording_method)
+
     def __enter__(self) -> "FeatureCapture":
         self._handle = self.module.register_forward_hook(self._record)
+        if self.spec.token_mask is not None:
+            self._watch_token_mask()
         return self
 
     def __exit__(self, *exc_info) -> None:
         self._handle.remove()
         self._handle = None
+        if self._mask_owner is not None:
+            owner, name, own_attribute = self._mask_owner
+            if own_attribute is None:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, own_attribute)
+            self._mask_owner = None
+
+    def _pooled(self, firings: list[torch.Tensor]) -> torch.Tensor:
+        masks, self._masks = self._masks, []
+        if self.spec.token_mask is None:
+            return torch.cat([_rows(firing) for firing in firings])
+        if len(masks) != len(firings) or any(
+            m.shape != f.shape[:2] for m, f in zip(masks, firings, strict=True)
+        ):
+            raise CaptureError(
+                f"{self.policy_type}: {len(firings)} firings of {self.spec.module_path} but "
+                f"{len(masks)} token masks from {self.spec.token_mask.method_path} with other shapes; "
+                "the hooked module does not see the prefix that mask describes. Hook a module on the prefix."
+            )
+        return torch.cat([_rows(firing, mask) for firing, mask in zip(firings, masks, strict=True)])
 
     def pop(self, batch_size: int) -> torch.Tensor | None:
         """(batch_size, D) feat A of the forward since the last pop, or ``None`` if the module did not run.
@@ -102,15 +147,18 @@ class FeatureCapture:
         """
         firings, self._firings = self._firings, []
         if not firings:
+            self._masks = []
             return None
-        expected = self.spec.firings(self.policy.config)
-        if len(firings) != expected:
+        if self.spec.firings is None:
+            firings, self._masks = firings[:1], self._masks[:1]
+        elif len(firings) != (expected := self.spec.firings(self.policy.config)):
+            self._masks = []
             raise CaptureError(
                 f"{self.policy_type}: {self.spec.module_path} fired {len(firings)} times in one forward, "
                 f"expected {expected}. Pop after every forward; if the policy calls it more often, "
                 "choose another module with --cknna.hook_path."
             )
-        rows = torch.cat([_rows(firing) for firing in firings])
+        rows = self._pooled(firings)
         n_cameras = len(getattr(self.policy.config, "image_features", {}) or {}) or 1
         sizes = {"b": batch_size}
         if "n" in self.spec.layout:

@@ -8,7 +8,8 @@ what the hook records here equals what it records inside ``select_action``.
 
 import einops
 import torch
-from lerobot.utils.constants import OBS_IMAGE, OBS_STATE
+from lerobot.policies.smolvla.modeling_smolvla import make_att_2d_masks as smolvla_att_2d_masks
+from lerobot.utils.constants import OBS_IMAGE, OBS_LANGUAGE_ATTENTION_MASK, OBS_LANGUAGE_TOKENS, OBS_STATE
 
 
 def _cameras_in_rows(policy, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -46,3 +47,24 @@ def tdmpc(policy, batch: dict[str, torch.Tensor]) -> None:
     """
     camera = next(iter(policy.config.image_features))
     policy.model.encode({OBS_IMAGE: batch[camera], camera: batch[camera], OBS_STATE: batch[OBS_STATE]})
+
+
+def smolvla(policy, batch: dict[str, torch.Tensor]) -> None:
+    """SmolVLA: the VLM prefill over images, language and state (``sample_actions`` up to the KV cache)."""
+    batch = policy._prepare_batch(dict(batch))
+    images, img_masks = policy.prepare_images(batch)
+    prefix, pad_masks, att_masks = policy.model.embed_prefix(
+        images,
+        img_masks,
+        batch[OBS_LANGUAGE_TOKENS],
+        batch[OBS_LANGUAGE_ATTENTION_MASK],
+        state=policy.prepare_state(batch),
+    )
+    policy.model.vlm_with_expert(
+        attention_mask=smolvla_att_2d_masks(pad_masks, att_masks),
+        position_ids=torch.cumsum(pad_masks, dim=1) - 1,
+        past_key_values=None,
+        inputs_embeds=[prefix, None],
+        use_cache=policy.config.use_cache,
+        fill_kv_cache=True,
+    )

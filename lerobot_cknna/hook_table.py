@@ -18,13 +18,35 @@ An entry says:
   Cameras batched into rows (``n``) are regrouped into features; the last observation step
   is the current one and is kept;
 * ``firings``: how many times the module fires in one forward (per camera for ACT);
+  ``None`` where it varies (Pi0-FAST's decode steps), and then only the first firing, the
+  prefill over the whole prefix, is kept;
+* ``token_mask``: for token sequences, where the mask of the tokens to average comes from
+  (the policy method that builds the prefix padding mask; a hook cannot see it);
 * ``encode``: the encode-only function that runs just enough of the policy to fire it.
+
+The Pi family and GR00T entries name their modules; their encode-only paths, masks and
+tests need openpi's transformers and land with the second environment.
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import torch
+
 from lerobot_cknna import encode
+
+
+@dataclass(frozen=True)
+class TokenMask:
+    """Which tokens of a hooked sequence to average: read from what a policy method returns.
+
+    Attributes:
+        method_path: dotted path of the method that builds the sequence's padding mask.
+        read: from that method's return value to a (B, N) bool mask, True for tokens to keep.
+    """
+
+    method_path: str
+    read: Callable[[object], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -35,12 +57,25 @@ class HookSpec:
     category: str
     layout: str
     output_key: str | int | None = None
-    firings: Callable[[object], int] = lambda config: 1
+    firings: Callable[[object], int] | None = lambda config: 1
+    token_mask: TokenMask | None = None
     encode: Callable | None = None
 
 
 def _n_cameras(config) -> int:
     return len(config.image_features)
+
+
+def _valid_tokens_before_state(prefix) -> torch.Tensor:
+    """``embed_prefix`` -> (embs, pad_masks, att_masks): valid image and language tokens.
+
+    The state token (att_mask 1) is left out: it is feat B itself, projected.
+    """
+    _, pad_masks, att_masks = prefix
+    return pad_masks & ~att_masks
+
+
+_TOKENS = "(b s) f -> b s f"
 
 
 HOOK_TABLE: dict[str, HookSpec] = {
@@ -76,10 +111,38 @@ HOOK_TABLE: dict[str, HookSpec] = {
         layout="(b s) f -> b s f",
         encode=encode.tdmpc,
     ),
+    "smolvla": HookSpec(
+        module_path="model.vlm_with_expert.vlm.model.text_model.norm",
+        category="VLA",
+        layout=_TOKENS,
+        token_mask=TokenMask("model.embed_prefix", _valid_tokens_before_state),
+        encode=encode.smolvla,
+    ),
+    "pi0": HookSpec(
+        module_path="model.paligemma_with_expert.paligemma.language_model.norm",
+        category="VLA",
+        layout=_TOKENS,
+    ),
+    "pi05": HookSpec(
+        module_path="model.paligemma_with_expert.paligemma.language_model.norm",
+        category="VLA",
+        layout=_TOKENS,
+    ),
+    "pi0_fast": HookSpec(
+        module_path="model.paligemma_with_expert.paligemma.language_model.norm",
+        category="VLA",
+        layout=_TOKENS,
+        firings=None,
+    ),
+    "groot": HookSpec(
+        module_path="_groot_model.action_head.vl_self_attention",
+        category="VLA",
+        layout=_TOKENS,
+    ),
 }
 
 # Used for a --cknna.hook_path on a policy type the table does not know.
-GENERIC_SPEC = HookSpec(module_path="", category="unknown", layout="(b s) f -> b s f")
+GENERIC_SPEC = HookSpec(module_path="", category="unknown", layout=_TOKENS)
 
 
 def spec_for(policy_type: str, hook_path: str | None = None) -> HookSpec:
@@ -98,5 +161,10 @@ def spec_for(policy_type: str, hook_path: str | None = None) -> HookSpec:
             "Pass --cknna.hook_path=<dotted.module.path> to capture a module of your choice."
         )
     if hook_path and hook_path != spec.module_path:
-        return HookSpec(module_path=hook_path, category=spec.category, layout=GENERIC_SPEC.layout)
+        return HookSpec(
+            module_path=hook_path,
+            category=spec.category,
+            layout=GENERIC_SPEC.layout,
+            token_mask=spec.token_mask,
+        )
     return spec

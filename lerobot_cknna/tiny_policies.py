@@ -7,6 +7,7 @@ cameras (one where the type accepts only one), an 8-D ``observation.state``, a 7
 No pretrained vision weights are loaded (``pretrained_backbone_weights=None``).
 """
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from lerobot.policies.factory import get_policy_class, make_pre_post_processors
 from lerobot.policies.pretrained import PreTrainedPolicy
 
 from lerobot_cknna.fixes import apply_runtime_fixes
+from lerobot_cknna.tiny_assets import libero_task_descriptions, write_tiny_smolvlm
 
 CAMERAS = ("observation.images.image", "observation.images.image2")
 IMAGE_SHAPE = (3, 256, 256)
@@ -29,7 +31,7 @@ def libero_features(n_cameras: int = 2) -> tuple[dict[str, PolicyFeature], dict[
     return inputs, {"action": PolicyFeature(FeatureType.ACTION, (ACTION_DIM,))}
 
 
-def _act_config():
+def _act_config(assets: Path):
     from lerobot.policies.act.configuration_act import ACTConfig
 
     inputs, outputs = libero_features()
@@ -40,7 +42,7 @@ def _act_config():
     )  # fmt: skip
 
 
-def _diffusion_config():
+def _diffusion_config(assets: Path):
     from lerobot.policies.diffusion.configuration_diffusion import DiffusionConfig
 
     inputs, outputs = libero_features()
@@ -51,7 +53,7 @@ def _diffusion_config():
     )  # fmt: skip
 
 
-def _vqbet_config():
+def _vqbet_config(assets: Path):
     from lerobot.policies.vqbet.configuration_vqbet import VQBeTConfig
 
     inputs, outputs = libero_features(n_cameras=1)
@@ -63,7 +65,7 @@ def _vqbet_config():
     )  # fmt: skip
 
 
-def _sac_config():
+def _sac_config(assets: Path):
     from lerobot.policies.sac.configuration_sac import SACConfig
 
     inputs, outputs = libero_features()
@@ -78,7 +80,7 @@ def _sac_config():
     )  # fmt: skip
 
 
-def _tdmpc_config():
+def _tdmpc_config(assets: Path):
     from lerobot.policies.tdmpc.configuration_tdmpc import TDMPCConfig
 
     inputs, outputs = libero_features(n_cameras=1)
@@ -89,26 +91,52 @@ def _tdmpc_config():
     )  # fmt: skip
 
 
-TINY_CONFIGS: dict[str, Callable[[], object]] = {
+def _smolvla_config(assets: Path):
+    from lerobot.policies.smolvla.configuration_smolvla import SmolVLAConfig
+
+    inputs, outputs = libero_features()
+    return SmolVLAConfig(
+        input_features=inputs, output_features=outputs, vlm_model_name=str(write_tiny_smolvlm(assets / "smolvlm")),
+        load_vlm_weights=False, num_vlm_layers=2, chunk_size=4, n_action_steps=4, num_steps=2,
+        tokenizer_max_length=24, device="cpu",
+    )  # fmt: skip
+
+
+TINY_CONFIGS: dict[str, Callable[[Path], object]] = {
     "act": _act_config,
     "diffusion": _diffusion_config,
     "vqbet": _vqbet_config,
     "sac": _sac_config,
     "tdmpc": _tdmpc_config,
+    "smolvla": _smolvla_config,
 }
 
 
-def build_tiny_policy(policy_type: str, seed: int = 0) -> PreTrainedPolicy:
+def default_assets_dir() -> Path:
+    """Where tiny builds write their local VLM configs and tokenizers unless told otherwise."""
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lerobot_cknna" / "tiny_assets"
+
+
+def build_tiny_policy(
+    policy_type: str, seed: int = 0, assets: Path | None = None, apply_fixes: bool = True
+) -> PreTrainedPolicy:
     """A tiny, randomly initialised policy of the real class for ``policy_type``, in eval mode.
 
-    Run-time fixes for LeRobot defects (:mod:`lerobot_cknna.fixes`) are applied when present.
+    Args:
+        policy_type: a key of :data:`TINY_CONFIGS`.
+        seed: seed of the random weights.
+        assets: directory for the local VLM config and tokenizer a VLA loads by name
+            (default: :func:`default_assets_dir`).
+        apply_fixes: apply the run-time fixes for LeRobot defects (:mod:`lerobot_cknna.fixes`)
+            whose defect this policy shows; off only to show a defect.
     """
     if policy_type not in TINY_CONFIGS:
         raise ValueError(f"No tiny build for {policy_type!r}; available: {', '.join(TINY_CONFIGS)}.")
     torch.manual_seed(seed)
-    config = TINY_CONFIGS[policy_type]()
+    config = TINY_CONFIGS[policy_type](Path(assets or default_assets_dir()))
     policy = get_policy_class(policy_type)(config).eval()
-    apply_runtime_fixes(policy)
+    if apply_fixes:
+        apply_runtime_fixes(policy)
     return policy
 
 
@@ -131,10 +159,14 @@ def libero_stats() -> dict[str, dict[str, torch.Tensor]]:
 def save_tiny_policy(policy_type: str, directory: Path, seed: int = 0) -> PreTrainedPolicy:
     """Build a tiny policy and save it with its pre/post-processors, loadable with ``--policy.path``.
 
+    Local assets (a VLA's VLM config and tokenizer) go to ``directory/assets``, so the
+    directory is self-contained while it stays where it was written.
+
     Returns:
         The policy that was saved.
     """
-    policy = build_tiny_policy(policy_type, seed)
+    directory = Path(directory).resolve()
+    policy = build_tiny_policy(policy_type, seed, assets=directory / "assets")
     preprocessor, postprocessor = make_pre_post_processors(policy.config, dataset_stats=libero_stats())
     policy.save_pretrained(directory)
     preprocessor.save_pretrained(directory)
@@ -142,9 +174,19 @@ def save_tiny_policy(policy_type: str, directory: Path, seed: int = 0) -> PreTra
     return policy
 
 
-def libero_batch(policy: PreTrainedPolicy, batch_size: int, seed: int = 0) -> dict[str, torch.Tensor]:
-    """A LIBERO-shaped observation batch for ``policy``: images in [0, 1], normalized state."""
+def libero_observation(policy: PreTrainedPolicy, batch_size: int, seed: int = 0) -> dict:
+    """A raw LIBERO-shaped observation for ``policy``: images in [0, 1], state, task strings."""
     gen = torch.Generator().manual_seed(seed)
-    batch = {key: torch.rand(batch_size, *IMAGE_SHAPE, generator=gen) for key in policy.config.image_features}
-    batch["observation.state"] = torch.randn(batch_size, STATE_DIM, generator=gen)
-    return batch
+    observation = {
+        key: torch.rand(batch_size, *IMAGE_SHAPE, generator=gen) for key in policy.config.image_features
+    }
+    observation["observation.state"] = torch.randn(batch_size, STATE_DIM, generator=gen)
+    tasks = libero_task_descriptions("libero_spatial")
+    observation["task"] = [tasks[(seed + i) % len(tasks)] for i in range(batch_size)]
+    return observation
+
+
+def libero_batch(policy: PreTrainedPolicy, batch_size: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    """:func:`libero_observation` through the policy's own preprocessor: what ``select_action`` gets."""
+    preprocessor, _ = make_pre_post_processors(policy.config, dataset_stats=libero_stats())
+    return preprocessor(libero_observation(policy, batch_size, seed))

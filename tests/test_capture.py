@@ -13,13 +13,14 @@ def tiny(request):
     return request.param, build_tiny_policy(request.param)
 
 
-def hooks_left(policy) -> int:
-    return sum(len(module._forward_hooks) for module in policy.modules())
+def hook_count(policy) -> int:
+    return sum(len(module._forward_hooks) + len(module._forward_pre_hooks) for module in policy.modules())
 
 
 def test_select_action_capture_equals_encode_only(tiny):
     policy_type, policy = tiny
     batch = libero_batch(policy, batch_size=3)
+    hooks_before = hook_count(policy)
     policy.reset()
     with capture_features(policy) as capture:
         policy.select_action(dict(batch))
@@ -28,20 +29,24 @@ def test_select_action_capture_equals_encode_only(tiny):
     assert captured.shape == encoded.shape and captured.shape[0] == 3
     assert captured.dtype == torch.float32 and torch.isfinite(captured).all()
     torch.testing.assert_close(captured, encoded, rtol=1e-5, atol=1e-6)
-    assert hooks_left(policy) == 0
+    assert hook_count(policy) == hooks_before
+    assert not any("embed_prefix" in vars(module) for module in policy.modules())
 
 
 def test_one_vector_per_sample_and_samples_are_independent(tiny):
     _, policy = tiny
     batch = libero_batch(policy, batch_size=4, seed=1)
     together = encode_features(policy, batch)
-    alone = encode_features(policy, {key: value[2:3] for key, value in batch.items()})
+    alone = encode_features(
+        policy, {key: value[2:3] for key, value in batch.items() if torch.is_tensor(value)}
+    )
     torch.testing.assert_close(together[2:3], alone, rtol=1e-4, atol=1e-5)
     assert not torch.allclose(together[0], together[1])
 
 
 def test_capture_pairs_firings_with_the_observations_that_ran_the_model(tiny):
     _, policy = tiny
+    hooks_before = hook_count(policy)
     policy.reset()
     fired = []
     with capture_features(policy) as capture:
@@ -54,14 +59,15 @@ def test_capture_pairs_firings_with_the_observations_that_ran_the_model(tiny):
     assert fired and fired[0][0] == 0
     for _, batch, feats in fired:
         torch.testing.assert_close(feats, encode_features(policy, batch), rtol=1e-5, atol=1e-6)
-    assert hooks_left(policy) == 0
+    assert hook_count(policy) == hooks_before
 
 
 def test_hooks_are_removed_even_on_error(tiny):
     _, policy = tiny
+    hooks_before = hook_count(policy)
     with pytest.raises(RuntimeError, match="boom"), capture_features(policy):
         raise RuntimeError("boom")
-    assert hooks_left(policy) == 0
+    assert hook_count(policy) == hooks_before
 
 
 def test_table_paths_are_the_real_modules(tiny):
@@ -73,6 +79,7 @@ def test_table_paths_are_the_real_modules(tiny):
         "vqbet": "VQBeTRgbEncoder",
         "sac": "DefaultImageEncoder",
         "tdmpc": "Sequential",
+        "smolvla": "LlamaRMSNorm",
     }[policy_type]
     assert type(module).__name__ == expected
 
@@ -118,3 +125,48 @@ def test_unknown_policy_type_needs_a_hook_path():
     with pytest.raises(ValueError, match="--cknna.hook_path"):
         spec_for("my_policy")
     assert spec_for("my_policy", "encoder.out").module_path == "encoder.out"
+
+
+def with_padded_language(batch: dict, extra: int) -> dict:
+    """The same batch with ``extra`` padding tokens appended to every instruction."""
+    tokens, mask = batch["observation.language.tokens"], batch["observation.language.attention_mask"]
+    return {
+        **batch,
+        "observation.language.tokens": torch.nn.functional.pad(tokens, (0, extra), value=0),
+        "observation.language.attention_mask": torch.nn.functional.pad(mask, (0, extra), value=0),
+    }
+
+
+@pytest.mark.parametrize("policy_type", [t for t in TYPES if HOOK_TABLE[t].token_mask is not None])
+def test_padding_tokens_do_not_change_a_pooled_vla_vector(policy_type):
+    policy = build_tiny_policy(policy_type)
+    batch = libero_batch(policy, batch_size=3, seed=2)
+    assert not batch["observation.language.attention_mask"].all(), "instructions of different lengths"
+    plain = encode_features(policy, batch)
+    torch.testing.assert_close(
+        encode_features(policy, with_padded_language(batch, 7)), plain, rtol=1e-5, atol=1e-6
+    )
+    policy.reset()
+    with capture_features(policy) as capture:
+        policy.select_action(with_padded_language(batch, 5))
+        torch.testing.assert_close(capture.pop(3), plain, rtol=1e-5, atol=1e-6)
+
+
+def test_vla_pooling_leaves_out_padding_and_the_state_token():
+    policy = build_tiny_policy("smolvla")
+    batch = libero_batch(policy, batch_size=2, seed=2)
+    tokens = []
+    handle = resolve_module(policy, HOOK_TABLE["smolvla"].module_path).register_forward_hook(
+        lambda module, inputs, output: tokens.append(output)
+    )
+    try:
+        pooled = encode_features(policy, batch)
+    finally:
+        handle.remove()
+    (sequence,) = tokens
+    n_image_tokens = 2 * 64
+    for row in range(2):
+        n_words = int(batch["observation.language.attention_mask"][row].sum())
+        valid = sequence[row, : n_image_tokens + n_words]
+        torch.testing.assert_close(pooled[row], valid.mean(dim=0), rtol=1e-5, atol=1e-6)
+        assert not torch.allclose(pooled[row], sequence[row].mean(dim=0))

@@ -12,8 +12,10 @@ import torch
 from lerobot.configs.policies import PreTrainedConfig
 from lerobot.policies.factory import get_policy_class
 
-from lerobot_cknna.fixes import apply_runtime_fixes, stale_config_keys, tdmpc_image_key
-from lerobot_cknna.tiny_policies import TINY_CONFIGS, build_tiny_policy, libero_batch
+from lerobot_cknna.capture import resolve_module
+from lerobot_cknna.fixes import apply_runtime_fixes, direct_forward_calls, stale_config_keys, tdmpc_image_key
+from lerobot_cknna.hook_table import HOOK_TABLE
+from lerobot_cknna.tiny_policies import build_tiny_policy, libero_batch
 
 REPO = Path(__file__).resolve().parents[1]
 LEROBOT_SOURCE = Path(lerobot.__file__).resolve().parent
@@ -22,7 +24,7 @@ PATCHES = sorted((REPO / "patches").glob("*.diff"))
 
 def unfixed_tdmpc():
     torch.manual_seed(0)
-    return get_policy_class("tdmpc")(TINY_CONFIGS["tdmpc"]()).eval()
+    return build_tiny_policy("tdmpc", apply_fixes=False)
 
 
 def vqbet_checkpoint_with_a_removed_key(tmp_path: Path) -> Path:
@@ -34,7 +36,8 @@ def vqbet_checkpoint_with_a_removed_key(tmp_path: Path) -> Path:
 
 
 def test_every_fix_has_its_diff_and_every_diff_a_fix():
-    named = {Path(tdmpc_image_key.PATCH).name, Path(stale_config_keys.PATCH).name}
+    fixes = (tdmpc_image_key, stale_config_keys, direct_forward_calls)
+    named = {Path(fix.PATCH).name for fix in fixes}
     assert named == {path.name for path in PATCHES}
 
 
@@ -48,6 +51,35 @@ def test_tdmpc_image_key_defect_shows_then_the_fix_removes_it():
     assert not tdmpc_image_key.is_present(policy)
     policy.reset()
     assert policy.select_action(dict(batch)).shape == (2, 7)
+    assert apply_runtime_fixes(policy) == []
+
+
+def calls_seen_by_a_hook(policy, module_path: str) -> int:
+    """How many times a forward hook on ``module_path`` fires during one ``select_action``."""
+    calls = []
+    handle = resolve_module(policy, module_path).register_forward_hook(lambda *_: calls.append(1))
+    try:
+        policy.reset()
+        policy.select_action(libero_batch(policy, batch_size=2))
+    finally:
+        handle.remove()
+    return len(calls)
+
+
+def test_direct_forward_defect_shows_then_the_fix_removes_it():
+    policy = build_tiny_policy("smolvla", apply_fixes=False)
+    assert [name for name, _ in direct_forward_calls.bypassed_modules(policy)] == [
+        "model",
+        "model.vlm_with_expert",
+    ]
+    assert calls_seen_by_a_hook(policy, "model.vlm_with_expert") == 0
+    assert apply_runtime_fixes(policy) == ["direct_forward_calls"]
+    assert not direct_forward_calls.is_present(policy)
+    # The prefill, then one call per denoising step, each seen exactly once.
+    assert calls_seen_by_a_hook(policy, "model.vlm_with_expert") == 1 + policy.config.num_steps
+    assert calls_seen_by_a_hook(policy, HOOK_TABLE["smolvla"].module_path) == 1
+    policy.reset()
+    assert policy.select_action(libero_batch(policy, batch_size=2)).shape == (2, 7)
     assert apply_runtime_fixes(policy) == []
 
 
@@ -93,9 +125,9 @@ def test_upstream_tdmpc_diff_fixes_the_defect(patched_lerobot):
     done = run_with(patched_lerobot, (
         "import lerobot, torch\n"
         "from lerobot.policies.factory import get_policy_class\n"
-        "from lerobot_cknna.tiny_policies import TINY_CONFIGS, libero_batch\n"
+        "from lerobot_cknna.tiny_policies import build_tiny_policy, libero_batch\n"
         f"assert lerobot.__file__.startswith({str(patched_lerobot)!r}), lerobot.__file__\n"
-        "policy = get_policy_class('tdmpc')(TINY_CONFIGS['tdmpc']()).eval()\n"
+        "policy = build_tiny_policy('tdmpc', apply_fixes=False)\n"
         "print(tuple(policy.select_action(libero_batch(policy, 2)).shape))\n"
     ))  # fmt: skip
     assert done.returncode == 0 and "(2, 7)" in done.stdout, done.stderr
@@ -110,3 +142,19 @@ def test_upstream_config_diff_fixes_the_defect(patched_lerobot, tmp_path):
     ))  # fmt: skip
     assert done.returncode == 0 and "VQBeTConfig" in done.stdout, done.stderr
     assert "mlp_hidden_dim" in done.stderr
+
+
+def test_upstream_direct_forward_diff_fixes_the_defect(patched_lerobot):
+    done = run_with(patched_lerobot, (
+        "import lerobot\n"
+        "from lerobot_cknna.fixes import direct_forward_calls\n"
+        "from lerobot_cknna.tiny_policies import build_tiny_policy, libero_batch\n"
+        f"assert lerobot.__file__.startswith({str(patched_lerobot)!r}), lerobot.__file__\n"
+        "policy = build_tiny_policy('smolvla', apply_fixes=False)\n"
+        "assert not direct_forward_calls.is_present(policy)\n"
+        "calls = []\n"
+        "policy.model.vlm_with_expert.register_forward_hook(lambda *_: calls.append(1))\n"
+        "policy.select_action(libero_batch(policy, 2))\n"
+        "print('calls', len(calls))\n"
+    ))  # fmt: skip
+    assert done.returncode == 0 and "calls 3" in done.stdout, done.stderr

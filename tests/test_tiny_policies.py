@@ -7,16 +7,7 @@ from lerobot.policies.factory import make_policy, make_pre_post_processors
 from lerobot_cknna.capture import capture_features, encode_features
 from lerobot_cknna.fixes import apply_runtime_fixes
 from lerobot_cknna.hook_table import HOOK_TABLE
-from lerobot_cknna.tiny_policies import CAMERAS, IMAGE_SHAPE, STATE_DIM, TINY_CONFIGS, save_tiny_policy
-
-
-def raw_observation(n_cameras: int, batch_size: int = 2) -> dict:
-    """What LeRobot's LIBERO env processing hands the policy preprocessor."""
-    gen = torch.Generator().manual_seed(3)
-    obs = {key: torch.rand(batch_size, *IMAGE_SHAPE, generator=gen) for key in CAMERAS[:n_cameras]}
-    obs["observation.state"] = torch.randn(batch_size, STATE_DIM, generator=gen)
-    obs["task"] = ["put the bowl on the plate"] * batch_size
-    return obs
+from lerobot_cknna.tiny_policies import TINY_CONFIGS, libero_observation, save_tiny_policy
 
 
 @pytest.mark.parametrize("policy_type", sorted(TINY_CONFIGS))
@@ -34,10 +25,10 @@ def test_saved_tiny_policy_loads_through_the_policy_path_code(policy_type, tmp_p
     ):
         assert torch.equal(loaded, built), name
     assert type(policy) is type(saved)
-    batch = preprocessor(raw_observation(len(policy.config.image_features)))
+    batch = preprocessor(libero_observation(policy, batch_size=2, seed=3))
     policy.reset()
     with capture_features(policy) as capture:
         policy.select_action(dict(batch))
         captured = capture.pop(2)
     torch.testing.assert_close(captured, encode_features(policy, batch), rtol=1e-5, atol=1e-6)
-    assert HOOK_TABLE[policy_type].category in ("IL", "RL")
+    assert HOOK_TABLE[policy_type].category in ("VLA", "IL", "RL")

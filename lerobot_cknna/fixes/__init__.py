@@ -11,9 +11,9 @@ Each fix lives in its own module with a ``PATCH``, the upstream-ready diff in ``
 
 import logging
 
-from lerobot_cknna.fixes import tdmpc_image_key
+from lerobot_cknna.fixes import direct_forward_calls, tdmpc_image_key
 
-RUNTIME_FIXES = (tdmpc_image_key,)
+RUNTIME_FIXES = (tdmpc_image_key, direct_forward_calls)
 
 
 def apply_runtime_fixes(policy) -> list[str]:
