@@ -70,6 +70,12 @@ def _rows(tensor: torch.Tensor, token_mask: torch.Tensor | None = None) -> torch
     return tensor.flatten(start_dim=1)
 
 
+def _leading_tokens_kept(mask: torch.Tensor, n_tokens: int) -> torch.Tensor:
+    """A (B, M) mask of the last M of ``n_tokens`` tokens, extended to keep all the tokens before."""
+    kept = torch.ones(mask.shape[0], n_tokens - mask.shape[1], dtype=torch.bool)
+    return torch.cat([kept, mask], dim=1)
+
+
 def _owner_and_name(policy: nn.Module, method_path: str) -> tuple[object, str]:
     owner_path, _, name = method_path.rpartition(".")
     return (resolve_module(policy, owner_path) if owner_path else policy), name
@@ -102,7 +108,7 @@ class FeatureCapture:
 
         def recording_method(*args, **kwargs):
             result = method(*args, **kwargs)
-            self._masks.append(self.spec.token_mask.read(result).detach().to("cpu", torch.bool))
+            self._masks.append(self.spec.token_mask.read(args, result).detach().to("cpu", torch.bool))
             return result
 
         self._mask_owner = (owner, name, vars(owner).get(name))
@@ -130,14 +136,15 @@ class FeatureCapture:
         if self.spec.token_mask is None:
             return torch.cat([_rows(firing) for firing in firings])
         if len(masks) != len(firings) or any(
-            m.shape != f.shape[:2] for m, f in zip(masks, firings, strict=True)
+            m.shape[0] != f.shape[0] or m.shape[1] > f.shape[1] for m, f in zip(masks, firings, strict=True)
         ):
             raise CaptureError(
                 f"{self.policy_type}: {len(firings)} firings of {self.spec.module_path} but "
-                f"{len(masks)} token masks from {self.spec.token_mask.method_path} with other shapes; "
-                "the hooked module does not see the prefix that mask describes. Hook a module on the prefix."
+                f"{len(masks)} token masks from {self.spec.token_mask.method_path} that do not fit them; "
+                "the hooked module does not see the sequence that mask describes. Hook a module on it."
             )
-        return torch.cat([_rows(firing, mask) for firing, mask in zip(firings, masks, strict=True)])
+        return torch.cat([_rows(firing, _leading_tokens_kept(mask, firing.shape[1]))
+                          for firing, mask in zip(firings, masks, strict=True)])  # fmt: skip
 
     def pop(self, batch_size: int) -> torch.Tensor | None:
         """(batch_size, D) feat A of the forward since the last pop, or ``None`` if the module did not run.

@@ -68,3 +68,11 @@ def smolvla(policy, batch: dict[str, torch.Tensor]) -> None:
         use_cache=policy.config.use_cache,
         fill_kv_cache=True,
     )
+
+
+def xvla(policy, batch: dict[str, torch.Tensor]) -> None:
+    """X-VLA: ``model.forward_vlm`` on the inputs ``select_action`` builds (Florence encoder, no denoising)."""
+    inputs = policy._build_model_inputs(batch)
+    policy.model.forward_vlm(
+        inputs["input_ids"], inputs["image_input"].to(policy.model._get_target_dtype()), inputs["image_mask"]
+    )

@@ -22,6 +22,9 @@ An entry says:
   prefill over the whole prefix, is kept;
 * ``token_mask``: for token sequences, where the mask of the tokens to average comes from
   (the policy method that builds the prefix padding mask; a hook cannot see it);
+* ``attends_padding``: the model lets valid tokens attend to padding (X-VLA's Florence
+  encoder gets an all-ones mask), so feat A depends on how far the instruction was padded;
+  padding stays out of the mean but still shifts the valid tokens;
 * ``encode``: the encode-only function that runs just enough of the policy to fire it.
 
 The Pi family and GR00T entries name their modules; their encode-only paths, masks and
@@ -32,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from lerobot.utils.constants import OBS_LANGUAGE_ATTENTION_MASK
 
 from lerobot_cknna import encode
 
@@ -42,11 +46,13 @@ class TokenMask:
 
     Attributes:
         method_path: dotted path of the method that builds the sequence's padding mask.
-        read: from that method's return value to a (B, N) bool mask, True for tokens to keep.
+        read: from that method's positional arguments and return value to a (B, M) bool mask,
+            True for tokens to keep. A mask shorter than the sequence (M < N) covers its last M
+            tokens; the N - M tokens before them (X-VLA's image tokens) are all kept.
     """
 
     method_path: str
-    read: Callable[[object], torch.Tensor]
+    read: Callable[[tuple, object], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,7 @@ class HookSpec:
     output_key: str | int | None = None
     firings: Callable[[object], int] | None = lambda config: 1
     token_mask: TokenMask | None = None
+    attends_padding: bool = False
     encode: Callable | None = None
 
 
@@ -66,13 +73,19 @@ def _n_cameras(config) -> int:
     return len(config.image_features)
 
 
-def _valid_tokens_before_state(prefix) -> torch.Tensor:
+def _valid_tokens_before_state(args, prefix) -> torch.Tensor:
     """``embed_prefix`` -> (embs, pad_masks, att_masks): valid image and language tokens.
 
     The state token (att_mask 1) is left out: it is feat B itself, projected.
     """
     _, pad_masks, att_masks = prefix
     return pad_masks & ~att_masks
+
+
+def _valid_language_tokens(args, model_inputs) -> torch.Tensor:
+    """``_build_model_inputs(batch)``: the batch's language mask (image tokens come first)."""
+    (batch,) = args
+    return batch[OBS_LANGUAGE_ATTENTION_MASK].bool()
 
 
 _TOKENS = "(b s) f -> b s f"
@@ -117,6 +130,15 @@ HOOK_TABLE: dict[str, HookSpec] = {
         layout=_TOKENS,
         token_mask=TokenMask("model.embed_prefix", _valid_tokens_before_state),
         encode=encode.smolvla,
+    ),
+    "xvla": HookSpec(
+        module_path="model.vlm.language_model.model.encoder",
+        category="VLA",
+        layout=_TOKENS,
+        output_key="last_hidden_state",
+        token_mask=TokenMask("_build_model_inputs", _valid_language_tokens),
+        attends_padding=True,
+        encode=encode.xvla,
     ),
     "pi0": HookSpec(
         module_path="model.paligemma_with_expert.paligemma.language_model.norm",

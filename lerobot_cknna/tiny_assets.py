@@ -110,3 +110,37 @@ def write_tiny_smolvlm(directory: Path, image_size: int = 512) -> Path:
     )
     processor.save_pretrained(directory)
     return directory
+
+
+def write_word_tokenizer(directory: Path) -> PreTrainedTokenizerFast:
+    """Save :func:`word_tokenizer` to ``directory``, loadable with ``AutoTokenizer`` (X-VLA's ``tokenizer_name``)."""
+    tokenizer = word_tokenizer()
+    tokenizer.save_pretrained(directory)
+    return tokenizer
+
+
+def tiny_florence_config(tokenizer: PreTrainedTokenizerFast, width: int = 32) -> dict:
+    """A tiny Florence-2 config for X-VLA (DaViT: 64 patch tokens + 1 pooled token on 256 x 256).
+
+    Florence's ``projection_dim``, the vision projection and the text width must be equal.
+    """
+    special_ids = {
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+    }
+    return {
+        "projection_dim": width, "vocab_size": len(tokenizer),
+        "vision_config": {
+            "model_type": "davit", "dim_embed": [8, 16, 16, width], "num_heads": [1, 2, 2, 4],
+            "num_groups": [1, 2, 2, 4], "depths": [1, 1, 1, 1], "window_size": 4, "projection_dim": width,
+            "drop_path_rate": 0.0,
+        },
+        "text_config": {
+            "vocab_size": len(tokenizer), "d_model": width, "encoder_layers": 1, "decoder_layers": 1,
+            "encoder_attention_heads": 2, "decoder_attention_heads": 2, "encoder_ffn_dim": 64,
+            "decoder_ffn_dim": 64, "max_position_embeddings": 256, "dropout": 0.0,
+            "decoder_start_token_id": tokenizer.eos_token_id, **special_ids,
+        },
+        **special_ids,
+    }  # fmt: skip

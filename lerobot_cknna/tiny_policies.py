@@ -17,7 +17,12 @@ from lerobot.policies.factory import get_policy_class, make_pre_post_processors
 from lerobot.policies.pretrained import PreTrainedPolicy
 
 from lerobot_cknna.fixes import apply_runtime_fixes
-from lerobot_cknna.tiny_assets import libero_task_descriptions, write_tiny_smolvlm
+from lerobot_cknna.tiny_assets import (
+    libero_task_descriptions,
+    tiny_florence_config,
+    write_tiny_smolvlm,
+    write_word_tokenizer,
+)
 
 CAMERAS = ("observation.images.image", "observation.images.image2")
 IMAGE_SHAPE = (3, 256, 256)
@@ -102,6 +107,20 @@ def _smolvla_config(assets: Path):
     )  # fmt: skip
 
 
+def _xvla_config(assets: Path):
+    from lerobot.policies.xvla.configuration_xvla import XVLAConfig
+
+    inputs, outputs = libero_features()
+    tokenizer_dir = assets / "word_tokenizer"
+    tokenizer = write_word_tokenizer(tokenizer_dir)
+    return XVLAConfig(
+        input_features=inputs, output_features=outputs, florence_config=tiny_florence_config(tokenizer),
+        tokenizer_name=str(tokenizer_dir), tokenizer_max_length=24, hidden_size=32, depth=1, num_heads=2,
+        len_soft_prompts=4, dim_time=8, max_len_seq=256, chunk_size=4, n_action_steps=4,
+        num_denoising_steps=2, action_mode="auto", device="cpu",
+    )  # fmt: skip
+
+
 TINY_CONFIGS: dict[str, Callable[[Path], object]] = {
     "act": _act_config,
     "diffusion": _diffusion_config,
@@ -109,6 +128,7 @@ TINY_CONFIGS: dict[str, Callable[[Path], object]] = {
     "sac": _sac_config,
     "tdmpc": _tdmpc_config,
     "smolvla": _smolvla_config,
+    "xvla": _xvla_config,
 }
 
 

@@ -80,6 +80,7 @@ def test_table_paths_are_the_real_modules(tiny):
         "sac": "DefaultImageEncoder",
         "tdmpc": "Sequential",
         "smolvla": "LlamaRMSNorm",
+        "xvla": "Florence2Encoder",
     }[policy_type]
     assert type(module).__name__ == expected
 
@@ -137,7 +138,10 @@ def with_padded_language(batch: dict, extra: int) -> dict:
     }
 
 
-@pytest.mark.parametrize("policy_type", [t for t in TYPES if HOOK_TABLE[t].token_mask is not None])
+TOKEN_TYPES = [t for t in TYPES if HOOK_TABLE[t].token_mask is not None]
+
+
+@pytest.mark.parametrize("policy_type", [t for t in TOKEN_TYPES if not HOOK_TABLE[t].attends_padding])
 def test_padding_tokens_do_not_change_a_pooled_vla_vector(policy_type):
     policy = build_tiny_policy(policy_type)
     batch = libero_batch(policy, batch_size=3, seed=2)
@@ -152,21 +156,42 @@ def test_padding_tokens_do_not_change_a_pooled_vla_vector(policy_type):
         torch.testing.assert_close(capture.pop(3), plain, rtol=1e-5, atol=1e-6)
 
 
-def test_vla_pooling_leaves_out_padding_and_the_state_token():
-    policy = build_tiny_policy("smolvla")
+def expected_pooling_mask(policy_type: str, batch: dict) -> torch.Tensor:
+    """Which tokens of the hooked sequence are image or language tokens, from the model's documented layout."""
+    language = batch["observation.language.attention_mask"].bool()
+    if policy_type == "smolvla":  # 64 tokens per camera, language, then the state token
+        images = torch.ones(language.shape[0], 2 * 64, dtype=torch.bool)
+        return torch.cat([images, language, torch.zeros(language.shape[0], 1, dtype=torch.bool)], dim=1)
+    if policy_type == "xvla":  # camera 0 only: 64 patches + 1 pooled token, then language
+        return torch.cat([torch.ones(language.shape[0], 65, dtype=torch.bool), language], dim=1)
+    raise AssertionError(f"no expected layout for {policy_type}")
+
+
+@pytest.mark.parametrize("policy_type", TOKEN_TYPES)
+def test_vla_pooling_averages_exactly_the_image_and_language_tokens(policy_type):
+    policy = build_tiny_policy(policy_type)
     batch = libero_batch(policy, batch_size=2, seed=2)
-    tokens = []
-    handle = resolve_module(policy, HOOK_TABLE["smolvla"].module_path).register_forward_hook(
-        lambda module, inputs, output: tokens.append(output)
+    sequences = []
+    handle = resolve_module(policy, HOOK_TABLE[policy_type].module_path).register_forward_hook(
+        lambda module, inputs, output: sequences.append(
+            output[0] if isinstance(output, tuple | dict) else output
+        )
     )
     try:
         pooled = encode_features(policy, batch)
     finally:
         handle.remove()
-    (sequence,) = tokens
-    n_image_tokens = 2 * 64
+    (sequence,) = sequences
+    mask = expected_pooling_mask(policy_type, batch)
+    assert mask.shape == sequence.shape[:2] and not mask.all()
     for row in range(2):
-        n_words = int(batch["observation.language.attention_mask"][row].sum())
-        valid = sequence[row, : n_image_tokens + n_words]
-        torch.testing.assert_close(pooled[row], valid.mean(dim=0), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(pooled[row], sequence[row][mask[row]].mean(dim=0), rtol=1e-5, atol=1e-6)
         assert not torch.allclose(pooled[row], sequence[row].mean(dim=0))
+
+
+@pytest.mark.parametrize("policy_type", [t for t in TOKEN_TYPES if HOOK_TABLE[t].attends_padding])
+def test_models_that_attend_to_padding_are_marked_so(policy_type):
+    policy = build_tiny_policy(policy_type)
+    batch = libero_batch(policy, batch_size=2, seed=2)
+    padded = encode_features(policy, with_padded_language(batch, 7))
+    assert not torch.allclose(padded, encode_features(policy, batch), rtol=1e-5, atol=1e-6)
