@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "lerobot-cknna needs Python 3.11 (lerobot 0.4.4); set PYTHON=/path/to/python3.11"'
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet -e ".[test,plots,groot]"
+	$(VENV)/bin/python -m pip install --quiet -e ".[test,groot]"
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -27,4 +27,5 @@ test: setup
 	$(VENV)/bin/pytest
 
 bench: setup
+	$(VENV)/bin/python benchmarks/bench_capture.py
 	$(VENV)/bin/python benchmarks/bench_metrics.py

@@ -100,7 +100,7 @@ class FeatureCapture:
         self._mask_owner = None
 
     def _record(self, module, inputs, output):
-        self._firings.append(_read(output, self.spec.output_key).detach().to("cpu", torch.float32))
+        self._firings.append(_read(output, self.spec.output_key).detach().to("cpu", torch.float32, copy=True))
 
     def _watch_token_mask(self) -> None:
         owner, name = _owner_and_name(self.policy, self.spec.token_mask.method_path)
@@ -133,7 +133,7 @@ class FeatureCapture:
 
     def _pooled(self, firings: list[torch.Tensor]) -> torch.Tensor:
         masks, self._masks = self._masks, []
-        if self.spec.token_mask is None:
+        if self.spec.token_mask is None or any(firing.ndim != 3 for firing in firings):
             return torch.cat([_rows(firing) for firing in firings])
         if len(masks) != len(firings) or any(
             m.shape[0] != f.shape[0] or m.shape[1] > f.shape[1] for m, f in zip(masks, firings, strict=True)
@@ -204,23 +204,31 @@ def capture_features(policy: nn.Module, hook_path: str | None = None) -> Feature
 
 
 @torch.no_grad()
-def encode_features(policy: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+def encode_features(
+    policy: nn.Module, batch: dict[str, torch.Tensor], hook_path: str | None = None
+) -> torch.Tensor:
     """Feat A for ``batch`` by the encode-only path of the policy type: no action is generated.
 
     Args:
-        policy: a LeRobot policy whose type has an encode-only function in the hook table.
+        policy: a LeRobot policy.
         batch: preprocessed observation batch (what ``select_action`` receives).
+        hook_path: module to capture instead of the hook table's. When the type's encode-only
+            path does not reach it (or the type has none), the policy's full ``select_action``
+            runs instead, after a ``reset`` so that the model does run.
 
     Returns:
         (B, D) float32 CPU tensor, equal to what :func:`capture_features` records during
         ``select_action`` on the same observation.
     """
-    capture = FeatureCapture(policy)
-    if capture.spec.encode is None:
-        raise ValueError(
-            f"Policy type {capture.policy_type!r} has no encode-only path; use capture_features."
-        )
+    capture = FeatureCapture(policy, hook_path)
+    batch_size = batch_size_of(batch)
     policy.eval()
     with capture:
-        capture.spec.encode(policy, batch)
-        return capture.pop_required(batch_size_of(batch))
+        if capture.spec.encode is not None:
+            capture.spec.encode(policy, batch)
+            feats = capture.pop(batch_size)
+            if feats is not None:
+                return feats
+        policy.reset()
+        policy.select_action(dict(batch))
+        return capture.pop_required(batch_size)

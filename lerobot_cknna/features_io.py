@@ -16,6 +16,7 @@ safetensors reader loads the file::
 
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,3 +103,59 @@ def load_features(directory: Path) -> SavedFeatures:
         task_index=tensors.get("task_index"),
         tasks=json.loads(tasks_path.read_text()) if tasks_path.is_file() else None,
     )
+
+
+class FeatureBuffer:
+    """Samples gathered during a run, kept on disk as they come.
+
+    :meth:`add` appends a batch; at most every ``flush_every_s`` seconds (and on
+    :meth:`flush`) everything so far is rewritten atomically to ``directory``, so a run that
+    dies keeps what it gathered and a reader never sees a half-written file.
+    """
+
+    def __init__(self, directory: Path, flush_every_s: float = 30.0):
+        self.directory = Path(directory)
+        self.flush_every_s = flush_every_s
+        self._columns: dict[str, list[torch.Tensor]] = {}
+        self._tasks: dict[str, int] = {}
+        self._last_flush = time.monotonic()
+
+    def __len__(self) -> int:
+        return sum(len(chunk) for chunk in self._columns.get("feat_a", []))
+
+    def add(
+        self,
+        feat_a: torch.Tensor,
+        feat_b: torch.Tensor,
+        episode_index: torch.Tensor,
+        frame_index: torch.Tensor,
+        tasks: list[str] | None = None,
+        success: torch.Tensor | None = None,
+    ) -> None:
+        """Append a batch of samples (one row each); ``tasks`` holds each row's task string."""
+        columns = {
+            "feat_a": feat_a.float(),
+            "feat_b": feat_b.float(),
+            "episode_index": episode_index.long(),
+            "frame_index": frame_index.long(),
+        }
+        if tasks is not None:
+            columns["task_index"] = torch.tensor([self._tasks.setdefault(t, len(self._tasks)) for t in tasks])
+        if success is not None:
+            columns["success"] = success.bool()
+        for name, column in columns.items():
+            self._columns.setdefault(name, []).append(column.detach().cpu())
+        if time.monotonic() - self._last_flush > self.flush_every_s:
+            self.flush()
+
+    def features(self) -> SavedFeatures:
+        """Everything gathered so far."""
+        if not self._columns:
+            raise ValueError("No samples were gathered.")
+        joined = {name: torch.cat(chunks) for name, chunks in self._columns.items()}
+        return SavedFeatures(**joined, tasks=list(self._tasks) if self._tasks else None)
+
+    def flush(self) -> Path | None:
+        """Write everything gathered so far; returns the file, or ``None`` when there is nothing yet."""
+        self._last_flush = time.monotonic()
+        return save_features(self.directory, self.features()) if self._columns else None

@@ -31,6 +31,7 @@ The Pi family and GR00T entries name their modules; their encode-only paths, mas
 tests need openpi's transformers and land with the second environment.
 """
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -183,10 +184,11 @@ def spec_for(policy_type: str, hook_path: str | None = None) -> HookSpec:
             "Pass --cknna.hook_path=<dotted.module.path> to capture a module of your choice."
         )
     if hook_path and hook_path != spec.module_path:
-        return HookSpec(
+        return dataclasses.replace(
+            spec,
             module_path=hook_path,
-            category=spec.category,
             layout=GENERIC_SPEC.layout,
-            token_mask=spec.token_mask,
+            output_key=None,
+            firings=GENERIC_SPEC.firings,
         )
     return spec

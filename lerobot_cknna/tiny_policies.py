@@ -17,6 +17,7 @@ from lerobot.policies.factory import get_policy_class, make_pre_post_processors
 from lerobot.policies.pretrained import PreTrainedPolicy
 
 from lerobot_cknna.fixes import apply_runtime_fixes
+from lerobot_cknna.provenance import write_provenance
 from lerobot_cknna.tiny_assets import (
     libero_task_descriptions,
     tiny_florence_config,
@@ -191,6 +192,9 @@ def save_tiny_policy(policy_type: str, directory: Path, seed: int = 0) -> PreTra
     policy.save_pretrained(directory)
     preprocessor.save_pretrained(directory)
     postprocessor.save_pretrained(directory)
+    write_provenance(
+        directory, "random", f"tiny {policy_type} of the real LeRobot class, random init (seed {seed})"
+    )
     return policy
 
 

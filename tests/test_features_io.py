@@ -4,7 +4,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from lerobot_cknna.features_io import SavedFeatures, load_features, save_features
+from lerobot_cknna.features_io import FeatureBuffer, SavedFeatures, load_features, save_features
 
 
 def test_round_trip_and_plain_safetensors_reader(tmp_path):
@@ -32,3 +32,18 @@ def test_mismatched_rows_and_missing_files_are_explained(tmp_path):
         SavedFeatures(torch.randn(6, 4), torch.randn(5, 8), torch.zeros(6), torch.zeros(6))
     with pytest.raises(FileNotFoundError, match="No features.safetensors in"):
         load_features(tmp_path)
+
+
+def test_feature_buffer_keeps_what_was_gathered_on_disk(tmp_path):
+    buffer = FeatureBuffer(tmp_path, flush_every_s=0.0)
+    assert buffer.flush() is None and not (tmp_path / "features.safetensors").exists()
+    buffer.add(
+        torch.ones(2, 3), torch.zeros(2, 8), torch.tensor([0, 0]), torch.tensor([0, 1]), tasks=["a", "b"]
+    )
+    on_disk = load_features(tmp_path)  # flushed by add, since flush_every_s=0
+    assert on_disk.feat_a.shape == (2, 3) and on_disk.tasks == ["a", "b"]
+    buffer.add(torch.ones(1, 3), torch.zeros(1, 8), torch.tensor([1]), torch.tensor([0]), tasks=["a"])
+    buffer.flush()
+    again = load_features(tmp_path)
+    assert again.task_index.tolist() == [0, 1, 0] and again.episode_index.tolist() == [0, 0, 1]
+    assert len(buffer) == 3

@@ -3,11 +3,12 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F  # noqa: N812
 
 from lerobot_cknna.configs.cknna import CKNNAConfig
 from lerobot_cknna.features_io import SavedFeatures
 from lerobot_cknna.metrics import cknna
-from lerobot_cknna.scoring import score_features, write_results
+from lerobot_cknna.scoring import samples_digest, score_features, summary_lines, write_results
 
 
 def episodic_features(n_episodes=6, length=20, seed=0) -> SavedFeatures:
@@ -77,3 +78,152 @@ def test_record_is_strict_json():
     record = score_features(episodic_features(), CKNNAConfig(n_permutations=10))
     text = json.dumps(record, allow_nan=False)
     assert all(math.isfinite(x) for x in json.loads(text)["headline"]["cknna"]["null"]["samples"])
+
+
+def labelled_features(n_episodes=9, length=20, seed=0) -> SavedFeatures:
+    """Episodes of three tasks (episode e does task e % 3); success marked at the last frame only."""
+    features = episodic_features(n_episodes, length, seed)
+    episode_task = torch.arange(n_episodes) % 3
+    features.task_index = episode_task.repeat_interleave(length)
+    features.tasks = ["pick up the black bowl", "open the top drawer", "push the plate"]
+    features.success = torch.zeros(n_episodes * length, dtype=torch.bool)
+    features.success[length - 1 :: length] = torch.arange(n_episodes) % 2 == 0
+    return features
+
+
+def subset(features: SavedFeatures, rows: torch.Tensor) -> SavedFeatures:
+    return SavedFeatures(
+        features.feat_a[rows], features.feat_b[rows], features.episode_index[rows], features.frame_index[rows]
+    )
+
+
+def test_each_group_is_scored_as_its_own_run():
+    features = labelled_features()
+    cfg = CKNNAConfig(n_permutations=10, prep_b="center_l2")
+    record = score_features(features, cfg)
+    assert record["schema_version"] == 2 and set(record["groups"]) == {"task", "outcome"}
+    tasks = record["groups"]["task"]
+    assert [g["name"] for g in tasks] == features.tasks and [g["task_index"] for g in tasks] == [0, 1, 2]
+    for group in tasks:
+        assert group["skipped"] is None and group["n"] == 60 and group["n_episodes"] == 3
+        alone = score_features(subset(features, features.task_index == group["task_index"]), cfg)["headline"]
+        for metric in ("cknna", "mutual_knn"):
+            assert group[metric]["value"] == pytest.approx(alone[metric]["value"], rel=1e-12)
+            assert group[metric]["null"]["samples"] == pytest.approx(alone[metric]["null"]["samples"])
+            assert group[metric]["interval"]["low"] == pytest.approx(alone[metric]["interval"]["low"])
+    # Success is marked at one frame, but the whole episode counts: episodes 0, 2, 4, 6, 8.
+    outcome = {g["name"]: g for g in record["groups"]["outcome"]}
+    assert list(outcome) == ["success", "failure"]
+    assert (outcome["success"]["n"], outcome["success"]["n_episodes"]) == (100, 5)
+    assert (outcome["failure"]["n"], outcome["failure"]["n_episodes"]) == (80, 4)
+    failed = torch.isin(features.episode_index, torch.tensor([1, 3, 5, 7]))
+    alone = score_features(subset(features, failed), cfg)["headline"]["cknna"]
+    assert outcome["failure"]["cknna"]["value"] == pytest.approx(alone["value"], rel=1e-12)
+
+
+def test_groups_too_small_are_skipped_with_the_reason_and_no_numbers():
+    features = labelled_features(n_episodes=7, length=20)
+    features.task_index[-8:] = 3  # the last 8 frames of episode 6: one episode, N=8 < k+1
+    features.tasks.append("tiny")
+    record = score_features(features, CKNNAConfig(n_permutations=10))
+    tasks = {g["name"]: g for g in record["groups"]["task"]}
+    tiny = tasks["tiny"]
+    assert tiny["skipped"].startswith("N=8 too small for k=10") and tiny["n"] == 8 and tiny["n_episodes"] == 1
+    assert tiny["cknna"] is None and tiny["mutual_knn"] is None
+    bowl = tasks["pick up the black bowl"]  # episodes 0, 3 and the first 12 frames of 6
+    assert (bowl["n"], bowl["n_episodes"]) == (52, 3) and bowl["cknna"]["interval"] is not None
+    single = score_features(features, CKNNAConfig(n_permutations=10, exclude_same_episode=True))
+    excluded = {g["name"]: g for g in single["groups"]["task"]}["tiny"]
+    assert "too small for k=10" in excluded["skipped"] and "under the exclusion" in excluded["skipped"]
+
+
+def test_groups_with_few_episodes_keep_the_value_and_say_what_is_missing():
+    features = labelled_features(n_episodes=4, length=20)  # tasks 0, 1, 2, 0: tasks 1 and 2 have one episode
+    record = score_features(features, CKNNAConfig(n_permutations=10))
+    tasks = record["groups"]["task"]
+    assert tasks[0]["n_episodes"] == 2 and tasks[0]["cknna"]["null"] is not None
+    assert tasks[0]["cknna"]["interval"] is None
+    assert any("needs 3 episodes and this group has 2" in w for w in tasks[0]["cknna"]["warnings"])
+    assert tasks[1]["cknna"]["null"] is None and tasks[1]["cknna"]["value"] == pytest.approx(
+        cknna(
+            F.normalize(features.feat_a[20:40].double()), F.normalize(features.feat_b[20:40].double())
+        ).value
+    )
+    assert any("single episode" in w for w in tasks[1]["cknna"]["warnings"])
+
+
+def test_task_suites_and_single_group_breakdowns():
+    features = labelled_features()
+    suites = {"pick up the black bowl": "libero_spatial", "open the top drawer": "libero_goal"}
+    with pytest.raises(ValueError, match=r"no suite for the tasks \['push the plate'\]"):
+        score_features(features, CKNNAConfig(n_permutations=0, interval_level=None), task_suites=suites)
+    suites["push the plate"] = "libero_goal"
+    cfg = CKNNAConfig(n_permutations=0, interval_level=None)
+    record = score_features(features, cfg, task_suites=suites)
+    assert record["task_suites"] == suites
+    by_suite = {g["name"]: g for g in record["groups"]["task_suite"]}
+    assert list(by_suite) == ["libero_goal", "libero_spatial"]
+    assert by_suite["libero_goal"]["n"] == 120 and by_suite["libero_spatial"]["n_episodes"] == 3
+    goal = subset(features, features.task_index > 0)
+    assert by_suite["libero_goal"]["cknna"]["value"] == pytest.approx(
+        score_features(goal, cfg)["headline"]["cknna"]["value"], rel=1e-12
+    )
+    features.success[:] = True
+    (only,) = score_features(features, cfg)["groups"]["outcome"]
+    assert only["name"] == "success" and only["n"] == 180 and only["cknna"] is None
+    assert only["skipped"] == "the only group: the same samples as the headline"
+    plain = episodic_features()
+    assert score_features(plain, cfg)["groups"] == {}
+    with pytest.raises(ValueError, match="needs task_index"):
+        score_features(plain, cfg, task_suites=suites)
+
+
+def test_samples_digest_names_the_samples_not_their_order_or_feat_a():
+    features = episodic_features()
+    digest = samples_digest(features)
+    shuffled = torch.randperm(len(features.feat_a), generator=torch.Generator().manual_seed(1))
+    moved = subset(features, shuffled)
+    assert samples_digest(moved) == digest
+    other_a = SavedFeatures(
+        torch.randn(120, 5), features.feat_b, features.episode_index, features.frame_index
+    )
+    assert samples_digest(other_a) == digest
+    state = features.feat_b.clone()
+    state[7, 3] += 1e-3
+    assert (
+        samples_digest(SavedFeatures(features.feat_a, state, features.episode_index, features.frame_index))
+        != digest
+    )
+    frames = features.frame_index.clone()
+    frames[0] = 99
+    assert (
+        samples_digest(SavedFeatures(features.feat_a, features.feat_b, features.episode_index, frames))
+        != digest
+    )
+    record = score_features(features, CKNNAConfig(n_permutations=0, interval_level=None))
+    assert record["samples_digest"] == digest
+
+
+def test_summary_lines_name_the_groups():
+    record = score_features(labelled_features(), CKNNAConfig(n_permutations=0, interval_level=None))
+    lines = summary_lines(record)
+    values = sorted((g["cknna"]["value"], g["name"]) for g in record["groups"]["task"])
+    task_line = next(line for line in lines if line.startswith("  by task:"))
+    assert "3 groups, 0 skipped" in task_line
+    assert f"from {values[0][0]:.4f} ('{values[0][1]}'" in task_line
+    assert f"to {values[-1][0]:.4f} ('{values[-1][1]}'" in task_line
+    assert any(line.startswith("  by outcome: 2 groups") for line in lines)
+
+
+def test_k_values_must_fit_every_jackknife_subset():
+    features = episodic_features(n_episodes=6, length=5)  # N=30; leaving an episode out leaves 25
+    features.task_index = (torch.arange(6) >= 3).long().repeat_interleave(5)  # two tasks of 3 short episodes
+    record = score_features(features, CKNNAConfig(n_permutations=0))
+    assert [r["k"] for r in record["k_sweep"]["cknna"]] == [5, 10, 20]
+    assert all(r["interval"] is not None for r in record["k_sweep"]["cknna"])
+    assert any("[50] dropped" in note and "only 24 usable" in note for note in record["warnings"])
+    for group in record["groups"]["task"]:  # N=15: k=10 fits, but not with an episode left out
+        assert group["cknna"]["interval"] is None
+        assert any("leaving out an episode" in w for w in group["cknna"]["warnings"])
+    with pytest.raises(ValueError, match="jackknife's left-out episodes"):
+        score_features(episodic_features(n_episodes=3, length=5), CKNNAConfig(n_permutations=0))

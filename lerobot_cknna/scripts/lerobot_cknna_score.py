@@ -5,12 +5,11 @@ Usage::
     lerobot-cknna-score outputs/cknna/2026-11-23/12-00-00_demo
     lerobot-cknna-score DIR --cknna.k=20 --cknna.prep_b=center_l2 --cknna.n_permutations=1000
 
-Reads ``DIR/features.safetensors`` and writes ``cknna.json`` into ``--output_dir``
-(default: ``DIR``). Every ``--cknna.*`` option of lerobot-cknna applies.
+Reads ``DIR/features.safetensors`` and writes ``cknna.json``, its figures and ``report.md``
+into ``--output_dir`` (default: ``DIR``). Every ``--cknna.*`` option of lerobot-cknna applies.
 """
 
 import json
-import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +18,8 @@ from lerobot.configs import parser
 
 from lerobot_cknna.configs.cknna import CKNNAConfig
 from lerobot_cknna.features_io import load_features
-from lerobot_cknna.scoring import RESULTS_FILE, score_features, summary_lines, write_results
+from lerobot_cknna.results import publish
+from lerobot_cknna.scoring import RESULTS_FILE
 from lerobot_cknna.scripts.user_errors import run_command
 
 
@@ -29,7 +29,7 @@ class ScoreConfig:
 
     # Directory holding features.safetensors (may also be given as the first argument).
     run_dir: Path | None = None
-    # Where cknna.json goes; defaults to run_dir.
+    # Where cknna.json, the figures and report.md go; defaults to run_dir.
     output_dir: Path | None = None
     # The alignment options (the same --cknna.* group as lerobot-cknna).
     cknna: CKNNAConfig = field(default_factory=CKNNAConfig)
@@ -40,16 +40,12 @@ class ScoreConfig:
 
 
 def score_run(cfg: ScoreConfig) -> dict:
-    """Score ``cfg.run_dir`` and write ``cknna.json``; returns the record."""
+    """Score ``cfg.run_dir`` and write ``cknna.json``, the figures and ``report.md``; returns the record."""
     features = load_features(cfg.run_dir)
-    previous = Path(cfg.run_dir) / RESULTS_FILE
-    source = json.loads(previous.read_text()).get("source", {}) if previous.is_file() else {}
-    record = score_features(features, cfg.cknna, source)
-    path = write_results(cfg.output_dir or cfg.run_dir, record)
-    for line in summary_lines(record):
-        logging.info(line)
-    logging.info(f"Wrote {path}")
-    return record
+    previous_path = Path(cfg.run_dir) / RESULTS_FILE
+    previous = json.loads(previous_path.read_text()) if previous_path.is_file() else {}
+    output_dir = cfg.output_dir or cfg.run_dir
+    return publish(output_dir, features, cfg.cknna, previous.get("source", {}), previous.get("task_suites"))
 
 
 @parser.wrap()

@@ -3,7 +3,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lerobot_cknna.features_io import load_features, save_features
+import torch
+
+from lerobot_cknna.configs.cknna import CKNNAConfig
+from lerobot_cknna.features_io import SavedFeatures, load_features, save_features
+from lerobot_cknna.scoring import score_features, write_results
+from lerobot_cknna.scripts.lerobot_cknna_compare import ranking_obstacles
+from tests.test_plots import assert_is_a_real_figure
+from tests.test_report import table_rows
 from tests.test_scoring import episodic_features
 
 BIN = Path(sys.executable).parent
@@ -22,6 +29,11 @@ def test_score_positional_dir_and_overrides(tmp_path):
     assert done.returncode == 0, done.stderr
     record = json.loads((tmp_path / "cknna.json").read_text())
     assert record["k"] == 5 and len(record["headline"]["cknna"]["null"]["samples"]) == 20
+    report = (tmp_path / "report.md").read_text()
+    assert f"CKNNA is {record['headline']['cknna']['value']:.3f}" in report
+    for name in ("cknna_k_sweep.png", "feat_a_projection.png"):
+        assert_is_a_real_figure(tmp_path / name)
+        assert f"({name})" in report
 
 
 def test_score_with_a_ready_config(tmp_path):
@@ -52,7 +64,7 @@ def test_score_bad_input_exits_non_zero_with_a_message(tmp_path):
 
 
 def test_demo_writes_both_runs_and_separates_them(tmp_path):
-    done = run("lerobot-cknna-demo", "--episodes=8", "--length=30", cwd=tmp_path)
+    done = run("lerobot-cknna-synthetic-demo", "--episodes=8", "--length=30", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     results = {
         path.parent.name.rsplit("_", 1)[1]: json.loads(path.read_text())
@@ -66,7 +78,87 @@ def test_demo_writes_both_runs_and_separates_them(tmp_path):
     assert features.feat_a.shape == (240, 256) and features.feat_b.shape == (240, 8)
 
 
-def test_lerobot_cknna_says_what_is_available(tmp_path):
+def test_lerobot_cknna_help_lists_the_eval_and_cknna_options(tmp_path):
     done = run("lerobot-cknna", "--help", cwd=tmp_path)
-    assert done.returncode == 0 and "lerobot-cknna-score" in done.stdout
-    assert run("lerobot-cknna", "--policy.path=x", cwd=tmp_path).returncode != 0
+    assert done.returncode == 0, done.stderr
+    for option in (
+        "--cknna.k",
+        "--cknna.hook_path",
+        "--cknna.max_samples",
+        "--dataset.repo_id",
+        "--eval.n_episodes",
+    ):
+        assert option in done.stdout, option
+
+
+def scored_run(directory: Path, features: SavedFeatures, source: dict, **options) -> dict:
+    save_features(directory, features)
+    record = score_features(features, CKNNAConfig(n_permutations=20, **options), source)
+    write_results(directory, record)
+    return record
+
+
+def test_compare_ranks_runs_on_the_same_samples_and_refuses_otherwise(tmp_path):
+    same = episodic_features()
+    noise_a = torch.randn(same.feat_a.shape, generator=torch.Generator().manual_seed(5))
+    noise = SavedFeatures(noise_a, same.feat_b, same.episode_index, same.frame_index)
+    aligned = scored_run(tmp_path / "aligned", same, {"policy": "lerobot/smolvla_libero", "category": "VLA"})
+    unrelated = scored_run(
+        tmp_path / "unrelated", noise, {"policy": "sac", "category": "VLA", "weights": "random"}
+    )
+    scored_run(tmp_path / "elsewhere", episodic_features(seed=3), {"policy": "act", "category": "IL"})
+
+    done = run("lerobot-cknna-compare", "unrelated", "aligned", "--output_dir=ranked", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "ranked/comparison.md").read_text()
+    assert "Ranked by calibrated score" in text and "Not ranked" not in text
+    (first,) = table_rows(text, "1")
+    (second,) = table_rows(text, "2")
+    assert first[1:3] == ["aligned", "lerobot/smolvla_libero"] and second[1] == "unrelated"
+    assert f"| {aligned['headline']['cknna']['null']['calibrated']:.3f} |" in text
+    assert f"| {unrelated['headline']['cknna']['value']:.3f} [" in text
+    assert "random weights" in text.lower()
+    assert_is_a_real_figure(tmp_path / "ranked/comparison.png", min_size=(800, 250))
+
+    done = run(
+        "lerobot-cknna-compare", "aligned", "unrelated", "elsewhere", "--output_dir=mixed", cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "mixed/comparison.md").read_text()
+    assert "**Not ranked.**" in text and "scored different samples" in text and "| Rank |" not in text
+    assert [row[0] for row in table_rows(text, "elsewhere")] == ["elsewhere"]
+    assert "Not ranked: The runs scored different samples" in done.stderr
+    assert "span categories (IL, VLA)" in text
+
+
+def test_ranking_needs_the_same_samples_and_options():
+    features = episodic_features(n_episodes=4, length=10)
+    base = score_features(features, CKNNAConfig(n_permutations=0, interval_level=None))
+    assert ranking_obstacles(["a", "b"], [base, base]) == []
+    other_k = score_features(features, CKNNAConfig(k=5, n_permutations=0, interval_level=None))
+    (reason,) = ranking_obstacles(["a", "b"], [base, other_k])
+    assert reason.startswith("The runs used different k (a 10, b 5)")
+    fewer = score_features(
+        episodic_features(n_episodes=3, length=10), CKNNAConfig(n_permutations=0, interval_level=None)
+    )
+    assert ranking_obstacles(["a", "b"], [base, fewer]) == [
+        "The runs scored different numbers of samples (a N=40, b N=30)."
+    ]
+    old = {key: value for key, value in base.items() if key != "samples_digest"}
+    (reason,) = ranking_obstacles(["a", "old"], [base, old])
+    assert reason.startswith("old: no samples digest")
+
+
+def test_compare_bad_input_exits_2_with_a_message(tmp_path):
+    scored_run(tmp_path / "a", episodic_features(n_episodes=4, length=10), {}, interval_level=None)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken/cknna.json").write_text("{not json")
+    for args, message in (
+        (("a", "empty"), "No cknna.json in empty. Score the run first"),
+        (("a",), "Give at least two run directories"),
+        (("a", "broken"), "is not valid JSON"),
+    ):
+        done = run("lerobot-cknna-compare", *args, "--output_dir=out", cwd=tmp_path)
+        assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+        assert not (tmp_path / "out").exists()

@@ -1,0 +1,66 @@
+"""A processor step that records the proprioceptive state (feat B) as it flows through a pipeline.
+
+Append it to LeRobot's environment preprocessor and it sees ``observation.state`` exactly as
+LeRobot's LIBERO processing builds it (8-D: end-effector position, axis-angle, gripper),
+before the policy's normalizer touches it::
+
+    from lerobot_cknna.proprioception_tap import ProprioceptionTapStep
+
+    tap = ProprioceptionTapStep()
+    env_preprocessor.steps.append(tap)
+    ...                                   # run the pipeline
+    state, tasks = tap.latest             # (B, S) float32 CPU tensor, task strings
+
+It changes nothing in the transition. It is registered in LeRobot's processor registry as
+``cknna_proprioception_tap``, so saved pipelines that contain it load back.
+"""
+
+from dataclasses import dataclass, field
+
+import torch
+from lerobot.configs.types import PipelineFeatureType, PolicyFeature
+from lerobot.processor import ProcessorStep, ProcessorStepRegistry
+from lerobot.processor.core import EnvTransition, TransitionKey
+from lerobot.utils.constants import OBS_STATE
+
+
+@ProcessorStepRegistry.register(name="cknna_proprioception_tap")
+@dataclass
+class ProprioceptionTapStep(ProcessorStep):
+    """Keeps a detached copy of the latest state (and task strings) passing through.
+
+    Attributes:
+        state_key: observation key of the proprioceptive state.
+        latest: ``(state, tasks)`` of the last transition, or ``None`` before the first one;
+            ``tasks`` is a list of strings (empty when the transition carries none).
+    """
+
+    state_key: str = OBS_STATE
+    latest: tuple[torch.Tensor, list[str]] | None = field(default=None, init=False, repr=False)
+
+    def __call__(self, transition: EnvTransition) -> EnvTransition:
+        """Record the state of this transition and pass the transition on unchanged."""
+        observation = transition.get(TransitionKey.OBSERVATION) or {}
+        if self.state_key not in observation:
+            raise KeyError(
+                f"cknna_proprioception_tap: no {self.state_key!r} in the observation "
+                f"(keys: {sorted(observation)}). Place the step after the one that builds the state."
+            )
+        state = torch.as_tensor(observation[self.state_key]).detach().to("cpu", torch.float32, copy=True)
+        tasks = (transition.get(TransitionKey.COMPLEMENTARY_DATA) or {}).get("task") or []
+        self.latest = (state.reshape(-1, state.shape[-1]), [tasks] if isinstance(tasks, str) else list(tasks))
+        return transition
+
+    def get_config(self) -> dict:
+        """What is saved with a pipeline: the state key."""
+        return {"state_key": self.state_key}
+
+    def reset(self) -> None:
+        """Forget the last recorded state."""
+        self.latest = None
+
+    def transform_features(
+        self, features: dict[PipelineFeatureType, dict[str, PolicyFeature]]
+    ) -> dict[PipelineFeatureType, dict[str, PolicyFeature]]:
+        """Features pass through unchanged."""
+        return features

@@ -1,0 +1,77 @@
+"""Replay mode: run a policy's encode-only path over the frames of a LeRobotDataset.
+
+Each frame goes through the policy's own preprocessor (rename, tokenizer, normalizer, ...)
+and the encode-only function of its type (:func:`lerobot_cknna.capture.encode_features`);
+feat B is the dataset's ``observation.state`` as stored, before the normalizer. Every
+sample keeps its episode index, frame index and task.
+"""
+
+import logging
+
+import torch
+from lerobot.datasets.lerobot_dataset import LeRobotDataset
+from lerobot.utils.constants import OBS_STATE
+from tqdm import tqdm
+
+from lerobot_cknna.capture import encode_features
+from lerobot_cknna.features_io import FeatureBuffer
+
+
+def sample_frames(dataset: LeRobotDataset, max_samples: int | None) -> tuple[list[int], dict]:
+    """Dataset indices to replay, and how they were chosen (recorded in ``cknna.json``).
+
+    All frames of the loaded episodes, or ``max_samples`` of them evenly spaced over the
+    concatenated episodes, so every episode contributes in proportion to its length.
+    """
+    total = len(dataset)
+    if max_samples is None or max_samples >= total:
+        return list(range(total)), {"method": "all frames", "n_frames": total}
+    indices = torch.linspace(0, total - 1, max_samples).round().long().unique().tolist()
+    return indices, {"method": "evenly spaced", "n_frames": total, "max_samples": max_samples}
+
+
+def check_dataset_fits(dataset: LeRobotDataset, policy) -> None:
+    """The dataset has the state and the cameras the policy reads, or a ValueError that says what differs."""
+    features = dataset.meta.features
+    if OBS_STATE not in features:
+        raise ValueError(
+            f"Dataset {dataset.repo_id} has no {OBS_STATE!r} (features: {sorted(features)}); "
+            "feat B is the proprioceptive state, so replay needs it."
+        )
+    expected = policy.config.robot_state_feature
+    if expected is not None and tuple(features[OBS_STATE]["shape"]) != tuple(expected.shape):
+        raise ValueError(
+            f"Dataset {dataset.repo_id} has a {tuple(features[OBS_STATE]['shape'])} state but the policy "
+            f"expects {tuple(expected.shape)}; replay it on data of the robot it was trained for."
+        )
+    missing = [key for key in policy.config.image_features if key not in features]
+    if missing:
+        raise ValueError(
+            f"Dataset {dataset.repo_id} lacks the cameras {missing} the policy reads "
+            f"(dataset cameras: {dataset.meta.camera_keys}). Map them with --rename_map='{{...}}'."
+        )
+
+
+def _observation(batch: dict) -> dict:
+    return {key: value for key, value in batch.items() if key.startswith("observation.") or key == "task"}
+
+
+def replay(
+    policy,
+    preprocessor,
+    dataset: LeRobotDataset,
+    indices: list[int],
+    buffer: FeatureBuffer,
+    batch_size: int = 16,
+    num_workers: int = 0,
+) -> None:
+    """Encode ``indices`` of ``dataset`` with ``policy`` and add each sample to ``buffer``."""
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.Subset(dataset, indices), batch_size=batch_size, num_workers=num_workers
+    )
+    logging.info(f"Replaying {len(indices)} frames of {dataset.repo_id} in batches of {batch_size}")
+    for batch in tqdm(loader, desc="Encoding frames", unit="batch"):
+        observation = _observation(batch)
+        state = observation[OBS_STATE].clone()
+        feat_a = encode_features(policy, preprocessor(observation))
+        buffer.add(feat_a, state, batch["episode_index"], batch["frame_index"], tasks=list(batch["task"]))

@@ -1,0 +1,231 @@
+"""Put scored runs side by side: one table, one figure, and a ranking only where it means something.
+
+Usage::
+
+    lerobot-cknna-compare outputs/cknna/2026-11-24/10-00-00_act outputs/cknna/2026-11-24/11-00-00_smolvla
+    lerobot-cknna-compare DIR_A DIR_B DIR_C --output_dir=outputs/cknna/compare_libero_spatial
+
+Reads ``DIR/cknna.json`` of every run and writes ``comparison.md`` and ``comparison.png`` into
+``--output_dir`` (default: ``outputs/cknna/DATE/TIME_compare``).
+
+Runs are ranked (by calibrated score when every run has a null, else by CKNNA) only when
+their numbers are comparable: the same samples (``samples_digest``: the episode, frame and
+state of every sample), the same k, feature prep, neighbour exclusion and eps. Otherwise the
+table keeps the order given and says why it is not ranked: CKNNA moves with N, k/N and the
+data, so ordering such runs would rank the data, not the policies.
+"""
+
+import argparse
+import datetime as dt
+import itertools
+import json
+import logging
+from pathlib import Path
+
+from lerobot_cknna.features_io import write_atomic
+from lerobot_cknna.plots import COMPARISON_FILE, plot_comparison
+from lerobot_cknna.report import HEADLINE_COLUMNS, headline_cells, markdown_table, number
+from lerobot_cknna.scoring import RESULTS_FILE
+from lerobot_cknna.scripts.user_errors import run_command
+
+COMPARISON_REPORT_FILE = "comparison.md"
+SETTINGS = ("k", "feature_prep", "exclusion", "eps")
+
+
+def load_record(run_dir: Path) -> dict:
+    """The ``cknna.json`` record of ``run_dir``.
+
+    Raises:
+        FileNotFoundError: when the run has not been scored.
+        ValueError: when the file is not a ``cknna.json`` record.
+    """
+    path = Path(run_dir) / RESULTS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"No {RESULTS_FILE} in {run_dir}. Score the run first: lerobot-cknna-score {run_dir}"
+        )
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON ({error}); re-score the run.") from error
+    if not isinstance(record, dict) or "headline" not in record:
+        raise ValueError(f"{path} is not a lerobot-cknna results file; re-score the run.")
+    return record
+
+
+def ranking_obstacles(labels: list[str], records: list[dict]) -> list[str]:
+    """Why these runs cannot be ranked against each other; empty when they can."""
+    reasons = []
+    undigested = [
+        label for label, record in zip(labels, records, strict=True) if not record.get("samples_digest")
+    ]
+    if undigested:
+        reasons.append(
+            f"{', '.join(undigested)}: no samples digest (scored before schema 2), so it is unknown whether "
+            "the samples match; re-score with lerobot-cknna-score."
+        )
+    if len({record["n"] for record in records}) > 1:
+        sizes = ", ".join(f"{label} N={record['n']}" for label, record in zip(labels, records, strict=True))
+        reasons.append(f"The runs scored different numbers of samples ({sizes}).")
+    elif not undigested and len({record["samples_digest"] for record in records}) > 1:
+        digests = ", ".join(
+            f"{label} {record['samples_digest'][:12]}" for label, record in zip(labels, records, strict=True)
+        )
+        reasons.append(
+            "The runs scored different samples: their episodes, frames or states differ "
+            f"(samples digest {digests}). Replay the same dataset episodes for every policy to rank them."
+        )
+    for setting in SETTINGS:
+        if len({json.dumps(record.get(setting), sort_keys=True) for record in records}) > 1:
+            values = ", ".join(
+                f"{label} {record.get(setting)}" for label, record in zip(labels, records, strict=True)
+            )
+            reasons.append(
+                f"The runs used different {setting} ({values}); re-score them with the same options."
+            )
+    return reasons
+
+
+def ranking_basis(records: list[dict]) -> str:
+    """What the ranking sorts on: the calibrated score when every run has one, else CKNNA."""
+    if all((record["headline"]["cknna"]["null"] or {}).get("calibrated") is not None for record in records):
+        return "calibrated score"
+    return "CKNNA"
+
+
+def ranking_value(record: dict, basis: str) -> float:
+    """A run's value on the :func:`ranking_basis`."""
+    cknna = record["headline"]["cknna"]
+    return cknna["null"]["calibrated"] if basis == "calibrated score" else cknna["value"]
+
+
+def _overlapping_neighbours(labels: list[str], records: list[dict]) -> list[str]:
+    notes = []
+    for (label_a, a), (label_b, b) in itertools.pairwise(zip(labels, records, strict=True)):
+        interval_a, interval_b = a["headline"]["cknna"]["interval"], b["headline"]["cknna"]["interval"]
+        if (
+            interval_a
+            and interval_b
+            and interval_a["low"] <= interval_b["high"]
+            and interval_b["low"] <= interval_a["high"]
+        ):
+            notes.append(
+                f"{label_a} and {label_b}: their CKNNA intervals overlap, so their order is not established."
+            )
+    return notes
+
+
+def render_comparison(labels: list[str], records: list[dict], obstacles: list[str], basis: str | None) -> str:
+    """The markdown of ``comparison.md``; ``labels`` and ``records`` are already in ranked order if ranked."""
+    lines = ["# CKNNA comparison", ""]
+    if obstacles:
+        lines += ["**Not ranked.** These runs cannot be ordered against each other:", ""]
+        lines += [f"- {reason}" for reason in obstacles]
+        rows = [[label, *headline_cells(record)] for label, record in zip(labels, records, strict=True)]
+        columns = ("Run", *HEADLINE_COLUMNS)
+    else:
+        lines.append(
+            f"Ranked by {basis}, highest first: every run scored the same {records[0]['n']} samples "
+            f"(samples digest `{records[0]['samples_digest'][:12]}`) at k={records[0]['k']} with the same "
+            "prep, exclusion and eps."
+        )
+        rows = [
+            [str(rank), label, *headline_cells(record)]
+            for rank, (label, record) in enumerate(zip(labels, records, strict=True), start=1)
+        ]
+        columns = ("Rank", "Run", *HEADLINE_COLUMNS)
+    lines += [
+        "",
+        *markdown_table(columns, rows),
+        "",
+        f"![comparison]({COMPARISON_FILE})",
+        "",
+        "## Caveats",
+        "",
+    ]
+    notes = [] if obstacles else _overlapping_neighbours(labels, records)
+    categories = sorted({str(record["source"].get("category")) for record in records})
+    if len(categories) > 1:
+        notes.append(
+            f"The runs span categories ({', '.join(categories)}): a VLA's feat A holds vision and language, "
+            "an IL or RL policy's vision only; CKNNA is not comparable across categories."
+        )
+    random = [
+        label
+        for label, record in zip(labels, records, strict=True)
+        if "random" in str(record["source"].get("weights", "")).lower()
+    ]
+    if random:
+        notes.append(
+            f"Random weights ({', '.join(random)}): these numbers say nothing about a trained policy."
+        )
+    notes.append(
+        "Chance is not 0: read each CKNNA against its own null (mean "
+        + ", ".join(
+            f"{label} {number((record['headline']['cknna']['null'] or {}).get('mean'))}"
+            for label, record in zip(labels, records, strict=True)
+        )
+        + "). Values above 1 are an artifact of the masked kernels, not stronger alignment."
+    )
+    lines += [f"- {note}" for note in notes]
+    return "\n".join(lines) + "\n"
+
+
+def compare_runs(run_dirs: list[Path], output_dir: Path) -> tuple[Path, Path, list[str]]:
+    """Write ``comparison.md`` and ``comparison.png`` for ``run_dirs``.
+
+    Returns:
+        The two paths, and why the runs were not ranked (empty when they were).
+
+    Raises:
+        ValueError: fewer than two runs, or a results file that cannot be read.
+        FileNotFoundError: a run without ``cknna.json``.
+    """
+    if len(run_dirs) < 2:
+        raise ValueError(
+            "Give at least two run directories to compare: lerobot-cknna-compare DIR_A DIR_B ..."
+        )
+    records = [load_record(run_dir) for run_dir in run_dirs]
+    names = [Path(run_dir).name for run_dir in run_dirs]
+    labels = names if len(set(names)) == len(names) else [str(run_dir) for run_dir in run_dirs]
+    obstacles = ranking_obstacles(labels, records)
+    basis = None
+    if not obstacles:
+        basis = ranking_basis(records)
+        order = sorted(range(len(records)), key=lambda i: ranking_value(records[i], basis), reverse=True)
+        labels, records = [labels[i] for i in order], [records[i] for i in order]
+    output_dir.mkdir(parents=True, exist_ok=True)
+    report = output_dir / COMPARISON_REPORT_FILE
+    text = render_comparison(labels, records, obstacles, basis)
+    write_atomic(report, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    figure_labels = [
+        f"{record['source']['policy']} ({label})" if record["source"].get("policy") else label
+        for label, record in zip(labels, records, strict=True)
+    ]
+    title = f"CKNNA, ranked by {basis}" if basis else "CKNNA (not ranked: see comparison.md)"
+    figure = plot_comparison(figure_labels, records, output_dir / COMPARISON_FILE, title)
+    return report, figure, obstacles
+
+
+def main():
+    """Console entry point."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("run_dirs", nargs="+", type=Path, metavar="DIR", help="scored run directories")
+    parser.add_argument("--output_dir", type=Path, default=None, help="where the comparison goes")
+    args = parser.parse_args()
+
+    def compare():
+        now = dt.datetime.now()
+        output_dir = args.output_dir or Path("outputs/cknna") / f"{now:%Y-%m-%d}" / f"{now:%H-%M-%S}_compare"
+        report, figure, obstacles = compare_runs(args.run_dirs, output_dir)
+        for reason in obstacles:
+            logging.warning(f"Not ranked: {reason}")
+        logging.info(f"Wrote {report} and {figure}")
+
+    run_command(compare)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,16 @@
+"""Fixtures shared across test modules: a LIBERO dataset recorded from the real simulator."""
+
+import pytest
+
+from lerobot_cknna.record_libero import record_libero_dataset
+
+RECORDED_REPO_ID = "local/libero_spatial_sim"
+
+
+@pytest.fixture(scope="session")
+def libero_dataset(tmp_path_factory):
+    """Two libero_spatial tasks x two scripted episodes x 10 frames, recorded once per session."""
+    root = tmp_path_factory.mktemp("libero") / "libero_spatial_sim"
+    return record_libero_dataset(
+        root, repo_id=RECORDED_REPO_ID, task_ids=(0, 1), episodes_per_task=2, n_steps=10
+    )

@@ -1,0 +1,179 @@
+"""``lerobot-cknna`` end to end through its console script, offline: replay, simulation, bad input."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from lerobot_cknna.features_io import load_features
+from lerobot_cknna.tiny_policies import save_tiny_policy
+
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
+REPO = Path(__file__).resolve().parents[2]
+
+
+def lerobot_cknna(*args: str, cwd: Path, script: str = "lerobot-cknna") -> subprocess.CompletedProcess:
+    executable = Path(sys.executable).with_name(script)
+    return subprocess.run(
+        [str(executable), *args], capture_output=True, text=True, cwd=cwd, env=ENV, timeout=900
+    )
+
+
+@pytest.fixture(scope="module")
+def policy_dirs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("policies")
+    return {policy_type: _saved(root, policy_type) for policy_type in ("act", "diffusion", "smolvla", "xvla")}
+
+
+def _saved(root: Path, policy_type: str) -> Path:
+    save_tiny_policy(policy_type, root / policy_type)
+    return root / policy_type
+
+
+@pytest.mark.parametrize("policy_type", ["act", "diffusion", "smolvla", "xvla"])
+def test_replay_on_a_recorded_libero_dataset(policy_type, policy_dirs, libero_dataset, tmp_path):
+    out = tmp_path / "run"
+    done = lerobot_cknna(
+        f"--policy.path={policy_dirs[policy_type]}",
+        f"--dataset.repo_id={libero_dataset.repo_id}",
+        f"--dataset.root={libero_dataset.root}",
+        "--cknna.k=5",
+        "--cknna.n_permutations=20",
+        "--cknna.batch_size=7",
+        f"--output_dir={out}",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    raw = load_file(str(out / "features.safetensors"))  # readable without this package
+    n = libero_dataset.num_frames
+    assert raw["feat_a"].shape[0] == n and raw["feat_b"].shape == (n, 8)
+    frames = libero_dataset.hf_dataset.with_format("torch")
+    torch.testing.assert_close(raw["feat_b"], torch.stack(list(frames["observation.state"])))
+    assert torch.equal(raw["episode_index"], torch.stack(list(frames["episode_index"])))
+    assert torch.equal(raw["frame_index"], torch.stack(list(frames["frame_index"])))
+    record = json.loads((out / "cknna.json").read_text())
+    assert record["n"] == n and record["k"] == 5 and record["n_episodes"] == libero_dataset.num_episodes
+    source = record["source"]
+    assert source["policy_type"] == policy_type and source["mode"] == "replay"
+    assert source["weights"] == "random" and source["hook_path"]
+    assert {group["name"] for group in record["groups"]["task"]} == set(libero_dataset.meta.tasks.index)
+    assert (out / "report.md").is_file() and len(list(out.glob("*.png"))) == 3
+
+
+def test_saved_features_rescore_to_the_same_numbers(policy_dirs, libero_dataset, tmp_path):
+    out = tmp_path / "run"
+    options = ["--cknna.k=5", "--cknna.n_permutations=20"]
+    done = lerobot_cknna(
+        f"--config_path={REPO / 'configs/libero_replay.yaml'}", f"--policy.path={policy_dirs['act']}",
+        f"--dataset.repo_id={libero_dataset.repo_id}", f"--dataset.root={libero_dataset.root}",
+        "--dataset.episodes=[0,1,2,3]", "--cknna.max_samples=30", f"--output_dir={out}", *options,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    first = json.loads((out / "cknna.json").read_text())
+    assert first["n"] == 30 and first["source"]["data"]["sampling"]["method"] == "evenly spaced"
+    rescored = lerobot_cknna(str(out), f"--output_dir={tmp_path / 'again'}", *options, cwd=tmp_path,
+                             script="lerobot-cknna-score")  # fmt: skip
+    assert rescored.returncode == 0, rescored.stderr[-3000:]
+    second = json.loads((tmp_path / "again" / "cknna.json").read_text())
+    assert second["headline"] == first["headline"] and second["source"] == first["source"]
+
+
+def test_simulation_pairs_every_model_call_and_writes_eval_info(policy_dirs, tmp_path):
+    out = tmp_path / "sim"
+    done = lerobot_cknna(
+        f"--policy.path={policy_dirs['smolvla']}", "--env.type=libero", "--env.task=libero_spatial",
+        "--env.task_ids=[0]", "--env.episode_length=9", "--eval.n_episodes=3", "--eval.batch_size=2",
+        "--cknna.k=3", "--cknna.n_permutations=10", f"--output_dir={out}",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    eval_info = json.loads((out / "eval_info.json").read_text())
+    features = load_features(out)
+    record = json.loads((out / "cknna.json").read_text())
+    # n_action_steps=4 over 9 steps: the model runs at steps 0, 4, 8. Two rollouts of 2 envs; the
+    # fourth episode is beyond --eval.n_episodes=3 and is dropped, as lerobot-eval drops it.
+    assert record["source"]["data"]["model_calls"] == 6
+    assert sorted(features.frame_index.unique().tolist()) == [0, 4, 8]
+    assert features.episode_index.unique().tolist() == [0, 1, 2] and len(features.frame_index) == 9
+    successes = [bool(s) for task in eval_info["per_task"] for s in task["metrics"]["successes"]]
+    per_episode = [bool(features.success[features.episode_index == e].all()) for e in range(3)]
+    assert per_episode == successes
+    assert record["source"]["mode"] == "simulation" and record["source"]["data"]["suites"] == [
+        "libero_spatial"
+    ]
+    assert record["n"] == 9 and features.feat_b.shape == (9, 8)
+    assert features.tasks and record["groups"]["task_suite"][0]["name"] == "libero_spatial"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "Choose one mode"),
+        (["--env.type=libero", "--dataset.repo_id=x/y"], "Choose one mode"),
+        (["--dataset.repo_id=x/y", "--cknna.prep_a=zscore"], "prep"),
+        (["--dataset.repo_id=x/y", "--cknna.weights=great"], "--cknna.weights must be one of"),
+        (["--env.type=libero", "--eval.use_async_envs=true"], "use_async_envs"),
+    ],
+)
+def test_bad_flags_give_a_clear_error_and_exit_2(args, message, policy_dirs, tmp_path):
+    done = lerobot_cknna(f"--policy.path={policy_dirs['act']}", *args, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert message in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_replay_on_a_dataset_without_the_policys_cameras_says_what_to_do(libero_dataset, tmp_path):
+    saved = tmp_path / "act"
+    policy = save_tiny_policy("act", saved)
+    config = json.loads((saved / "config.json").read_text())
+    config["input_features"]["observation.images.wrist"] = config["input_features"].pop(
+        "observation.images.image2"
+    )
+    (saved / "config.json").write_text(json.dumps(config))
+    assert policy is not None
+    done = lerobot_cknna(
+        f"--policy.path={saved}", f"--dataset.repo_id={libero_dataset.repo_id}",
+        f"--dataset.root={libero_dataset.root}", f"--output_dir={tmp_path / 'run'}", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2 and "--rename_map" in done.stderr, done.stderr[-2000:]
+    assert not (tmp_path / "run" / "cknna.json").exists()
+
+
+def test_one_flag_on_lerobot_eval_writes_the_study_beside_eval_info(policy_dirs, tmp_path):
+    out = tmp_path / "eval"
+    done = lerobot_cknna(
+        f"--policy.path={policy_dirs['smolvla']}", "--env.type=libero", "--env.task=libero_spatial",
+        "--env.task_ids=[0]", "--env.episode_length=6", "--eval.n_episodes=4", "--eval.batch_size=2",
+        "--policy.n_action_steps=1", f"--output_dir={out}",
+        "--env.discover_packages_path=lerobot_cknna.eval_plugin",
+        cwd=tmp_path, script="lerobot-eval",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (out / "eval_info.json").is_file()
+    record = json.loads((out / "cknna.json").read_text())
+    assert record["n"] == 4 * 6 and record["k"] == 10 and record["source"]["policy_type"] == "smolvla"
+    assert (out / "report.md").is_file()
+
+
+def test_importing_the_package_changes_nothing_in_lerobot_eval():
+    code = (
+        "from lerobot.scripts import lerobot_eval\n"
+        "original = lerobot_eval.eval_policy_all\n"
+        "import importlib, pathlib, lerobot_cknna\n"
+        "root = pathlib.Path(lerobot_cknna.__file__).parent\n"
+        "for path in sorted(root.rglob('*.py')):\n"
+        "    name = '.'.join(('lerobot_cknna', *path.relative_to(root).with_suffix('').parts))\n"
+        "    if 'eval_plugin' not in name: importlib.import_module(name.removesuffix('.__init__'))\n"
+        "assert lerobot_eval.eval_policy_all is original\n"
+        "import lerobot_cknna.eval_plugin\n"
+        "assert lerobot_eval.eval_policy_all is not original\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=300)
+    assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-3000:]

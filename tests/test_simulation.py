@@ -1,0 +1,56 @@
+"""The bookkeeping of simulation mode against LeRobot's own rules (lerobot_eval.eval_policy)."""
+
+import einops
+import numpy as np
+import torch
+
+from lerobot_cknna.features_io import FeatureBuffer
+from lerobot_cknna.simulation import SimulationRecorder, _Rollout
+
+
+def lerobot_success(dones: torch.Tensor, successes: torch.Tensor) -> torch.Tensor:
+    """eval_policy's rule, written from its definition: any success up to one step after the first done."""
+    n_steps = dones.shape[1]
+    done_indices = torch.argmax(dones.to(int), dim=1)
+    mask = (torch.arange(n_steps) <= einops.repeat(done_indices + 1, "b -> b s", s=n_steps)).int()
+    return einops.reduce(successes * mask, "b n -> b", "any")
+
+
+def play(rollout: _Rollout, terminated: np.ndarray, successes: np.ndarray) -> None:
+    for step in range(terminated.shape[1]):
+        info = {"final_info": {"is_success": successes[:, step]}} if successes[:, step].any() else {}
+        rollout.observe_step(terminated[:, step], np.zeros(rollout.num_envs, dtype=bool), info)
+
+
+def test_episode_success_follows_lerobots_rule():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        rollout = _Rollout("libero_spatial", 0, first_episode=0, num_envs=4, max_steps=12)
+        terminated = rng.random((4, 12)) < 0.15
+        successes = rng.random((4, 12)) < 0.3
+        play(rollout, terminated, successes)
+        dones = torch.from_numpy(np.stack(rollout.done_history, axis=1))
+        expected = lerobot_success(dones, torch.from_numpy(successes)).numpy()
+        assert (rollout.episode_success() == expected).all()
+
+
+def test_steps_after_an_env_is_done_are_masked_and_extra_episodes_dropped(tmp_path):
+    recorder = SimulationRecorder(FeatureBuffer(tmp_path), n_episodes=2)
+    recorder._rollout = rollout = _Rollout("libero_spatial", 0, first_episode=0, num_envs=3, max_steps=5)
+    terminated = np.zeros((3, 5), dtype=bool)
+    terminated[0, 1] = True  # env 0 finishes at step 1 (successfully)
+    successes = np.zeros((3, 5), dtype=bool)
+    successes[0, 1] = True
+    for step in range(5):
+        feat = torch.arange(3.0)[:, None].repeat(1, 4) + 10 * step
+        rollout.samples.append((step, feat, feat[:, :2], ["t0", "t1", "t2"], ~rollout.done))
+        play_one = {"final_info": {"is_success": successes[:, step]}} if successes[:, step].any() else {}
+        rollout.observe_step(terminated[:, step], np.zeros(3, dtype=bool), play_one)
+    recorder._finish_rollout()
+    features = recorder.buffer.features()
+    # env 2 is the third episode of a 2-episode evaluation: dropped; env 0 stops after step 1.
+    assert features.episode_index.tolist() == [0, 1, 0, 1, 1, 1, 1]
+    assert features.frame_index.tolist() == [0, 0, 1, 1, 2, 3, 4]
+    assert features.success.tolist() == [True, False, True, False, False, False, False]
+    assert features.feat_a[:, 0].tolist() == [0.0, 1.0, 10.0, 11.0, 21.0, 31.0, 41.0]
+    assert recorder.task_suites == {"t0": "libero_spatial", "t1": "libero_spatial"}
