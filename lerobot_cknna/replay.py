@@ -64,8 +64,12 @@ def replay(
     buffer: FeatureBuffer,
     batch_size: int = 16,
     num_workers: int = 0,
+    hook_path: str | None = None,
 ) -> None:
-    """Encode ``indices`` of ``dataset`` with ``policy`` and add each sample to ``buffer``."""
+    """Encode ``indices`` of ``dataset`` with ``policy`` and add each sample to ``buffer``.
+
+    ``hook_path`` captures that module instead of the hook table's.
+    """
     loader = torch.utils.data.DataLoader(
         torch.utils.data.Subset(dataset, indices), batch_size=batch_size, num_workers=num_workers
     )
@@ -73,5 +77,5 @@ def replay(
     for batch in tqdm(loader, desc="Encoding frames", unit="batch"):
         observation = _observation(batch)
         state = observation[OBS_STATE].clone()
-        feat_a = encode_features(policy, preprocessor(observation))
+        feat_a = encode_features(policy, preprocessor(observation), hook_path)
         buffer.add(feat_a, state, batch["episode_index"], batch["frame_index"], tasks=list(batch["task"]))

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from lerobot_cknna.capture import FeatureCapture, batch_size_of
-from lerobot_cknna.configs.pipeline import CKNNARunConfig
+from lerobot_cknna.configs.pipeline import PARALLEL_TASKS_REFUSED, CKNNARunConfig
 from lerobot_cknna.features_io import FeatureBuffer
 from lerobot_cknna.fixes import apply_runtime_fixes
 from lerobot_cknna.hook_table import spec_for
@@ -216,10 +216,7 @@ def instrument_eval_policy_all(original: Callable, cfg: CKNNARunConfig) -> Calla
     def eval_policy_all(envs, policy, env_preprocessor, env_postprocessor, preprocessor, postprocessor,
                         n_episodes, **kwargs):  # fmt: skip
         if kwargs.get("max_parallel_tasks", 1) > 1:
-            raise ValueError(
-                "lerobot-cknna needs --env.max_parallel_tasks=1: tasks run in threads share the policy, "
-                "so captured features could not be paired with their observations."
-            )
+            raise ValueError(PARALLEL_TASKS_REFUSED)
         run_dir = Path(kwargs["videos_dir"]).parent
         apply_runtime_fixes(policy)
         recorder = SimulationRecorder(FeatureBuffer(run_dir), n_episodes, cfg.hook_path)

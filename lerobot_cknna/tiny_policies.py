@@ -156,6 +156,10 @@ def build_tiny_policy(
     torch.manual_seed(seed)
     config = TINY_CONFIGS[policy_type](Path(assets or default_assets_dir()))
     policy = get_policy_class(policy_type)(config).eval()
+    if policy_type == "xvla":
+        # Florence-2 makes image_projection with torch.empty and never initialises it
+        # (modeling_florence2.py:2467): a from-config build would hold whatever memory held.
+        torch.nn.init.trunc_normal_(policy.model.vlm.image_projection, std=0.02)
     if apply_fixes:
         apply_runtime_fixes(policy)
     return policy

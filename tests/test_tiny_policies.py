@@ -7,7 +7,7 @@ from lerobot.policies.factory import make_policy, make_pre_post_processors
 from lerobot_cknna.capture import capture_features, encode_features
 from lerobot_cknna.fixes import apply_runtime_fixes
 from lerobot_cknna.hook_table import HOOK_TABLE
-from lerobot_cknna.tiny_policies import TINY_CONFIGS, libero_observation, save_tiny_policy
+from lerobot_cknna.tiny_policies import TINY_CONFIGS, build_tiny_policy, libero_observation, save_tiny_policy
 
 
 @pytest.mark.parametrize("policy_type", sorted(TINY_CONFIGS))
@@ -32,3 +32,12 @@ def test_saved_tiny_policy_loads_through_the_policy_path_code(policy_type, tmp_p
         captured = capture.pop(2)
     torch.testing.assert_close(captured, encode_features(policy, batch), rtol=1e-5, atol=1e-6)
     assert HOOK_TABLE[policy_type].category in ("VLA", "IL", "RL")
+
+
+@pytest.mark.parametrize("policy_type", sorted(TINY_CONFIGS))
+def test_tiny_builds_are_reproducible_and_hold_no_uninitialised_memory(policy_type):
+    first, second = build_tiny_policy(policy_type, seed=3), build_tiny_policy(policy_type, seed=3)
+    for (name, a), (_, b) in zip(first.state_dict().items(), second.state_dict().items(), strict=True):
+        assert torch.equal(a, b), f"{name} differs between two builds with the same seed"
+        if a.is_floating_point():
+            assert torch.isfinite(a).all() and a.abs().max() < 1e4, name

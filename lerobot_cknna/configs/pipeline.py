@@ -22,6 +22,10 @@ from lerobot_cknna.configs.cknna import CKNNAConfig
 from lerobot_cknna.fixes.stale_config_keys import without_stale_keys
 
 WEIGHTS_CHOICES = ("finetuned on target", "other domain", "random")
+PARALLEL_TASKS_REFUSED = (
+    "--env.max_parallel_tasks > 1 runs tasks in threads that share the policy, so captured "
+    "features could not be paired with their observations. Use --env.max_parallel_tasks=1."
+)
 
 
 @dataclass
@@ -79,10 +83,7 @@ class CKNNAPipelineConfig(EvalPipelineConfig):
                 "--dataset.repo_id=... (replay of a LeRobotDataset), not both and not neither."
             )
         if self.env is not None and getattr(self.env, "max_parallel_tasks", 1) > 1:
-            raise ValueError(
-                "--env.max_parallel_tasks > 1 runs tasks in threads that share the policy, so captured "
-                "features could not be paired with their observations. Use --env.max_parallel_tasks=1."
-            )
+            raise ValueError(PARALLEL_TASKS_REFUSED)
         if self.env is not None and self.eval.use_async_envs:
             raise ValueError(
                 "--eval.use_async_envs=true does not work with lerobot 0.4.4's eval loop (it reads "

@@ -23,6 +23,7 @@ from lerobot.datasets.lerobot_dataset import LeRobotDataset
 from lerobot.policies.factory import make_policy, make_pre_post_processors
 from lerobot.utils.random_utils import set_seed
 
+from lerobot_cknna.capture import resolve_module
 from lerobot_cknna.configs.pipeline import CKNNAPipelineConfig
 from lerobot_cknna.features_io import FeatureBuffer
 from lerobot_cknna.fixes import apply_runtime_fixes
@@ -45,6 +46,7 @@ def run_replay(cfg: CKNNAPipelineConfig) -> dict:
     policy = make_policy(cfg.policy, ds_meta=dataset.meta, rename_map=cfg.rename_map).eval()
     apply_runtime_fixes(policy)
     spec = spec_for(policy.config.type, cfg.cknna.hook_path)
+    resolve_module(policy, spec.module_path)
     check_dataset_fits(dataset, policy)
     preprocessor, _ = make_pre_post_processors(
         cfg.policy,
@@ -58,7 +60,10 @@ def run_replay(cfg: CKNNAPipelineConfig) -> dict:
     indices, sampling = sample_frames(dataset, cfg.cknna.max_samples)
     buffer = FeatureBuffer(cfg.output_dir)
     try:
-        replay(policy, preprocessor, dataset, indices, buffer, cfg.cknna.batch_size, cfg.cknna.num_workers)
+        replay(
+            policy, preprocessor, dataset, indices, buffer, cfg.cknna.batch_size, cfg.cknna.num_workers,
+            cfg.cknna.hook_path,
+        )  # fmt: skip
     finally:
         saved = buffer.flush()
         if saved is not None:

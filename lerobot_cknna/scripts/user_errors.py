@@ -7,7 +7,9 @@ from collections.abc import Callable
 from draccus.utils import ParsingError
 from lerobot.utils.utils import init_logging
 
-USER_ERRORS = (ValueError, FileNotFoundError, ParsingError)
+from lerobot_cknna.capture import CaptureError
+
+USER_ERRORS = (ValueError, FileNotFoundError, ParsingError, CaptureError)
 
 
 def run_command(entry: Callable[[], object]) -> None:

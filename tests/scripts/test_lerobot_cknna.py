@@ -108,6 +108,13 @@ def test_simulation_pairs_every_model_call_and_writes_eval_info(policy_dirs, tmp
         "libero_spatial"
     ]
     assert record["n"] == 9 and features.feat_b.shape == (9, 8)
+    assert {"schema_version", "source", "n", "n_episodes", "feat_a_dim", "feat_b_dim", "samples_digest",
+            "feature_prep", "exclusion", "eps", "k", "headline", "k_sweep", "task_suites", "groups",
+            "warnings"} == set(record)  # fmt: skip
+    assert (
+        record["headline"]["cknna"]["null"] is not None
+        and record["headline"]["cknna"]["interval"] is not None
+    )
     assert features.tasks and record["groups"]["task_suite"][0]["name"] == "libero_spatial"
 
 
@@ -177,3 +184,43 @@ def test_importing_the_package_changes_nothing_in_lerobot_eval():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=300)
     assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-3000:]
+
+
+def test_a_hook_path_that_does_not_exist_names_the_closest_modules(policy_dirs, libero_dataset, tmp_path):
+    done = lerobot_cknna(
+        f"--policy.path={policy_dirs['act']}", f"--dataset.repo_id={libero_dataset.repo_id}",
+        f"--dataset.root={libero_dataset.root}", "--cknna.hook_path=model.backbon", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2 and "Closest module names: model.backbone" in done.stderr, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+
+
+def test_a_checkpoint_with_stale_config_keys_loads_with_a_warning(libero_dataset, tmp_path):
+    saved = tmp_path / "vqbet"
+    save_tiny_policy("vqbet", saved)
+    config = json.loads((saved / "config.json").read_text())
+    (saved / "config.json").write_text(json.dumps({**config, "mlp_hidden_dim": 1024}))
+    done = lerobot_cknna(
+        f"--policy.path={saved}", f"--dataset.repo_id={libero_dataset.repo_id}",
+        f"--dataset.root={libero_dataset.root}", "--cknna.k=5", "--cknna.n_permutations=10",
+        f"--output_dir={tmp_path / 'run'}", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "mlp_hidden_dim" in done.stderr
+    assert json.loads((tmp_path / "run" / "cknna.json").read_text())["source"]["policy_type"] == "vqbet"
+
+
+def test_a_hook_override_on_the_state_projection_scores_near_one(policy_dirs, libero_dataset, tmp_path):
+    """ACT's state projection is a linear map of feat B: the override must capture it, and CKNNA see it."""
+    out = tmp_path / "run"
+    done = lerobot_cknna(
+        f"--policy.path={policy_dirs['act']}", f"--dataset.repo_id={libero_dataset.repo_id}",
+        f"--dataset.root={libero_dataset.root}", "--cknna.hook_path=model.encoder_robot_state_input_proj",
+        "--cknna.k=5", "--cknna.n_permutations=20", f"--output_dir={out}", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = json.loads((out / "cknna.json").read_text())
+    assert (
+        record["source"]["hook_path"] == "model.encoder_robot_state_input_proj" and record["feat_a_dim"] == 64
+    )
+    assert record["headline"]["cknna"]["value"] > 0.9
