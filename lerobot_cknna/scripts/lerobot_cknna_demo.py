@@ -2,7 +2,8 @@
 
 1. Saves a tiny SmolVLA of the real LeRobot class (local SmolVLM config and tokenizer,
    random weights) as a policy directory.
-2. Records a small LIBERO dataset (libero_spatial, scripted motions) from the simulator.
+2. Records a small LIBERO dataset (libero_spatial, two tasks, four scripted episodes of 12
+   frames) from the simulator.
 3. Runs ``lerobot-cknna`` in simulation: LeRobot's own LIBERO evaluation loop, two
    vectorized envs, features captured at every step.
 4. Runs ``lerobot-cknna`` in replay on the recorded dataset.
@@ -29,7 +30,7 @@ RANDOM_WEIGHTS_NOTE = (
 )
 
 
-def prepare_assets(assets: Path, n_steps: int) -> tuple[Path, Path]:
+def prepare_assets(assets: Path, n_steps: int = 12) -> tuple[Path, Path]:
     """The tiny policy directory and the recorded dataset, made once and reused."""
     from lerobot_cknna.record_libero import record_libero_dataset
     from lerobot_cknna.tiny_policies import save_tiny_policy
@@ -62,7 +63,7 @@ def main():
     parser.add_argument("--episode_length", type=int, default=20, help="env steps per simulated episode")
     args = parser.parse_args()
     init_logging()
-    policy_dir, dataset_root = prepare_assets(args.output_root / "demo_assets", n_steps=args.episode_length)
+    policy_dir, dataset_root = prepare_assets(args.output_root / "demo_assets")
     stamp = f"{dt.datetime.now():%Y-%m-%d}/{dt.datetime.now():%H-%M-%S}"
     sim_dir = args.output_root / f"{stamp}_demo_libero_sim"
     replay_dir = args.output_root / f"{stamp}_demo_libero_replay"
