@@ -98,7 +98,12 @@ def run_simulation(cfg: CKNNAPipelineConfig) -> None:
 def cknna_main(cfg: CKNNAPipelineConfig) -> None:
     """Parse the command line (LeRobot's draccus parser, ``--policy.path`` included) and run."""
     set_seed(cfg.seed)
-    cfg.output_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        cfg.output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(
+            f"Cannot create the output directory {cfg.output_dir} ({error}); pass --output_dir=DIR."
+        ) from error
     logging.info(f"Output dir: {cfg.output_dir}")
     if cfg.dataset is not None:
         run_replay(cfg)

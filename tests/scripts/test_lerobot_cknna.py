@@ -126,6 +126,7 @@ def test_simulation_pairs_every_model_call_and_writes_eval_info(policy_dirs, tmp
         (["--dataset.repo_id=x/y", "--cknna.prep_a=zscore"], "prep"),
         (["--dataset.repo_id=x/y", "--cknna.weights=great"], "--cknna.weights must be one of"),
         (["--env.type=libero", "--eval.use_async_envs=true"], "use_async_envs"),
+        (["--env.type=libero", "--output_dir=/dev/null/run"], "Cannot create the output directory"),
     ],
 )
 def test_bad_flags_give_a_clear_error_and_exit_2(args, message, policy_dirs, tmp_path):
@@ -224,3 +225,20 @@ def test_a_hook_override_on_the_state_projection_scores_near_one(policy_dirs, li
         record["source"]["hook_path"] == "model.encoder_robot_state_input_proj" and record["feat_a_dim"] == 64
     )
     assert record["headline"]["cknna"]["value"] > 0.9
+
+
+def test_a_hook_that_never_fires_is_a_clear_error(policy_dirs, libero_dataset, tmp_path):
+    """ACT's VAE encoder only runs in training: neither encode-only nor select_action reaches it."""
+    done = lerobot_cknna(
+        f"--policy.path={policy_dirs['act']}", f"--dataset.repo_id={libero_dataset.repo_id}",
+        f"--dataset.root={libero_dataset.root}", "--cknna.hook_path=model.vae_encoder",
+        f"--output_dir={tmp_path / 'run'}", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2 and "did not fire" in done.stderr, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr and not (tmp_path / "run" / "cknna.json").exists()
+
+
+def test_an_unknown_policy_type_is_a_clear_error(tmp_path):
+    done = lerobot_cknna("--policy.type=not_a_policy", "--dataset.repo_id=x/y", cwd=tmp_path)
+    assert done.returncode == 2 and "not_a_policy" in done.stderr, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
