@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from lerobot.datasets.lerobot_dataset import LeRobotDataset
 from safetensors.torch import load_file
 
 from lerobot_cknna.features_io import load_features
+from lerobot_cknna.record_libero import IMAGE_KEYS, dataset_features
 from lerobot_cknna.tiny_policies import save_tiny_policy
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
@@ -242,3 +244,25 @@ def test_an_unknown_policy_type_is_a_clear_error(tmp_path):
     done = lerobot_cknna("--policy.type=not_a_policy", "--dataset.repo_id=x/y", cwd=tmp_path)
     assert done.returncode == 2 and "not_a_policy" in done.stderr, done.stderr[-2000:]
     assert "Traceback" not in done.stderr
+
+
+def test_a_dataset_without_proprioceptive_state_is_refused(policy_dirs, libero_dataset, tmp_path):
+    """The recorded frames again, written to a dataset that lacks observation.state."""
+    features = {key: value for key, value in dataset_features().items() if key != "observation.state"}
+    stateless = LeRobotDataset.create(
+        "local/stateless", 10, features, root=tmp_path / "stateless", use_videos=False
+    )
+    for index in range(5):
+        frame = libero_dataset[index]
+        stateless.add_frame({
+            **{key: (frame[key] * 255).round().to(torch.uint8).numpy() for key in IMAGE_KEYS},
+            "action": frame["action"].numpy(), "task": frame["task"],
+        })  # fmt: skip
+    stateless.save_episode()
+    stateless.finalize()
+    done = lerobot_cknna(
+        f"--policy.path={policy_dirs['act']}", "--dataset.repo_id=local/stateless",
+        f"--dataset.root={tmp_path / 'stateless'}", f"--output_dir={tmp_path / 'run'}", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2 and "has no 'observation.state'" in done.stderr, done.stderr[-2000:]
+    assert not (tmp_path / "run" / "features.safetensors").exists()
