@@ -103,6 +103,18 @@ def test_stale_config_key_defect_shows_then_the_fix_removes_it(tmp_path, caplog)
     assert stale_config_keys.without_stale_keys(loadable, tmp_path / "work") == loadable
 
 
+def test_stale_config_key_fix_survives_a_copy_left_from_a_deleted_checkpoint(tmp_path):
+    work = tmp_path / "work"
+    first = vqbet_checkpoint_with_a_removed_key(tmp_path / "first")
+    stale_config_keys.without_stale_keys(first, work)
+    shutil.rmtree(first)
+    second = vqbet_checkpoint_with_a_removed_key(tmp_path / "second")
+    assert second.name == first.name
+    loadable = stale_config_keys.without_stale_keys(second, work)
+    assert PreTrainedConfig.from_pretrained(loadable).type == "vqbet"
+    assert all(item.resolve().is_relative_to(second) for item in loadable.iterdir() if item.is_symlink())
+
+
 @pytest.fixture(scope="module")
 def patched_lerobot(tmp_path_factory) -> Path:
     """A copy of the installed lerobot with every diff in patches/ applied."""

@@ -10,6 +10,7 @@ from a copy of the checkpoint directory; the weights are linked, not copied.
 import dataclasses
 import json
 import logging
+import tempfile
 from pathlib import Path
 
 from lerobot.configs.policies import PreTrainedConfig
@@ -46,12 +47,12 @@ def without_stale_keys(policy_dir: Path, work_dir: Path) -> Path:
         f"{policy_dir / CONFIG_FILE} has keys that {config['type']} configs no longer define: "
         f"{', '.join(stale)}. Loading without them (lerobot 0.4.4 defect; {PATCH})."
     )
-    cleaned = Path(work_dir) / f"{policy_dir.name}-current-config"
-    cleaned.mkdir(parents=True, exist_ok=True)
+    Path(work_dir).mkdir(parents=True, exist_ok=True)
+    # A fresh directory per call: an earlier copy may link to a checkpoint that is gone.
+    cleaned = Path(tempfile.mkdtemp(prefix=f"{policy_dir.name}-current-config-", dir=work_dir))
     for item in policy_dir.iterdir():
-        target = cleaned / item.name
-        if item.name != CONFIG_FILE and not target.exists():
-            target.symlink_to(item.resolve())
+        if item.name != CONFIG_FILE:
+            (cleaned / item.name).symlink_to(item.resolve())
     current = {key: value for key, value in config.items() if key not in stale}
     (cleaned / CONFIG_FILE).write_text(json.dumps(current, indent=4))
     return cleaned
