@@ -12,10 +12,16 @@ safetensors reader loads the file::
 
     from safetensors.torch import load_file
     feats = load_file("outputs/cknna/.../features.safetensors")
+
+While a run goes, samples are streamed into ``features.chunks/chunk-NNNNNN/`` (the same two
+files per chunk); a run that finishes joins them into ``features.safetensors``. A run that
+was killed leaves only chunks: :func:`load_features` joins them, and ``--resume=true``
+continues from them.
 """
 
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +31,7 @@ from safetensors.torch import load_file, save_file
 
 FEATURES_FILE = "features.safetensors"
 TASKS_FILE = "tasks.json"
+CHUNKS_DIR = "features.chunks"
 
 
 @dataclass
@@ -77,13 +84,26 @@ def save_features(directory: Path, features: SavedFeatures) -> Path:
 
 
 def load_features(directory: Path) -> SavedFeatures:
-    """Read what :func:`save_features` wrote.
+    """Read what :func:`save_features` wrote, or the chunks a run that did not finish left.
 
     Raises:
         FileNotFoundError: with the path that was expected.
         ValueError: if required tensors are missing.
     """
     directory = Path(directory)
+    chunks = _chunk_files(directory)
+    if chunks:
+        parts = [_load_file(chunk.parent) for chunk in chunks]
+        joined = {
+            name: torch.cat([getattr(part, name) for part in parts])
+            for name, value in vars(parts[0]).items()
+            if isinstance(value, torch.Tensor)
+        }
+        return SavedFeatures(**joined, tasks=parts[-1].tasks)
+    return _load_file(directory)
+
+
+def _load_file(directory: Path) -> SavedFeatures:
     path = directory / FEATURES_FILE
     if not path.is_file():
         raise FileNotFoundError(
@@ -106,19 +126,42 @@ def load_features(directory: Path) -> SavedFeatures:
 
 
 class FeatureBuffer:
-    """Samples gathered during a run, kept on disk as they come.
+    """Samples gathered during a run, streamed to disk in chunks as they come.
 
     :meth:`add` appends a batch; at most every ``flush_every_s`` seconds (and on
-    :meth:`flush`) everything so far is rewritten atomically to ``directory``, so a run that
-    dies keeps what it gathered and a reader never sees a half-written file.
+    :meth:`flush`) the rows not yet on disk are written as one more chunk file under
+    ``directory/features.chunks/``, each atomically, so a run that is killed keeps what it
+    gathered up to its last flush and :func:`load_features` reads those chunks. :meth:`close`
+    writes ``features.safetensors`` and removes the chunks. With ``resume``, a buffer
+    starts from what an earlier run left in ``directory``.
     """
 
-    def __init__(self, directory: Path, flush_every_s: float = 30.0):
+    def __init__(self, directory: Path, flush_every_s: float = 30.0, resume: bool = False):
+        """Start empty, or with ``resume`` from the samples an earlier run left in ``directory``.
+
+        Raises:
+            ValueError: ``directory`` already holds samples and ``resume`` is not set.
+        """
         self.directory = Path(directory)
         self.flush_every_s = flush_every_s
         self._columns: dict[str, list[torch.Tensor]] = {}
         self._tasks: dict[str, int] = {}
+        self._rows_on_disk = 0
+        self._chunks_written = 0
         self._last_flush = time.monotonic()
+        if not resume:
+            refuse_earlier_run(directory)
+            return
+        if not has_features(directory):
+            return
+        saved = load_features(directory)
+        self._tasks = {task: index for index, task in enumerate(saved.tasks or [])}
+        for name, value in vars(saved).items():
+            if isinstance(value, torch.Tensor):
+                self._columns[name] = [value]
+        chunks = _chunk_files(directory)
+        if chunks:
+            self._rows_on_disk, self._chunks_written = len(saved.feat_a), len(chunks)
 
     def __len__(self) -> int:
         return sum(len(chunk) for chunk in self._columns.get("feat_a", []))
@@ -156,6 +199,47 @@ class FeatureBuffer:
         return SavedFeatures(**joined, tasks=list(self._tasks) if self._tasks else None)
 
     def flush(self) -> Path | None:
-        """Write everything gathered so far; returns the file, or ``None`` when there is nothing yet."""
+        """Write the rows not yet on disk as one chunk; returns it, or ``None`` when there were none."""
         self._last_flush = time.monotonic()
-        return save_features(self.directory, self.features()) if self._columns else None
+        if len(self) == self._rows_on_disk:
+            return None
+        features = self.features()
+        new_rows = {
+            name: value[self._rows_on_disk :]
+            for name, value in vars(features).items()
+            if isinstance(value, torch.Tensor)
+        }
+        chunk = self.directory / CHUNKS_DIR / f"chunk-{self._chunks_written:06d}"
+        unfinished = chunk.with_name(f".{chunk.name}.tmp")
+        shutil.rmtree(unfinished, ignore_errors=True)
+        save_features(unfinished, SavedFeatures(**new_rows, tasks=features.tasks))
+        os.replace(unfinished, chunk)
+        self._rows_on_disk, self._chunks_written = len(self), self._chunks_written + 1
+        return chunk / FEATURES_FILE
+
+    def close(self) -> Path | None:
+        """Write all samples to ``features.safetensors`` and drop the chunks; ``None`` if there are none."""
+        if not self._columns:
+            return None
+        path = save_features(self.directory, self.features())
+        shutil.rmtree(self.directory / CHUNKS_DIR, ignore_errors=True)
+        self._rows_on_disk, self._chunks_written = len(self), 0
+        return path
+
+
+def _chunk_files(directory: Path) -> list[Path]:
+    return sorted((Path(directory) / CHUNKS_DIR).glob(f"chunk-*/{FEATURES_FILE}"))
+
+
+def has_features(directory: Path) -> bool:
+    """Whether ``directory`` holds samples of a run: finished (``features.safetensors``) or not (chunks)."""
+    return (Path(directory) / FEATURES_FILE).is_file() or bool(_chunk_files(directory))
+
+
+def refuse_earlier_run(directory: Path) -> None:
+    """Raise a ValueError if ``directory`` holds an earlier run's samples, which must not be mixed in."""
+    if has_features(directory):
+        raise ValueError(
+            f"{directory} already holds the features of an earlier run. Continue that run with "
+            "--resume=true (replay), or pass another --output_dir."
+        )

@@ -52,6 +52,28 @@ def check_dataset_fits(dataset: LeRobotDataset, policy) -> None:
         )
 
 
+def frames_already_gathered(dataset: LeRobotDataset, indices: list[int], buffer: FeatureBuffer) -> int:
+    """How many of ``indices`` a resumed ``buffer`` holds; they must be the first ones, in order.
+
+    Raises:
+        ValueError: the buffer holds other frames (the dataset or its selection changed).
+    """
+    done = len(buffer)
+    if done == 0:
+        return 0
+    gathered = buffer.features()
+    expected = dataset.hf_dataset.select(indices[:done]).with_format("torch")[:]
+    if done > len(indices) or not (
+        torch.equal(gathered.episode_index, expected["episode_index"])
+        and torch.equal(gathered.frame_index, expected["frame_index"])
+    ):
+        raise ValueError(
+            f"The {done} samples in {buffer.directory} are not the first frames this run selects from "
+            f"{dataset.repo_id}; the dataset changed since. Start a new run in another --output_dir."
+        )
+    return done
+
+
 def _observation(batch: dict) -> dict:
     return {key: value for key, value in batch.items() if key.startswith("observation.") or key == "task"}
 

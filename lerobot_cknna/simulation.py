@@ -219,10 +219,11 @@ def instrument_eval_policy_all(original: Callable, cfg: CKNNARunConfig) -> Calla
             raise ValueError(PARALLEL_TASKS_REFUSED)
         run_dir = Path(kwargs["videos_dir"]).parent
         apply_runtime_fixes(policy)
-        recorder = SimulationRecorder(FeatureBuffer(run_dir), n_episodes, cfg.hook_path)
+        recorder = SimulationRecorder(FeatureBuffer(run_dir, cfg.flush_every_s), n_episodes, cfg.hook_path)
         with recorder.attached(envs, policy, env_preprocessor):
             info = original(envs, policy, env_preprocessor, env_postprocessor, preprocessor, postprocessor,
                             n_episodes, **kwargs)  # fmt: skip
+        recorder.buffer.close()
         try:
             publish_simulation(run_dir, recorder, policy, info, cfg)
         except ValueError as error:

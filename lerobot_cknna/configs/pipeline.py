@@ -42,6 +42,8 @@ class CKNNARunConfig(CKNNAConfig):
     num_workers: int = 0
     # Weights provenance: finetuned on target, other domain or random. Read from the checkpoint if unset.
     weights: str | None = None
+    # Seconds between writes of the gathered features to disk; a killed run keeps what was written.
+    flush_every_s: float = 30.0
     # Write report.md and the PNG plots beside cknna.json.
     report: bool = True
 
@@ -55,16 +57,20 @@ class CKNNARunConfig(CKNNAConfig):
             raise ValueError(f"--cknna.batch_size must be at least 1, got {self.batch_size}.")
 
 
-def _clean_policy_path_arg() -> None:
-    """Point ``--policy.path`` at a copy without stale config keys before LeRobot parses it."""
+def _clean_policy_path_arg() -> Path | None:
+    """Point ``--policy.path`` at a copy without stale config keys before LeRobot parses it.
+
+    Returns:
+        The path the user gave when it was replaced, else ``None``.
+    """
     policy_path = parser.get_path_arg("policy")
     if not policy_path or not (Path(policy_path) / "config.json").is_file():
-        return
+        return None
     cleaned = without_stale_keys(Path(policy_path), Path(tempfile.gettempdir()) / "lerobot_cknna_policies")
-    if cleaned != Path(policy_path):
-        sys.argv = [
-            f"--policy.path={cleaned}" if arg.startswith("--policy.path=") else arg for arg in sys.argv
-        ]
+    if cleaned == Path(policy_path):
+        return None
+    sys.argv = [f"--policy.path={cleaned}" if arg.startswith("--policy.path=") else arg for arg in sys.argv]
+    return Path(policy_path)
 
 
 @dataclass
@@ -75,6 +81,8 @@ class CKNNAPipelineConfig(EvalPipelineConfig):
     # Replay mode: the LeRobotDataset to run the policy on (--dataset.repo_id, --dataset.root, --dataset.episodes).
     dataset: DatasetConfig | None = None
     cknna: CKNNARunConfig = field(default_factory=CKNNARunConfig)
+    # Replay: continue the run in --output_dir that was killed or interrupted, with the same settings.
+    resume: bool = False
 
     def __post_init__(self) -> None:
         if (self.env is None) == (self.dataset is None):
@@ -82,6 +90,14 @@ class CKNNAPipelineConfig(EvalPipelineConfig):
                 "Choose one mode: --env.type=libero (simulation through lerobot-eval's loop) or "
                 "--dataset.repo_id=... (replay of a LeRobotDataset), not both and not neither."
             )
+        if self.resume and self.env is not None:
+            raise ValueError(
+                "--resume=true continues replay runs only: lerobot-eval's loop cannot start mid-way "
+                "through its episodes. The killed simulation's features are still in its directory "
+                "(score them with lerobot-cknna-score DIR); start a new run for the rest."
+            )
+        if self.resume and not self.output_dir:
+            raise ValueError("--resume=true continues the run in --output_dir=DIR; give that directory.")
         if self.env is not None and getattr(self.env, "max_parallel_tasks", 1) > 1:
             raise ValueError(PARALLEL_TASKS_REFUSED)
         if self.env is not None and self.eval.use_async_envs:
@@ -89,7 +105,7 @@ class CKNNAPipelineConfig(EvalPipelineConfig):
                 "--eval.use_async_envs=true does not work with lerobot 0.4.4's eval loop (it reads "
                 "env.envs[0]); use --eval.batch_size=N for vectorized sync envs."
             )
-        _clean_policy_path_arg()
+        given_policy_path = _clean_policy_path_arg()
         job_name, output_dir = self.job_name, self.output_dir
         super().__post_init__()
         if self.policy is None:
@@ -97,6 +113,9 @@ class CKNNAPipelineConfig(EvalPipelineConfig):
                 "Give a policy: --policy.path=HUB_ID_OR_DIR (a trained policy), or --policy.type=act "
                 "(built from config: random weights)."
             )
+        if given_policy_path is not None:
+            # The config is parsed; weights and processors load from the user's directory as they are.
+            self.policy.pretrained_path = given_policy_path
         if not job_name:
             mode = self.env.type if self.env is not None else "replay"
             self.job_name = f"{mode}_{self.policy.type}"

@@ -25,12 +25,13 @@ from lerobot.utils.random_utils import set_seed
 
 from lerobot_cknna.capture import resolve_module
 from lerobot_cknna.configs.pipeline import CKNNAPipelineConfig
-from lerobot_cknna.features_io import FeatureBuffer
+from lerobot_cknna.features_io import FeatureBuffer, refuse_earlier_run
 from lerobot_cknna.fixes import apply_runtime_fixes
 from lerobot_cknna.hook_table import spec_for
 from lerobot_cknna.provenance import run_source, weights_provenance
-from lerobot_cknna.replay import check_dataset_fits, replay, sample_frames
+from lerobot_cknna.replay import check_dataset_fits, frames_already_gathered, replay, sample_frames
 from lerobot_cknna.results import publish
+from lerobot_cknna.resume import check_same_run, save_run_config
 from lerobot_cknna.scripts.user_errors import run_command
 
 
@@ -58,16 +59,19 @@ def run_replay(cfg: CKNNAPipelineConfig) -> dict:
         },
     )
     indices, sampling = sample_frames(dataset, cfg.cknna.max_samples)
-    buffer = FeatureBuffer(cfg.output_dir)
+    buffer = FeatureBuffer(cfg.output_dir, cfg.cknna.flush_every_s, resume=cfg.resume)
+    done = frames_already_gathered(dataset, indices, buffer)
+    if cfg.resume:
+        logging.info(f"Resuming {cfg.output_dir}: {done} of {len(indices)} frames were gathered before")
     try:
         replay(
-            policy, preprocessor, dataset, indices, buffer, cfg.cknna.batch_size, cfg.cknna.num_workers,
-            cfg.cknna.hook_path,
+            policy, preprocessor, dataset, indices[done:], buffer, cfg.cknna.batch_size,
+            cfg.cknna.num_workers, cfg.cknna.hook_path,
         )  # fmt: skip
     finally:
-        saved = buffer.flush()
-        if saved is not None:
-            logging.info(f"Saved {len(buffer)} samples to {saved}")
+        buffer.flush()
+        logging.info(f"{len(buffer)} samples kept in {cfg.output_dir}")
+    buffer.close()
     data = {
         "repo_id": dataset.repo_id,
         "root": str(dataset.root),
@@ -105,6 +109,11 @@ def cknna_main(cfg: CKNNAPipelineConfig) -> None:
             f"Cannot create the output directory {cfg.output_dir} ({error}); pass --output_dir=DIR."
         ) from error
     logging.info(f"Output dir: {cfg.output_dir}")
+    if cfg.resume:
+        check_same_run(cfg, cfg.output_dir)
+    else:
+        refuse_earlier_run(cfg.output_dir)
+        save_run_config(cfg, cfg.output_dir)
     if cfg.dataset is not None:
         run_replay(cfg)
     else:

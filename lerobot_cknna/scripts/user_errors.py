@@ -22,3 +22,6 @@ def run_command(entry: Callable[[], object]) -> None:
             error = error.__cause__
         logging.error(str(error))
         sys.exit(2)
+    except KeyboardInterrupt:
+        logging.error("Interrupted. What was gathered is kept in the output directory.")
+        sys.exit(130)

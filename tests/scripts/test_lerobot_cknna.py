@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ import torch
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
 from safetensors.torch import load_file
 
-from lerobot_cknna.features_io import load_features
+from lerobot_cknna.features_io import FEATURES_FILE, load_features
 from lerobot_cknna.record_libero import IMAGE_KEYS, dataset_features
 from lerobot_cknna.tiny_policies import save_tiny_policy
 
@@ -129,6 +130,8 @@ def test_simulation_pairs_every_model_call_and_writes_eval_info(policy_dirs, tmp
         (["--dataset.repo_id=x/y", "--cknna.weights=great"], "--cknna.weights must be one of"),
         (["--env.type=libero", "--eval.use_async_envs=true"], "use_async_envs"),
         (["--env.type=libero", "--output_dir=/dev/null/run"], "Cannot create the output directory"),
+        (["--dataset.repo_id=x/y", "--resume=true"], "--resume=true continues the run in --output_dir"),
+        (["--env.type=libero", "--resume=true", "--output_dir=x"], "--resume=true continues replay runs"),
     ],
 )
 def test_bad_flags_give_a_clear_error_and_exit_2(args, message, policy_dirs, tmp_path):
@@ -210,7 +213,8 @@ def test_a_checkpoint_with_stale_config_keys_loads_with_a_warning(libero_dataset
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert "mlp_hidden_dim" in done.stderr
-    assert json.loads((tmp_path / "run" / "cknna.json").read_text())["source"]["policy_type"] == "vqbet"
+    source = json.loads((tmp_path / "run" / "cknna.json").read_text())["source"]
+    assert source["policy_type"] == "vqbet" and source["policy"] == str(saved)  # not the cleaned copy
 
 
 def test_a_hook_override_on_the_state_projection_scores_near_one(policy_dirs, libero_dataset, tmp_path):
@@ -266,3 +270,73 @@ def test_a_dataset_without_proprioceptive_state_is_refused(policy_dirs, libero_d
     )  # fmt: skip
     assert done.returncode == 2 and "has no 'observation.state'" in done.stderr, done.stderr[-2000:]
     assert not (tmp_path / "run" / "features.safetensors").exists()
+
+
+def start_replay(policy_dir: Path, dataset: LeRobotDataset, out: Path, *extra: str) -> list[str]:
+    executable = Path(sys.executable).with_name("lerobot-cknna")
+    return [
+        str(executable), f"--policy.path={policy_dir}", f"--dataset.repo_id={dataset.repo_id}",
+        f"--dataset.root={dataset.root}", "--cknna.k=5", "--cknna.n_permutations=10",
+        "--cknna.batch_size=1", f"--output_dir={out}", *extra,
+    ]  # fmt: skip
+
+
+def stop_after_chunks(
+    command: list[str], out: Path, chunks: int, signal_number: int, cwd: Path
+) -> tuple[int, str]:
+    """Run ``command``, send ``signal_number`` once it has streamed ``chunks`` chunks; status and stderr."""
+    log = cwd / "stopped.log"
+    with log.open("w") as stderr:
+        run = subprocess.Popen(command, cwd=cwd, env=ENV, stdout=subprocess.DEVNULL, stderr=stderr)
+        while len(list((out / "features.chunks").glob("chunk-*"))) < chunks:
+            assert run.poll() is None, log.read_text()[-3000:]
+        run.send_signal(signal_number)
+        run.wait(timeout=120)
+    return run.returncode, log.read_text()
+
+
+def test_a_killed_replay_keeps_its_samples_and_resumes_without_duplicates(
+    policy_dirs, libero_dataset, tmp_path
+):
+    out = tmp_path / "run"
+    command = start_replay(policy_dirs["act"], libero_dataset, out, "--cknna.flush_every_s=0")
+    # One frame per chunk: 25 of the 40 frames span three episodes, enough to score on their own.
+    status, _ = stop_after_chunks(command, out, 25, signal.SIGKILL, tmp_path)
+    assert status == -signal.SIGKILL
+    kept = load_features(out)
+    n = libero_dataset.num_frames
+    assert 25 <= len(kept.feat_a) < n and not (out / "cknna.json").exists()
+
+    rescored = lerobot_cknna(str(out), "--cknna.k=3", "--cknna.n_permutations=10", cwd=tmp_path,
+                             script="lerobot-cknna-score")  # fmt: skip
+    assert rescored.returncode == 0, rescored.stderr[-3000:]  # what a killed run kept can be scored
+
+    again = lerobot_cknna(*command[1:], cwd=tmp_path)
+    assert again.returncode == 2 and "already holds the features of an earlier run" in again.stderr
+    other = lerobot_cknna(*command[1:], "--resume=true", "--cknna.max_samples=20", cwd=tmp_path)
+    assert other.returncode == 2 and "cknna.max_samples: None then, 20 now" in other.stderr, other.stderr[
+        -2000:
+    ]
+
+    resumed = lerobot_cknna(*command[1:], "--resume=true", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"{len(kept.feat_a)} of {n} frames were gathered before" in resumed.stderr
+    uninterrupted = lerobot_cknna(*start_replay(policy_dirs["act"], libero_dataset, tmp_path / "whole")[1:],
+                                  cwd=tmp_path)  # fmt: skip
+    assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
+    whole, joined = load_file(str(tmp_path / "whole" / FEATURES_FILE)), load_file(str(out / FEATURES_FILE))
+    assert whole.keys() == joined.keys()
+    for name in whole:
+        torch.testing.assert_close(joined[name], whole[name], msg=name)
+    assert not (out / "features.chunks").exists()
+    first, second = (json.loads((d / "cknna.json").read_text()) for d in (out, tmp_path / "whole"))
+    assert first["headline"] == second["headline"] and first["n"] == n
+
+
+def test_ctrl_c_keeps_the_samples_and_says_so(policy_dirs, libero_dataset, tmp_path):
+    out = tmp_path / "run"
+    command = start_replay(policy_dirs["act"], libero_dataset, out, "--cknna.flush_every_s=0")
+    status, stderr = stop_after_chunks(command, out, 2, signal.SIGINT, tmp_path)
+    assert status == 130, stderr[-3000:]
+    assert "Interrupted. What was gathered is kept" in stderr
+    assert len(load_features(out).feat_a) >= 2 and not (out / "cknna.json").exists()
