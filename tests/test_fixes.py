@@ -202,8 +202,7 @@ def test_upstream_config_diff_fixes_the_defect(patched_lerobot, tmp_path):
 def test_upstream_eagle_and_processor_diffs_fix_the_defects(patched_lerobot, tmp_path):
     done = run_with(patched_lerobot, (
         "import lerobot\n"
-        "from lerobot.configs.policies import PreTrainedConfig\n"
-        "from lerobot.policies.factory import make_policy, make_pre_post_processors\n"
+        "from lerobot.policies.factory import make_pre_post_processors\n"
         "from lerobot_cknna.fixes import eagle_flash_attention, groot_processor_assets\n"
         "from lerobot_cknna.tiny_policies import build_tiny_policy, libero_observation, libero_stats\n"
         f"assert lerobot.__file__.startswith({str(patched_lerobot)!r}), lerobot.__file__\n"
