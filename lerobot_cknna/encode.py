@@ -11,6 +11,9 @@ import torch
 from lerobot.policies.smolvla.modeling_smolvla import make_att_2d_masks as smolvla_att_2d_masks
 from lerobot.utils.constants import OBS_IMAGE, OBS_LANGUAGE_ATTENTION_MASK, OBS_LANGUAGE_TOKENS, OBS_STATE
 
+# What GrootPolicy.predict_action_chunk hands the model at inference (besides the eagle_* tensors).
+GROOT_INPUTS = ("state", "state_mask", "embodiment_id")
+
 
 def _cameras_in_rows(policy, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """All cameras of one observation step as rows ``(b n)``, in ``config.image_features`` order."""
@@ -76,3 +79,17 @@ def xvla(policy, batch: dict[str, torch.Tensor]) -> None:
     policy.model.forward_vlm(
         inputs["input_ids"], inputs["image_input"].to(policy.model._get_target_dtype()), inputs["image_mask"]
     )
+
+
+def groot(policy, batch: dict[str, torch.Tensor]) -> None:
+    """GR00T N1.5: the Eagle backbone, then ``action_head.process_backbone_output`` (no flow-matching steps).
+
+    The inputs, the dtype casts and the bf16 autocast are those of ``predict_action_chunk``
+    and ``GR00TN15.get_action``.
+    """
+    model = policy._groot_model
+    inputs = {key: value for key, value in batch.items() if key in GROOT_INPUTS or key.startswith("eagle_")}
+    device = next(policy.parameters()).device
+    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=policy.config.use_bf16):
+        backbone_inputs, _ = model.prepare_input(inputs)
+        model.action_head.process_backbone_output(model.backbone(backbone_inputs))

@@ -27,8 +27,8 @@ An entry says:
   padding stays out of the mean but still shifts the valid tokens;
 * ``encode``: the encode-only function that runs just enough of the policy to fire it.
 
-The Pi family and GR00T entries name their modules; their encode-only paths, masks and
-tests need openpi's transformers and land with the second environment.
+The Pi family entries name their modules; their encode-only paths, masks and tests need
+openpi's transformers and land with the second environment.
 """
 
 import dataclasses
@@ -87,6 +87,16 @@ def _valid_language_tokens(args, model_inputs) -> torch.Tensor:
     """``_build_model_inputs(batch)``: the batch's language mask (image tokens come first)."""
     (batch,) = args
     return batch[OBS_LANGUAGE_ATTENTION_MASK].bool()
+
+
+def _eagle_attention_mask(args, eagle_output) -> torch.Tensor:
+    """``forward_eagle`` -> (features, attention mask): GR00T's backbone tokens, one per Eagle token.
+
+    ``vlln`` and ``vl_self_attention`` keep the sequence, so the backbone's own mask (left
+    padding off) marks the hooked tokens to keep; the self-attention itself is unmasked.
+    """
+    _, attention_mask = eagle_output
+    return attention_mask.bool()
 
 
 _TOKENS = "(b s) f -> b s f"
@@ -161,6 +171,9 @@ HOOK_TABLE: dict[str, HookSpec] = {
         module_path="_groot_model.action_head.vl_self_attention",
         category="VLA",
         layout=_TOKENS,
+        token_mask=TokenMask("_groot_model.backbone.forward_eagle", _eagle_attention_mask),
+        attends_padding=True,
+        encode=encode.groot,
     ),
 }
 

@@ -7,6 +7,7 @@ cameras (one where the type accepts only one), an 8-D ``observation.state``, a 7
 No pretrained vision weights are loaded (``pretrained_backbone_weights=None``).
 """
 
+import contextlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -16,11 +17,12 @@ from lerobot.configs.types import FeatureType, PolicyFeature
 from lerobot.policies.factory import get_policy_class, make_pre_post_processors
 from lerobot.policies.pretrained import PreTrainedPolicy
 
-from lerobot_cknna.fixes import apply_runtime_fixes
+from lerobot_cknna.fixes import apply_runtime_fixes, construction_fixes, groot_processor_assets
 from lerobot_cknna.provenance import write_provenance
 from lerobot_cknna.tiny_assets import (
     libero_task_descriptions,
     tiny_florence_config,
+    write_tiny_eagle,
     write_tiny_smolvlm,
     write_word_tokenizer,
 )
@@ -122,6 +124,57 @@ def _xvla_config(assets: Path):
     )  # fmt: skip
 
 
+def write_tiny_groot_base(directory: Path, eagle_dir: Path, action_horizon: int = 4) -> Path:
+    """Write a tiny GR00T N1.5 base checkpoint (random weights), the local stand-in for ``nvidia/GR00T-N1.5-3B``.
+
+    The model is LeRobot's ``GR00TN15``: the Eagle backbone from ``eagle_dir`` (layers past
+    ``select_layer`` dropped, as in N1.5), projected to 64, then the flow-matching action
+    head with its ``vlln`` + ``vl_self_attention`` and a small cross-attention DiT. State and
+    action are padded to N1.5's 64 and 32 dimensions.
+
+    Returns:
+        ``directory``, to use as ``GrootConfig.base_model_path`` (an absolute path, which
+        ``GR00TN15.from_pretrained`` loads without asking the Hub).
+    """
+    from lerobot.policies.groot.groot_n1 import GR00TN15, GR00TN15Config
+
+    directory = Path(directory).resolve()
+    vl_width, action_width = 64, 32
+    config = GR00TN15Config(
+        backbone_cfg={"tokenizer_assets_repo": str(eagle_dir), "select_layer": 2, "project_to_dim": vl_width},
+        action_head_cfg={
+            "action_dim": 32, "action_horizon": action_horizon, "max_action_dim": 32, "max_state_dim": 64,
+            "backbone_embedding_dim": vl_width, "input_embedding_dim": action_width, "hidden_size": action_width,
+            "num_inference_timesteps": 2, "num_target_vision_tokens": 4, "max_seq_len": 64,
+            "diffusion_model_cfg": {
+                "num_attention_heads": 2, "attention_head_dim": action_width // 2, "output_dim": action_width,
+                "num_layers": 2, "cross_attention_dim": vl_width, "interleave_self_attention": True,
+                "norm_type": "ada_norm", "positional_embeddings": None, "dropout": 0.0,
+            },
+            "vl_self_attention_cfg": {
+                "num_attention_heads": 2, "attention_head_dim": vl_width // 2, "num_layers": 1,
+                "positional_embeddings": None, "dropout": 0.0,
+            },
+        },
+        action_horizon=action_horizon, action_dim=32, compute_dtype="float32",
+    )  # fmt: skip
+    with construction_fixes():
+        GR00TN15(config, local_model_path=str(directory)).save_pretrained(directory)
+    return directory
+
+
+def _groot_config(assets: Path):
+    from lerobot.policies.groot.configuration_groot import GrootConfig
+
+    inputs, outputs = libero_features()
+    eagle_dir = write_tiny_eagle(assets / "eagle2hg_processor")
+    return GrootConfig(
+        input_features=inputs, output_features=outputs, tokenizer_assets_repo=str(eagle_dir),
+        base_model_path=str(write_tiny_groot_base(assets / "groot_n1p5_base", eagle_dir, action_horizon=4)),
+        chunk_size=4, n_action_steps=4, use_bf16=False, device="cpu",
+    )  # fmt: skip
+
+
 TINY_CONFIGS: dict[str, Callable[[Path], object]] = {
     "act": _act_config,
     "diffusion": _diffusion_config,
@@ -130,6 +183,7 @@ TINY_CONFIGS: dict[str, Callable[[Path], object]] = {
     "tdmpc": _tdmpc_config,
     "smolvla": _smolvla_config,
     "xvla": _xvla_config,
+    "groot": _groot_config,
 }
 
 
@@ -155,7 +209,8 @@ def build_tiny_policy(
         raise ValueError(f"No tiny build for {policy_type!r}; available: {', '.join(TINY_CONFIGS)}.")
     torch.manual_seed(seed)
     config = TINY_CONFIGS[policy_type](Path(assets or default_assets_dir()))
-    policy = get_policy_class(policy_type)(config).eval()
+    with construction_fixes() if apply_fixes else contextlib.nullcontext():
+        policy = get_policy_class(policy_type)(config).eval()
     if policy_type == "xvla":
         # Florence-2 makes image_projection with torch.empty and never initialises it
         # (modeling_florence2.py:2467): a from-config build would hold whatever memory held.
@@ -196,6 +251,8 @@ def save_tiny_policy(policy_type: str, directory: Path, seed: int = 0) -> PreTra
     policy.save_pretrained(directory)
     preprocessor.save_pretrained(directory)
     postprocessor.save_pretrained(directory)
+    if policy_type == "groot" and groot_processor_assets.is_present():
+        groot_processor_assets.record_assets_repo(directory, policy.config.tokenizer_assets_repo)
     write_provenance(
         directory, "random", f"tiny {policy_type} of the real LeRobot class, random init (seed {seed})"
     )

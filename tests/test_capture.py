@@ -33,13 +33,20 @@ def test_select_action_capture_equals_encode_only(tiny):
     assert not any("embed_prefix" in vars(module) for module in policy.modules())
 
 
+def samples(batch: dict, start: int, stop: int, batch_size: int) -> dict:
+    """Samples ``start:stop`` of a batch; tensors with several rows per sample (GR00T: one per camera) keep theirs."""
+    return {
+        key: value[start * (rows := value.shape[0] // batch_size) : stop * rows]
+        for key, value in batch.items()
+        if torch.is_tensor(value)
+    }
+
+
 def test_one_vector_per_sample_and_samples_are_independent(tiny):
     _, policy = tiny
     batch = libero_batch(policy, batch_size=4, seed=1)
     together = encode_features(policy, batch)
-    alone = encode_features(
-        policy, {key: value[2:3] for key, value in batch.items() if torch.is_tensor(value)}
-    )
+    alone = encode_features(policy, samples(batch, 2, 3, batch_size=4))
     torch.testing.assert_close(together[2:3], alone, rtol=1e-4, atol=1e-5)
     assert not torch.allclose(together[0], together[1])
 
@@ -81,6 +88,7 @@ def test_table_paths_are_the_real_modules(tiny):
         "tdmpc": "Sequential",
         "smolvla": "LlamaRMSNorm",
         "xvla": "Florence2Encoder",
+        "groot": "SelfAttentionTransformer",
     }[policy_type]
     assert type(module).__name__ == expected
 
@@ -128,13 +136,20 @@ def test_unknown_policy_type_needs_a_hook_path():
     assert spec_for("my_policy", "encoder.out").module_path == "encoder.out"
 
 
-def with_padded_language(batch: dict, extra: int) -> dict:
-    """The same batch with ``extra`` padding tokens appended to every instruction."""
-    tokens, mask = batch["observation.language.tokens"], batch["observation.language.attention_mask"]
+# Where a type's preprocessor puts the token ids and mask of the language sequence, and on which side it pads.
+# GR00T's Eagle processor pads its whole chat (images and instruction) on the left.
+TOKEN_KEYS = {"groot": ("eagle_input_ids", "eagle_attention_mask", "left")}
+LANGUAGE_KEYS = ("observation.language.tokens", "observation.language.attention_mask", "right")
+
+
+def with_padded_language(batch: dict, extra: int, policy_type: str = "") -> dict:
+    """The same batch with ``extra`` padding tokens (id 0) added to every instruction, where the type pads."""
+    tokens_key, mask_key, side = TOKEN_KEYS.get(policy_type, LANGUAGE_KEYS)
+    padding = (extra, 0) if side == "left" else (0, extra)
     return {
         **batch,
-        "observation.language.tokens": torch.nn.functional.pad(tokens, (0, extra), value=0),
-        "observation.language.attention_mask": torch.nn.functional.pad(mask, (0, extra), value=0),
+        tokens_key: torch.nn.functional.pad(batch[tokens_key], padding, value=0),
+        mask_key: torch.nn.functional.pad(batch[mask_key], padding, value=0),
     }
 
 
@@ -158,6 +173,8 @@ def test_padding_tokens_do_not_change_a_pooled_vla_vector(policy_type):
 
 def expected_pooling_mask(policy_type: str, batch: dict) -> torch.Tensor:
     """Which tokens of the hooked sequence are image or language tokens, from the model's documented layout."""
+    if policy_type == "groot":  # one backbone token per Eagle token (images + chat), left padding off
+        return batch["eagle_attention_mask"].bool()
     language = batch["observation.language.attention_mask"].bool()
     if policy_type == "smolvla":  # 64 tokens per camera, language, then the state token
         images = torch.ones(language.shape[0], 2 * 64, dtype=torch.bool)
@@ -171,6 +188,8 @@ def expected_pooling_mask(policy_type: str, batch: dict) -> torch.Tensor:
 def test_vla_pooling_averages_exactly_the_image_and_language_tokens(policy_type):
     policy = build_tiny_policy(policy_type)
     batch = libero_batch(policy, batch_size=2, seed=2)
+    if policy_type == "groot":  # lerobot 0.4.4 gives a whole batch one instruction: no padding of its own
+        batch = with_padded_language(batch, 3, policy_type)
     sequences = []
     handle = resolve_module(policy, HOOK_TABLE[policy_type].module_path).register_forward_hook(
         lambda module, inputs, output: sequences.append(
@@ -193,5 +212,5 @@ def test_vla_pooling_averages_exactly_the_image_and_language_tokens(policy_type)
 def test_models_that_attend_to_padding_are_marked_so(policy_type):
     policy = build_tiny_policy(policy_type)
     batch = libero_batch(policy, batch_size=2, seed=2)
-    padded = encode_features(policy, with_padded_language(batch, 7))
+    padded = encode_features(policy, with_padded_language(batch, 7, policy_type))
     assert not torch.allclose(padded, encode_features(policy, batch), rtol=1e-5, atol=1e-6)

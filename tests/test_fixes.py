@@ -10,14 +10,23 @@ import lerobot
 import pytest
 import torch
 from lerobot.configs.policies import PreTrainedConfig
-from lerobot.policies.factory import get_policy_class
+from lerobot.policies.factory import get_policy_class, make_pre_post_processors
+from transformers.models.siglip import modeling_siglip
 
 from lerobot_cknna.capture import resolve_module
-from lerobot_cknna.fixes import apply_runtime_fixes, direct_forward_calls, stale_config_keys, tdmpc_image_key
+from lerobot_cknna.fixes import (
+    apply_runtime_fixes,
+    direct_forward_calls,
+    eagle_flash_attention,
+    groot_processor_assets,
+    stale_config_keys,
+    tdmpc_image_key,
+)
 from lerobot_cknna.hook_table import HOOK_TABLE
-from lerobot_cknna.tiny_policies import build_tiny_policy, libero_batch
+from lerobot_cknna.tiny_policies import build_tiny_policy, libero_batch, libero_observation, libero_stats
 
 REPO = Path(__file__).resolve().parents[1]
+SIGLIP_INIT = modeling_siglip.SiglipVisionModel.__init__
 LEROBOT_SOURCE = Path(lerobot.__file__).resolve().parent
 PATCHES = sorted((REPO / "patches").glob("*.diff"))
 
@@ -36,7 +45,13 @@ def vqbet_checkpoint_with_a_removed_key(tmp_path: Path) -> Path:
 
 
 def test_every_fix_has_its_diff_and_every_diff_a_fix():
-    fixes = (tdmpc_image_key, stale_config_keys, direct_forward_calls)
+    fixes = (
+        tdmpc_image_key,
+        stale_config_keys,
+        direct_forward_calls,
+        eagle_flash_attention,
+        groot_processor_assets,
+    )
     named = {Path(fix.PATCH).name for fix in fixes}
     assert named == {path.name for path in PATCHES}
 
@@ -81,6 +96,34 @@ def test_direct_forward_defect_shows_then_the_fix_removes_it():
     policy.reset()
     assert policy.select_action(libero_batch(policy, batch_size=2)).shape == (2, 7)
     assert apply_runtime_fixes(policy) == []
+
+
+def test_eagle_flash_attention_defect_shows_then_the_fix_removes_it(tmp_path):
+    assert eagle_flash_attention.is_present()
+    with pytest.raises(ImportError, match="FlashAttention2 has been toggled on"):
+        build_tiny_policy("groot", assets=tmp_path, apply_fixes=False)
+    policy = build_tiny_policy("groot", assets=tmp_path)
+    assert policy._groot_model.backbone.eagle_model.vision_model.config._attn_implementation == "sdpa"
+    assert policy.select_action(libero_batch(policy, batch_size=2)).shape == (2, 7)
+    assert modeling_siglip.SiglipVisionModel.__init__ is SIGLIP_INIT  # the fix is gone after the build
+
+
+def test_groot_processor_assets_defect_shows_then_the_fix_removes_it(tmp_path):
+    policy = build_tiny_policy("groot", assets=tmp_path / "assets")
+    for pipeline in make_pre_post_processors(policy.config, dataset_stats=libero_stats()):
+        pipeline.save_pretrained(tmp_path)
+    assert groot_processor_assets.is_present()
+    with pytest.raises(FileNotFoundError, match="eagle2hg-processor-groot-n1p5"):
+        reload_and_run(policy, tmp_path)
+    assert groot_processor_assets.record_assets_repo(tmp_path, policy.config.tokenizer_assets_repo)
+    assert reload_and_run(policy, tmp_path).shape == (2, 7)
+    assert not groot_processor_assets.record_assets_repo(tmp_path, policy.config.tokenizer_assets_repo)
+
+
+def reload_and_run(policy, saved: Path) -> torch.Tensor:
+    preprocessor, _ = make_pre_post_processors(policy.config, pretrained_path=str(saved))
+    policy.reset()
+    return policy.select_action(preprocessor(libero_observation(policy, batch_size=2)))
 
 
 def test_fixes_leave_other_policies_alone():
@@ -154,6 +197,23 @@ def test_upstream_config_diff_fixes_the_defect(patched_lerobot, tmp_path):
     ))  # fmt: skip
     assert done.returncode == 0 and "VQBeTConfig" in done.stdout, done.stderr
     assert "mlp_hidden_dim" in done.stderr
+
+
+def test_upstream_eagle_and_processor_diffs_fix_the_defects(patched_lerobot, tmp_path):
+    done = run_with(patched_lerobot, (
+        "import lerobot\n"
+        "from lerobot.policies.factory import make_pre_post_processors\n"
+        "from lerobot_cknna.fixes import eagle_flash_attention, groot_processor_assets\n"
+        "from lerobot_cknna.tiny_policies import build_tiny_policy, libero_observation, libero_stats\n"
+        f"assert lerobot.__file__.startswith({str(patched_lerobot)!r}), lerobot.__file__\n"
+        "assert not eagle_flash_attention.is_present() and not groot_processor_assets.is_present()\n"
+        f"built = build_tiny_policy('groot', assets={str(tmp_path / 'assets')!r}, apply_fixes=False)\n"
+        "for pipeline in make_pre_post_processors(built.config, dataset_stats=libero_stats()):\n"
+        f"    pipeline.save_pretrained({str(tmp_path)!r})\n"
+        f"loaded, _ = make_pre_post_processors(built.config, pretrained_path={str(tmp_path)!r})\n"
+        "print(tuple(built.select_action(loaded(libero_observation(built, 2))).shape))\n"
+    ))  # fmt: skip
+    assert done.returncode == 0 and "(2, 7)" in done.stdout, done.stderr[-3000:]
 
 
 def test_upstream_direct_forward_diff_fixes_the_defect(patched_lerobot):

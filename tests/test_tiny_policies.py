@@ -5,7 +5,7 @@ from lerobot.envs.configs import LiberoEnv
 from lerobot.policies.factory import make_policy, make_pre_post_processors
 
 from lerobot_cknna.capture import capture_features, encode_features
-from lerobot_cknna.fixes import apply_runtime_fixes
+from lerobot_cknna.fixes import apply_runtime_fixes, construction_fixes
 from lerobot_cknna.hook_table import HOOK_TABLE
 from lerobot_cknna.tiny_policies import TINY_CONFIGS, build_tiny_policy, libero_observation, save_tiny_policy
 
@@ -16,7 +16,8 @@ def test_saved_tiny_policy_loads_through_the_policy_path_code(policy_type, tmp_p
     # What lerobot-eval does with --policy.path=DIR (configs/eval.py, lerobot_eval.eval_main).
     cfg = PreTrainedConfig.from_pretrained(tmp_path)
     cfg.pretrained_path = str(tmp_path)
-    policy = make_policy(cfg, env_cfg=LiberoEnv()).eval()
+    with construction_fixes():
+        policy = make_policy(cfg, env_cfg=LiberoEnv()).eval()
     preprocessor, _ = make_pre_post_processors(cfg, pretrained_path=str(tmp_path))
     apply_runtime_fixes(policy)
 

@@ -6,12 +6,17 @@ Each fix lives in its own module with a ``PATCH``, the upstream-ready diff in ``
   upstream release that fixed it is left alone) and ``apply(policy)`` (changes that policy
   instance only, never LeRobot's classes); :func:`apply_runtime_fixes` applies those whose
   defect is present.
-* Checkpoint fixes act before loading: :func:`stale_config_keys.without_stale_keys`.
+* Checkpoint fixes act before loading: :func:`stale_config_keys.without_stale_keys`, or on
+  saving: :func:`groot_processor_assets.record_assets_repo`.
+* Construction fixes (:func:`construction_fixes`) are active while a block builds or loads
+  policies, for defects that stop a policy from being built at all.
 """
 
+import contextlib
 import logging
+from collections.abc import Iterator
 
-from lerobot_cknna.fixes import direct_forward_calls, tdmpc_image_key
+from lerobot_cknna.fixes import direct_forward_calls, eagle_flash_attention, tdmpc_image_key
 
 RUNTIME_FIXES = (tdmpc_image_key, direct_forward_calls)
 
@@ -27,3 +32,14 @@ def apply_runtime_fixes(policy) -> list[str]:
             )
             applied.append(fix.__name__.rsplit(".", 1)[-1])
     return applied
+
+
+@contextlib.contextmanager
+def construction_fixes() -> Iterator[None]:
+    """While the block runs, policies whose construction a LeRobot defect breaks can be built.
+
+    Wrap every place that builds or loads a policy (``make_policy``, ``from_pretrained``, a
+    policy class called on a config). Each fix acts only where its defect is present.
+    """
+    with eagle_flash_attention.sdpa_vision_tower():
+        yield

@@ -26,7 +26,7 @@ from lerobot.utils.random_utils import set_seed
 from lerobot_cknna.capture import resolve_module
 from lerobot_cknna.configs.pipeline import CKNNAPipelineConfig
 from lerobot_cknna.features_io import FeatureBuffer, refuse_earlier_run
-from lerobot_cknna.fixes import apply_runtime_fixes
+from lerobot_cknna.fixes import apply_runtime_fixes, construction_fixes
 from lerobot_cknna.hook_table import spec_for
 from lerobot_cknna.provenance import run_source, weights_provenance
 from lerobot_cknna.replay import check_dataset_fits, frames_already_gathered, replay, sample_frames
@@ -44,7 +44,8 @@ def run_replay(cfg: CKNNAPipelineConfig) -> dict:
         revision=cfg.dataset.revision,
         video_backend=cfg.dataset.video_backend,
     )
-    policy = make_policy(cfg.policy, ds_meta=dataset.meta, rename_map=cfg.rename_map).eval()
+    with construction_fixes():
+        policy = make_policy(cfg.policy, ds_meta=dataset.meta, rename_map=cfg.rename_map).eval()
     apply_runtime_fixes(policy)
     spec = spec_for(policy.config.type, cfg.cknna.hook_path)
     resolve_module(policy, spec.module_path)
@@ -94,7 +95,7 @@ def run_simulation(cfg: CKNNAPipelineConfig) -> None:
 
         prepare_libero()
         select_mujoco_backend()
-    with instrumented_lerobot_eval(cfg.cknna):
+    with instrumented_lerobot_eval(cfg.cknna), construction_fixes():
         lerobot_eval.eval_main.__wrapped__(cfg)
 
 

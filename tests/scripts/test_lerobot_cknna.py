@@ -18,6 +18,7 @@ from lerobot_cknna.tiny_policies import save_tiny_policy
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
 REPO = Path(__file__).resolve().parents[2]
+REPLAY_TYPES = ("act", "diffusion", "smolvla", "xvla", "groot")
 
 
 def lerobot_cknna(*args: str, cwd: Path, script: str = "lerobot-cknna") -> subprocess.CompletedProcess:
@@ -30,7 +31,7 @@ def lerobot_cknna(*args: str, cwd: Path, script: str = "lerobot-cknna") -> subpr
 @pytest.fixture(scope="module")
 def policy_dirs(tmp_path_factory):
     root = tmp_path_factory.mktemp("policies")
-    return {policy_type: _saved(root, policy_type) for policy_type in ("act", "diffusion", "smolvla", "xvla")}
+    return {policy_type: _saved(root, policy_type) for policy_type in REPLAY_TYPES}
 
 
 def _saved(root: Path, policy_type: str) -> Path:
@@ -38,7 +39,7 @@ def _saved(root: Path, policy_type: str) -> Path:
     return root / policy_type
 
 
-@pytest.mark.parametrize("policy_type", ["act", "diffusion", "smolvla", "xvla"])
+@pytest.mark.parametrize("policy_type", REPLAY_TYPES)
 def test_replay_on_a_recorded_libero_dataset(policy_type, policy_dirs, libero_dataset, tmp_path):
     out = tmp_path / "run"
     done = lerobot_cknna(
