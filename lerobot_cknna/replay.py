@@ -74,6 +74,23 @@ def frames_already_gathered(dataset: LeRobotDataset, indices: list[int], buffer:
     return done
 
 
+def single_task_batches(dataset: LeRobotDataset, indices: list[int], batch_size: int) -> list[list[int]]:
+    """Positions in ``indices``, batched in order, at most ``batch_size`` each, one task per batch.
+
+    Some policies' processors read one instruction per batch (GR00T's ``GrootPackInputsStep``
+    takes the first sample's task for all), so a batch never spans two tasks.
+    """
+    if not indices:
+        return []
+    tasks = dataset.hf_dataset.select(indices).with_format("torch")[:]["task_index"].tolist()
+    batches: list[list[int]] = []
+    for position, task in enumerate(tasks):
+        if not batches or len(batches[-1]) == batch_size or task != tasks[position - 1]:
+            batches.append([])
+        batches[-1].append(position)
+    return batches
+
+
 def _observation(batch: dict) -> dict:
     return {key: value for key, value in batch.items() if key.startswith("observation.") or key == "task"}
 
@@ -93,7 +110,9 @@ def replay(
     ``hook_path`` captures that module instead of the hook table's.
     """
     loader = torch.utils.data.DataLoader(
-        torch.utils.data.Subset(dataset, indices), batch_size=batch_size, num_workers=num_workers
+        torch.utils.data.Subset(dataset, indices),
+        batch_sampler=single_task_batches(dataset, indices, batch_size),
+        num_workers=num_workers,
     )
     logging.info(f"Replaying {len(indices)} frames of {dataset.repo_id} in batches of {batch_size}")
     for batch in tqdm(loader, desc="Encoding frames", unit="batch"):
