@@ -75,7 +75,7 @@ def frames_already_gathered(dataset: LeRobotDataset, indices: list[int], buffer:
 
 
 def single_task_batches(dataset: LeRobotDataset, indices: list[int], batch_size: int) -> list[list[int]]:
-    """Positions in ``indices``, batched in order, at most ``batch_size`` each, one task per batch.
+    """``indices`` batched in order, at most ``batch_size`` each, one task per batch.
 
     Some policies' processors read one instruction per batch (GR00T's ``GrootPackInputsStep``
     takes the first sample's task for all), so a batch never spans two tasks.
@@ -84,10 +84,10 @@ def single_task_batches(dataset: LeRobotDataset, indices: list[int], batch_size:
         return []
     tasks = dataset.hf_dataset.select(indices).with_format("torch")[:]["task_index"].tolist()
     batches: list[list[int]] = []
-    for position, task in enumerate(tasks):
+    for position, (index, task) in enumerate(zip(indices, tasks, strict=True)):
         if not batches or len(batches[-1]) == batch_size or task != tasks[position - 1]:
             batches.append([])
-        batches[-1].append(position)
+        batches[-1].append(index)
     return batches
 
 
@@ -99,23 +99,19 @@ def replay(
     policy,
     preprocessor,
     dataset: LeRobotDataset,
-    indices: list[int],
+    batches: list[list[int]],
     buffer: FeatureBuffer,
-    batch_size: int = 16,
     num_workers: int = 0,
     hook_path: str | None = None,
+    show_progress: bool = True,
 ) -> None:
-    """Encode ``indices`` of ``dataset`` with ``policy`` and add each sample to ``buffer``.
+    """Encode ``batches`` (lists of dataset indices) with ``policy``; add each sample to ``buffer``.
 
     ``hook_path`` captures that module instead of the hook table's.
     """
-    loader = torch.utils.data.DataLoader(
-        torch.utils.data.Subset(dataset, indices),
-        batch_sampler=single_task_batches(dataset, indices, batch_size),
-        num_workers=num_workers,
-    )
-    logging.info(f"Replaying {len(indices)} frames of {dataset.repo_id} in batches of {batch_size}")
-    for batch in tqdm(loader, desc="Encoding frames", unit="batch"):
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=num_workers)
+    logging.info(f"Replaying {sum(map(len, batches))} frames of {dataset.repo_id} in {len(batches)} batches")
+    for batch in tqdm(loader, desc="Encoding frames", unit="batch", disable=not show_progress):
         observation = _observation(batch)
         state = observation[OBS_STATE].clone()
         feat_a = encode_features(policy, preprocessor(observation), hook_path)

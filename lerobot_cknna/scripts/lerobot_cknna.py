@@ -16,8 +16,10 @@ Writes ``features.safetensors``, ``cknna.json``, ``report.md`` and plots into
 ``eval_info.json`` there. ``--config_path=configs/....yaml`` reads the options from a file.
 """
 
+import functools
 import logging
 
+from accelerate import PartialState
 from lerobot.configs import parser
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
 from lerobot.policies.factory import make_policy, make_pre_post_processors
@@ -29,14 +31,60 @@ from lerobot_cknna.features_io import FeatureBuffer, refuse_earlier_run
 from lerobot_cknna.fixes import apply_runtime_fixes, construction_fixes
 from lerobot_cknna.hook_table import spec_for
 from lerobot_cknna.provenance import run_source, weights_provenance
-from lerobot_cknna.replay import check_dataset_fits, frames_already_gathered, replay, sample_frames
+from lerobot_cknna.replay import (
+    check_dataset_fits,
+    frames_already_gathered,
+    replay,
+    sample_frames,
+    single_task_batches,
+)
 from lerobot_cknna.results import publish
 from lerobot_cknna.resume import check_same_run, save_run_config
 from lerobot_cknna.scripts.user_errors import run_command
+from lerobot_cknna.sharding import agree_on_run_dir, sharded_replay
 
 
-def run_replay(cfg: CKNNAPipelineConfig) -> dict:
-    """Replay ``cfg.dataset`` through the policy's encode-only path, then score and report."""
+def gather_replay(cfg: CKNNAPipelineConfig, policy, preprocessor, dataset: LeRobotDataset,
+                  indices: list[int], state: PartialState) -> FeatureBuffer | None:  # fmt: skip
+    """Encode ``indices`` (those not gathered before, with ``--resume``); the main process gets them all.
+
+    Returns:
+        The run's samples on the main process, ``None`` on the others.
+    """
+    encode = functools.partial(
+        replay,
+        policy,
+        preprocessor,
+        dataset,
+        num_workers=cfg.cknna.num_workers,
+        hook_path=cfg.cknna.hook_path,
+    )
+    if state.num_processes == 1:
+        buffer = FeatureBuffer(cfg.output_dir, cfg.cknna.flush_every_s, resume=cfg.resume)
+        done = frames_already_gathered(dataset, indices, buffer)
+        if cfg.resume:
+            logging.info(f"Resuming {cfg.output_dir}: {done} of {len(indices)} frames were gathered before")
+        try:
+            encode(single_task_batches(dataset, indices[done:], cfg.cknna.batch_size), buffer)
+        finally:
+            buffer.flush()
+            logging.info(f"{len(buffer)} samples kept in {cfg.output_dir}")
+    else:
+        buffer = sharded_replay(encode, single_task_batches(dataset, indices, cfg.cknna.batch_size),
+                                cfg.output_dir, state, cfg.cknna.flush_every_s)  # fmt: skip
+    if buffer is not None:
+        buffer.close()
+    return buffer
+
+
+def run_replay(cfg: CKNNAPipelineConfig, state: PartialState) -> dict | None:
+    """Replay ``cfg.dataset`` through the policy's encode-only path, then score and report.
+
+    Returns:
+        The ``cknna.json`` record (``None`` on the non-main processes of a sharded run).
+    """
+    if state.num_processes > 1:
+        cfg.policy.device = str(state.device)
     dataset = LeRobotDataset(
         cfg.dataset.repo_id,
         root=cfg.dataset.root,
@@ -60,19 +108,9 @@ def run_replay(cfg: CKNNAPipelineConfig) -> dict:
         },
     )
     indices, sampling = sample_frames(dataset, cfg.cknna.max_samples)
-    buffer = FeatureBuffer(cfg.output_dir, cfg.cknna.flush_every_s, resume=cfg.resume)
-    done = frames_already_gathered(dataset, indices, buffer)
-    if cfg.resume:
-        logging.info(f"Resuming {cfg.output_dir}: {done} of {len(indices)} frames were gathered before")
-    try:
-        replay(
-            policy, preprocessor, dataset, indices[done:], buffer, cfg.cknna.batch_size,
-            cfg.cknna.num_workers, cfg.cknna.hook_path,
-        )  # fmt: skip
-    finally:
-        buffer.flush()
-        logging.info(f"{len(buffer)} samples kept in {cfg.output_dir}")
-    buffer.close()
+    buffer = gather_replay(cfg, policy, preprocessor, dataset, indices, state)
+    if buffer is None:
+        return None
     data = {
         "repo_id": dataset.repo_id,
         "root": str(dataset.root),
@@ -103,23 +141,29 @@ def run_simulation(cfg: CKNNAPipelineConfig) -> None:
 def cknna_main(cfg: CKNNAPipelineConfig) -> None:
     """Parse the command line (LeRobot's draccus parser, ``--policy.path`` included) and run."""
     set_seed(cfg.seed)
-    try:
-        cfg.output_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ValueError(
-            f"Cannot create the output directory {cfg.output_dir} ({error}); pass --output_dir=DIR."
-        ) from error
-    logging.info(f"Output dir: {cfg.output_dir}")
-    if cfg.resume:
-        check_same_run(cfg, cfg.output_dir)
-    else:
-        refuse_earlier_run(cfg.output_dir)
-        save_run_config(cfg, cfg.output_dir)
+    state = PartialState()
+    if state.num_processes > 1:
+        agree_on_run_dir(cfg, state)
+    if state.is_main_process:
+        try:
+            cfg.output_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ValueError(
+                f"Cannot create the output directory {cfg.output_dir} ({error}); pass --output_dir=DIR."
+            ) from error
+        logging.info(f"Output dir: {cfg.output_dir}")
+        if cfg.resume:
+            check_same_run(cfg, cfg.output_dir)
+        else:
+            refuse_earlier_run(cfg.output_dir)
+            save_run_config(cfg, cfg.output_dir)
+    state.wait_for_everyone()
     if cfg.dataset is not None:
-        run_replay(cfg)
+        run_replay(cfg, state)
     else:
         run_simulation(cfg)
-    logging.info(f"Done. Report: {cfg.output_dir / 'report.md'}")
+    if state.is_main_process:
+        logging.info(f"Done. Report: {cfg.output_dir / 'report.md'}")
 
 
 def main():

@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -341,3 +342,34 @@ def test_ctrl_c_keeps_the_samples_and_says_so(policy_dirs, libero_dataset, tmp_p
     assert status == 130, stderr[-3000:]
     assert "Interrupted. What was gathered is kept" in stderr
     assert len(load_features(out).feat_a) >= 2 and not (out / "cknna.json").exists()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_replay_sharded_over_two_processes_equals_one_process(policy_dirs, libero_dataset, tmp_path):
+    accelerate = Path(sys.executable).with_name("accelerate")
+    options = start_replay(policy_dirs["smolvla"], libero_dataset, tmp_path / "sharded")[1:]
+    launch = [str(accelerate), "launch", "--cpu", "--num_processes=2", "--num_machines=1",
+              "--mixed_precision=no", "--dynamo_backend=no", f"--main_process_port={free_port()}"]  # fmt: skip
+    sharded = subprocess.run([*launch, "-m", "lerobot_cknna", *options, "--cknna.batch_size=3"],
+                             capture_output=True, text=True, cwd=tmp_path, env=ENV, timeout=900)  # fmt: skip
+    assert sharded.returncode == 0, sharded.stderr[-3000:]
+    single_dir = tmp_path / "single"
+    single = lerobot_cknna(
+        *start_replay(policy_dirs["smolvla"], libero_dataset, single_dir)[1:], cwd=tmp_path
+    )
+    assert single.returncode == 0, single.stderr[-3000:]
+    one, two = (load_file(str(d / FEATURES_FILE)) for d in (single_dir, tmp_path / "sharded"))
+    assert one.keys() == two.keys() and len(two["feat_a"]) == libero_dataset.num_frames
+    for name in one:
+        torch.testing.assert_close(two[name], one[name], msg=name)
+    assert json.loads((tmp_path / "sharded" / "tasks.json").read_text()) == json.loads(
+        (single_dir / "tasks.json").read_text()
+    )
+    assert not (tmp_path / "sharded" / "shards").exists()
+    records = [json.loads((d / "cknna.json").read_text()) for d in (single_dir, tmp_path / "sharded")]
+    assert records[0]["headline"] == pytest.approx(records[1]["headline"], rel=1e-6)
