@@ -29,3 +29,4 @@ test: setup
 bench: setup
 	$(VENV)/bin/python benchmarks/bench_capture.py
 	$(VENV)/bin/python benchmarks/bench_metrics.py
+	$(VENV)/bin/python benchmarks/bench_simulation.py

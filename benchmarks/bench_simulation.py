@@ -1,0 +1,75 @@
+"""LIBERO simulation: env steps per second with feature capture against plain ``lerobot-eval``.
+
+Runs ``lerobot-eval`` and ``lerobot-cknna`` with the same flags and seeds (same episodes,
+same env steps), alternating so that machine noise hits both alike, and reads the rollout
+time LeRobot itself records (``overall.eval_s`` in ``eval_info.json``, measured inside
+``eval_policy_all``; it leaves out start-up and lerobot-cknna's scoring afterwards). The
+ratio is what capture costs a simulation run.
+
+Default policy: the tiny offline SmolVLA (random weights: it never succeeds, so every episode
+runs its full length). Pass ``--policy_path`` for a real checkpoint.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_simulation.py [--repeats 2] [--episode_length 30] [--batch_size 2]
+"""
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from lerobot_cknna.tiny_policies import save_tiny_policy
+
+
+def rollout_seconds(command: str, policy_path: Path, out: Path, args: argparse.Namespace) -> float:
+    executable = Path(sys.executable).with_name(command)
+    flags = [
+        f"--policy.path={policy_path}", "--env.type=libero", "--env.task=libero_spatial", "--env.task_ids=[0]",
+        f"--env.episode_length={args.episode_length}", f"--eval.n_episodes={args.batch_size}",
+        f"--eval.batch_size={args.batch_size}", "--seed=1000", f"--output_dir={out}",
+    ]  # fmt: skip
+    if command == "lerobot-cknna":
+        flags += ["--cknna.k=3", "--cknna.n_permutations=10", "--cknna.report=false"]
+    done = subprocess.run([str(executable), *flags], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{command} failed:\n{done.stderr[-3000:]}")
+    return json.loads((out / "eval_info.json").read_text())["overall"]["eval_s"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--episode_length", type=int, default=30)
+    parser.add_argument("--batch_size", type=int, default=2)
+    parser.add_argument("--policy_path", type=Path, default=None)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        policy_path = args.policy_path
+        if policy_path is None:
+            policy_path = Path(tmp) / "smolvla"
+            save_tiny_policy("smolvla", policy_path)
+        seconds = {"lerobot-eval": [], "lerobot-cknna": []}
+        for repeat in range(args.repeats):
+            for command in seconds:
+                out = Path(tmp) / f"{command}-{repeat}"
+                seconds[command].append(rollout_seconds(command, policy_path, out, args))
+    steps = args.batch_size * args.episode_length
+    print(
+        f"{steps} env steps per run ({args.batch_size} envs x {args.episode_length}), {args.repeats} runs each"
+    )
+    print(f"{'run':<16}{'rollout s (median)':>20}{'env steps/s':>14}")
+    for command, values in seconds.items():
+        median = statistics.median(values)
+        print(f"{command:<16}{median:>20.1f}{steps / median:>14.2f}")
+    ratio = statistics.median(seconds["lerobot-cknna"]) / statistics.median(seconds["lerobot-eval"])
+    print(f"capture / plain rollout time: {ratio:.3f} (target: under 1.05)")
+
+
+if __name__ == "__main__":
+    main()
