@@ -2,7 +2,11 @@
 
 import pytest
 
+from lerobot_cknna.pi_environment import has_openpi_transformers
 from lerobot_cknna.record_libero import record_libero_dataset
+
+# Each environment collects the modules about it: .venv-pi/ the Pi family's, the main one the rest.
+collect_ignore = ["test_pi_environment.py"] if has_openpi_transformers() else ["test_pi_family.py"]
 
 RECORDED_REPO_ID = "local/libero_spatial_sim"
 

@@ -3,9 +3,9 @@ import torch
 
 from lerobot_cknna.capture import CaptureError, capture_features, encode_features, resolve_module
 from lerobot_cknna.hook_table import HOOK_TABLE
-from lerobot_cknna.tiny_policies import TINY_CONFIGS, build_tiny_policy, libero_batch
+from lerobot_cknna.tiny_policies import build_tiny_policy, libero_batch, tiny_types_here
 
-TYPES = sorted(TINY_CONFIGS)
+TYPES = tiny_types_here()
 
 
 @pytest.fixture(scope="module", params=TYPES)
@@ -81,6 +81,9 @@ def test_table_paths_are_the_real_modules(tiny):
         "tdmpc": "Sequential",
         "smolvla": "LlamaRMSNorm",
         "xvla": "Florence2Encoder",
+        "pi0": "GemmaRMSNorm",
+        "pi05": "GemmaRMSNorm",
+        "pi0_fast": "GemmaRMSNorm",
     }[policy_type]
     assert type(module).__name__ == expected
 
@@ -164,6 +167,13 @@ def expected_pooling_mask(policy_type: str, batch: dict) -> torch.Tensor:
         return torch.cat([images, language, torch.zeros(language.shape[0], 1, dtype=torch.bool)], dim=1)
     if policy_type == "xvla":  # camera 0 only: 64 patches + 1 pooled token, then language
         return torch.cat([torch.ones(language.shape[0], 65, dtype=torch.bool), language], dim=1)
+    if policy_type in ("pi0", "pi05", "pi0_fast"):  # 16 tokens per camera slot, then the prompt
+        cameras = [torch.ones(language.shape[0], 2 * 16, dtype=torch.bool)]
+        if policy_type == "pi0":  # its empty camera slot, masked out
+            cameras.append(torch.zeros(language.shape[0], 16, dtype=torch.bool))
+        if policy_type == "pi0_fast":  # BOS, appended after the padding
+            language = torch.cat([language, torch.ones(language.shape[0], 1, dtype=torch.bool)], dim=1)
+        return torch.cat([*cameras, language], dim=1)
     raise AssertionError(f"no expected layout for {policy_type}")
 
 

@@ -28,6 +28,7 @@ from lerobot_cknna.configs.pipeline import CKNNAPipelineConfig
 from lerobot_cknna.features_io import FeatureBuffer
 from lerobot_cknna.fixes import apply_runtime_fixes
 from lerobot_cknna.hook_table import spec_for
+from lerobot_cknna.pi_environment import require_pi_environment
 from lerobot_cknna.provenance import run_source, weights_provenance
 from lerobot_cknna.replay import check_dataset_fits, replay, sample_frames
 from lerobot_cknna.results import publish
@@ -98,6 +99,7 @@ def run_simulation(cfg: CKNNAPipelineConfig) -> None:
 def cknna_main(cfg: CKNNAPipelineConfig) -> None:
     """Parse the command line (LeRobot's draccus parser, ``--policy.path`` included) and run."""
     set_seed(cfg.seed)
+    require_pi_environment(cfg.policy.type)
     try:
         cfg.output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:

@@ -1,0 +1,73 @@
+"""Pi0, Pi0.5, Pi0-FAST in ``.venv-pi/``: what their hook sees in LeRobot's real inference code."""
+
+import pytest
+import torch
+
+from lerobot_cknna.capture import capture_features, encode_features, resolve_module
+from lerobot_cknna.fixes import apply_runtime_fixes, direct_forward_calls
+from lerobot_cknna.hook_table import HOOK_TABLE
+from lerobot_cknna.pi_environment import PI_FAMILY, has_openpi_transformers, require_pi_environment
+from lerobot_cknna.tiny_policies import build_tiny_policy, libero_batch
+
+
+def outputs_of(policy, module_path: str, run) -> list:
+    """Every output of the module at ``module_path`` while ``run()`` runs."""
+    outputs = []
+    handle = resolve_module(policy, module_path).register_forward_hook(
+        lambda m, i, output: outputs.append(output)
+    )
+    try:
+        run()
+    finally:
+        handle.remove()
+    return outputs
+
+
+def test_this_is_the_pi_environment():
+    assert has_openpi_transformers()
+    for policy_type in PI_FAMILY:
+        require_pi_environment(policy_type)
+
+
+@pytest.mark.parametrize("policy_type", PI_FAMILY)
+def test_direct_forward_calls_on_the_backbone_are_routed_through_hooks(policy_type):
+    policy = build_tiny_policy(policy_type, apply_fixes=False)
+    assert [name for name, _ in direct_forward_calls.bypassed_modules(policy)] == [
+        "model.paligemma_with_expert"
+    ]
+    batch = libero_batch(policy, batch_size=2)
+    assert outputs_of(policy, "model.paligemma_with_expert", lambda: policy.select_action(dict(batch))) == []
+    assert apply_runtime_fixes(policy) == ["direct_forward_calls"]
+    policy.reset()
+    calls = outputs_of(policy, "model.paligemma_with_expert", lambda: policy.select_action(dict(batch)))
+    steps = (
+        policy.config.max_decoding_steps
+        if policy_type == "pi0_fast"
+        else 1 + policy.config.num_inference_steps
+    )
+    assert len(calls) == steps
+
+
+@pytest.mark.parametrize("policy_type", PI_FAMILY)
+def test_the_final_norm_returns_a_tuple_and_the_capture_reads_its_normed_states(policy_type):
+    policy = build_tiny_policy(policy_type)
+    batch = libero_batch(policy, batch_size=2)
+    policy.reset()
+    module_path = HOOK_TABLE[policy_type].module_path
+    outputs = outputs_of(policy, module_path, lambda: encode_features(policy, batch))
+    (output,) = outputs
+    assert isinstance(output, tuple) and output[0].shape[-1] == 2048
+
+
+def test_pi0_fast_keeps_the_prefill_not_the_decode_steps():
+    policy = build_tiny_policy("pi0_fast")
+    batch = libero_batch(policy, batch_size=2)
+    policy.reset()
+    module_path = HOOK_TABLE["pi0_fast"].module_path
+    with capture_features(policy) as capture:
+        firings = outputs_of(policy, module_path, lambda: policy.select_action(dict(batch)))
+        captured = capture.pop(2)
+    prefill, *decode_steps = [output[0] for output in firings]
+    assert len(decode_steps) == policy.config.max_decoding_steps - 1
+    assert all(step.shape == (2, 1, 2048) for step in decode_steps) and prefill.shape[1] > 1
+    torch.testing.assert_close(captured, encode_features(policy, batch), rtol=1e-5, atol=1e-6)
