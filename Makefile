@@ -13,7 +13,7 @@ PI_VENV := .venv-pi
 PI_STAMP := $(PI_VENV)/.installed
 PI_REQUIREMENTS := $(PYTHON) tools/pi_env_requirements.py
 # What the Pi family is tested by: the parametrized tests cover the types this environment runs.
-PI_TESTS := tests/test_capture.py tests/test_tiny_policies.py tests/test_pi_environment.py
+PI_TESTS := tests/test_capture.py tests/test_tiny_policies.py tests/test_pi_family.py
 
 .PHONY: setup setup-pi demo test bench
 

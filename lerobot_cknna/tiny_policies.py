@@ -236,6 +236,8 @@ def libero_stats() -> dict[str, dict[str, torch.Tensor]]:
             "std": torch.ones(shape),
             "min": -torch.ones(shape),
             "max": torch.ones(shape),
+            "q01": -torch.ones(shape),
+            "q99": torch.ones(shape),
         }
 
     image = {key: {**stats((3, 1, 1)), "mean": torch.full((3, 1, 1), 0.5), "std": torch.full((3, 1, 1), 0.25)}

@@ -13,7 +13,13 @@ from lerobot.configs.policies import PreTrainedConfig
 from lerobot.policies.factory import get_policy_class
 
 from lerobot_cknna.capture import resolve_module
-from lerobot_cknna.fixes import apply_runtime_fixes, direct_forward_calls, stale_config_keys, tdmpc_image_key
+from lerobot_cknna.fixes import (
+    apply_runtime_fixes,
+    direct_forward_calls,
+    stale_config_keys,
+    tdmpc_image_key,
+    transformers_fork,
+)
 from lerobot_cknna.hook_table import HOOK_TABLE
 from lerobot_cknna.tiny_policies import build_tiny_policy, libero_batch
 
@@ -36,7 +42,7 @@ def vqbet_checkpoint_with_a_removed_key(tmp_path: Path) -> Path:
 
 
 def test_every_fix_has_its_diff_and_every_diff_a_fix():
-    fixes = (tdmpc_image_key, stale_config_keys, direct_forward_calls)
+    fixes = (tdmpc_image_key, stale_config_keys, direct_forward_calls, transformers_fork)
     named = {Path(fix.PATCH).name for fix in fixes}
     assert named == {path.name for path in PATCHES}
 

@@ -1,5 +1,8 @@
 """Pi0, Pi0.5, Pi0-FAST in ``.venv-pi/``: what their hook sees in LeRobot's real inference code."""
 
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -8,6 +11,13 @@ from lerobot_cknna.fixes import apply_runtime_fixes, direct_forward_calls
 from lerobot_cknna.hook_table import HOOK_TABLE
 from lerobot_cknna.pi_environment import PI_FAMILY, has_openpi_transformers, require_pi_environment
 from lerobot_cknna.tiny_policies import build_tiny_policy, libero_batch
+from tests.test_fixes import patched_lerobot, run_with  # noqa: F401  (patched_lerobot is a fixture)
+
+FLAG_AND_MODEL = (
+    "from lerobot.utils import import_utils\n"
+    "from lerobot.policies.pi0 import modeling_pi0\n"
+    "print(import_utils._transformers_available, modeling_pi0.PaliGemmaForConditionalGeneration is not None)\n"
+)
 
 
 def outputs_of(policy, module_path: str, run) -> list:
@@ -71,3 +81,25 @@ def test_pi0_fast_keeps_the_prefill_not_the_decode_steps():
     assert len(decode_steps) == policy.config.max_decoding_steps - 1
     assert all(step.shape == (2, 1, 2048) for step in decode_steps) and prefill.shape[1] > 1
     torch.testing.assert_close(captured, encode_features(policy, batch), rtol=1e-5, atol=1e-6)
+
+
+def test_transformers_fork_defect_shows_then_importing_the_package_removes_it():
+    unfixed = subprocess.run(
+        [sys.executable, "-c", FLAG_AND_MODEL], capture_output=True, text=True, timeout=300
+    )
+    assert unfixed.returncode == 0 and "False False" in unfixed.stdout, unfixed.stderr[-2000:]
+    fixed = subprocess.run(
+        [sys.executable, "-c", "import lerobot_cknna\n" + FLAG_AND_MODEL],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert fixed.returncode == 0 and "True True" in fixed.stdout, fixed.stderr[-2000:]
+
+
+def test_upstream_transformers_fork_diff_fixes_the_defect(patched_lerobot):  # noqa: F811
+    done = run_with(
+        patched_lerobot,
+        f"import lerobot\nassert lerobot.__file__.startswith({str(patched_lerobot)!r})\n" + FLAG_AND_MODEL,
+    )
+    assert done.returncode == 0 and "True True" in done.stdout, done.stderr[-2000:]

@@ -7,6 +7,8 @@ Each fix lives in its own module with a ``PATCH``, the upstream-ready diff in ``
   instance only, never LeRobot's classes); :func:`apply_runtime_fixes` applies those whose
   defect is present.
 * Checkpoint fixes act before loading: :func:`stale_config_keys.without_stale_keys`.
+* Import-time fixes act before LeRobot's modules are imported: :mod:`transformers_fork`
+  (applied by ``lerobot_cknna/__init__.py``).
 """
 
 import logging
