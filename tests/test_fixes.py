@@ -14,6 +14,7 @@ from lerobot.policies.factory import get_policy_class
 
 from lerobot_cknna.capture import resolve_module
 from lerobot_cknna.fixes import (
+    action_tokenizer_config,
     apply_runtime_fixes,
     direct_forward_calls,
     stale_config_keys,
@@ -42,7 +43,13 @@ def vqbet_checkpoint_with_a_removed_key(tmp_path: Path) -> Path:
 
 
 def test_every_fix_has_its_diff_and_every_diff_a_fix():
-    fixes = (tdmpc_image_key, stale_config_keys, direct_forward_calls, transformers_fork)
+    fixes = (
+        tdmpc_image_key,
+        stale_config_keys,
+        direct_forward_calls,
+        transformers_fork,
+        action_tokenizer_config,
+    )
     named = {Path(fix.PATCH).name for fix in fixes}
     assert named == {path.name for path in PATCHES}
 

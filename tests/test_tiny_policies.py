@@ -5,7 +5,7 @@ from lerobot.envs.configs import LiberoEnv
 from lerobot.policies.factory import make_policy, make_pre_post_processors
 
 from lerobot_cknna.capture import capture_features, encode_features
-from lerobot_cknna.fixes import apply_runtime_fixes
+from lerobot_cknna.fixes import action_tokenizer_config, apply_runtime_fixes
 from lerobot_cknna.hook_table import HOOK_TABLE
 from lerobot_cknna.tiny_policies import (
     build_tiny_policy,
@@ -24,7 +24,11 @@ def test_saved_tiny_policy_loads_through_the_policy_path_code(policy_type, tmp_p
     cfg.pretrained_path = str(tmp_path)
     with tiny_build(policy_type, tmp_path / "assets"):  # Pi family: LeRobot's size tables, made tiny
         policy = make_policy(cfg, env_cfg=LiberoEnv()).eval()
-    preprocessor, _ = make_pre_post_processors(cfg, pretrained_path=str(tmp_path))
+    preprocessor, _ = make_pre_post_processors(
+        cfg,
+        pretrained_path=str(tmp_path),
+        preprocessor_overrides=action_tokenizer_config.preprocessor_overrides(cfg),
+    )
     apply_runtime_fixes(policy)
 
     for (name, loaded), (_, built) in zip(

@@ -6,7 +6,8 @@ Each fix lives in its own module with a ``PATCH``, the upstream-ready diff in ``
   upstream release that fixed it is left alone) and ``apply(policy)`` (changes that policy
   instance only, never LeRobot's classes); :func:`apply_runtime_fixes` applies those whose
   defect is present.
-* Checkpoint fixes act before loading: :func:`stale_config_keys.without_stale_keys`.
+* Checkpoint fixes act before loading: :func:`stale_config_keys.without_stale_keys`,
+  :func:`action_tokenizer_config.preprocessor_overrides`.
 * Import-time fixes act before LeRobot's modules are imported: :mod:`transformers_fork`
   (applied by ``lerobot_cknna/__init__.py``).
 """

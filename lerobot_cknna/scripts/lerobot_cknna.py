@@ -26,7 +26,7 @@ from lerobot.utils.random_utils import set_seed
 from lerobot_cknna.capture import resolve_module
 from lerobot_cknna.configs.pipeline import CKNNAPipelineConfig
 from lerobot_cknna.features_io import FeatureBuffer
-from lerobot_cknna.fixes import apply_runtime_fixes
+from lerobot_cknna.fixes import action_tokenizer_config, apply_runtime_fixes
 from lerobot_cknna.hook_table import spec_for
 from lerobot_cknna.pi_environment import require_pi_environment
 from lerobot_cknna.provenance import run_source, weights_provenance
@@ -56,6 +56,7 @@ def run_replay(cfg: CKNNAPipelineConfig) -> dict:
         preprocessor_overrides={
             "device_processor": {"device": str(policy.config.device)},
             "rename_observations_processor": {"rename_map": cfg.rename_map},
+            **action_tokenizer_config.preprocessor_overrides(cfg.policy),
         },
     )
     indices, sampling = sample_frames(dataset, cfg.cknna.max_samples)
