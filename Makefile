@@ -9,6 +9,7 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 STAMP := $(VENV)/.installed
+CHECK_PYTHON := $(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "lerobot-cknna needs Python 3.11 (lerobot 0.4.4); set PYTHON=/path/to/python3.11"'
 PI_VENV := .venv-pi
 PI_STAMP := $(PI_VENV)/.installed
 PI_REQUIREMENTS := $(PYTHON) tools/pi_env_requirements.py
@@ -18,7 +19,7 @@ PI_TESTS := tests/test_capture.py tests/test_tiny_policies.py tests/test_pi_fami
 .PHONY: setup setup-pi demo test bench
 
 $(STAMP): pyproject.toml
-	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "lerobot-cknna needs Python 3.11 (lerobot 0.4.4); set PYTHON=/path/to/python3.11"'
+	@$(CHECK_PYTHON)
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(VENV)/bin/python -m pip install --quiet -e ".[test,groot]"
@@ -27,6 +28,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 $(PI_STAMP): pyproject.toml tools/pi_env_requirements.py
+	@$(CHECK_PYTHON)
 	test -x $(PI_VENV)/bin/python || $(PYTHON) -m venv $(PI_VENV)
 	$(PI_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(PI_REQUIREMENTS) > $(PI_VENV)/requirements.txt

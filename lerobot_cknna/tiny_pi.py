@@ -32,12 +32,8 @@ from lerobot_cknna.tiny_assets import word_tokenizer
 PALIGEMMA_TOKENIZER_ID = "google/paligemma-3b-pt-224"
 PALIGEMMA_VOCAB_SIZE = 257152  # hard-coded in the models; Pi0-FAST maps action tokens to its last ids
 PALIGEMMA_WIDTH = 2048  # = the hard-coded vision projection_dim, which image embeddings come out at
-PROMPT_WORDS = [
-    "task",
-    "state",
-    "action",
-    *map(str, range(256)),
-]  # Pi0.5 / Pi0-FAST prompt: discretized state
+# Pi0.5 / Pi0-FAST prompts read "Task: ..., State: <one bin 0-255 per state dim>;\nAction: ".
+PROMPT_WORDS = ["task", "state", "action", *map(str, range(256))]
 _MODELING = (modeling_pi0, modeling_pi05, modeling_pi0_fast)
 _PROCESSORS = (processor_pi0, processor_pi05)
 
