@@ -12,9 +12,11 @@ in one process and interleaved so that machine noise hits both sides alike:
 Tiny builds are far narrower than real checkpoints, so absolute times say little; the
 ratios show how much of each policy's inference the encode-only path skips.
 
-Usage::
+By default it measures the types this environment runs: the Pi family in ``.venv-pi/``
+(openpi's transformers), every other type in ``.venv/``. Usage::
 
     .venv/bin/python benchmarks/bench_capture.py [--batch_size 8] [--repeats 10] [--types act smolvla]
+    .venv-pi/bin/python benchmarks/bench_capture.py   # pi0, pi05, pi0_fast
 """
 
 import argparse
@@ -24,7 +26,7 @@ import time
 import torch
 
 from lerobot_cknna.capture import capture_features, encode_features
-from lerobot_cknna.tiny_policies import TINY_CONFIGS, build_tiny_policy, libero_batch
+from lerobot_cknna.tiny_policies import build_tiny_policy, libero_batch, tiny_types_here
 
 
 def _timed(fn) -> float:
@@ -69,7 +71,7 @@ def main():
     )
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--types", nargs="+", default=sorted(TINY_CONFIGS))
+    parser.add_argument("--types", nargs="+", default=tiny_types_here())
     args = parser.parse_args()
     print(f"batch {args.batch_size}, median of {args.repeats}, torch threads {torch.get_num_threads()}")
     print(f"{'type':<10} {'select_action ms':>17} {'capture ms':>11} {'encode-only ms':>15} "

@@ -7,11 +7,11 @@ time LeRobot itself records (``overall.eval_s`` in ``eval_info.json``, measured 
 ratio is what capture costs a simulation run.
 
 Default policy: the tiny offline SmolVLA (random weights: it never succeeds, so every episode
-runs its full length). Pass ``--policy_path`` for a real checkpoint.
+runs its full length; at least three episodes, as scoring needs). Pass ``--policy_path`` for a real checkpoint.
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_simulation.py [--repeats 2] [--episode_length 30] [--batch_size 2]
+    .venv/bin/python benchmarks/bench_simulation.py [--repeats 2] [--episode_length 20] [--batch_size 3]
 """
 
 import argparse
@@ -22,6 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from lerobot_cknna.libero_offline import prepare_libero, select_mujoco_backend
 from lerobot_cknna.tiny_policies import save_tiny_policy
 
 
@@ -45,10 +46,17 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--episode_length", type=int, default=30)
-    parser.add_argument("--batch_size", type=int, default=2)
+    parser.add_argument("--episode_length", type=int, default=20)
+    parser.add_argument("--batch_size", type=int, default=3)
     parser.add_argument("--policy_path", type=Path, default=None)
     args = parser.parse_args()
+    if args.batch_size < 3:
+        parser.error(
+            "--batch_size must be at least 3: one rollout of batch_size episodes, and scoring needs 3."
+        )
+    # Both commands inherit the same offline LIBERO config and MuJoCo backend.
+    prepare_libero()
+    select_mujoco_backend()
     with tempfile.TemporaryDirectory() as tmp:
         policy_path = args.policy_path
         if policy_path is None:

@@ -8,6 +8,7 @@ what the hook records here equals what it records inside ``select_action``.
 
 import einops
 import torch
+from lerobot.policies.pi0.modeling_pi0 import make_att_2d_masks as pi_att_2d_masks
 from lerobot.policies.smolvla.modeling_smolvla import make_att_2d_masks as smolvla_att_2d_masks
 from lerobot.utils.constants import OBS_IMAGE, OBS_LANGUAGE_ATTENTION_MASK, OBS_LANGUAGE_TOKENS, OBS_STATE
 
@@ -93,3 +94,43 @@ def groot(policy, batch: dict[str, torch.Tensor]) -> None:
     with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=policy.config.use_bf16):
         backbone_inputs, _ = model.prepare_input(inputs)
         model.action_head.process_backbone_output(model.backbone(backbone_inputs))
+
+
+def _paligemma_prefill(model, prefix_embs, pad_masks, att_masks_4d, **forward_kwargs) -> None:
+    """The Pi family's prefill: PaliGemma alone over the prefix, positions counting valid tokens only."""
+    model.paligemma_with_expert(
+        attention_mask=att_masks_4d,
+        position_ids=torch.cumsum(pad_masks, dim=1) - 1,
+        past_key_values=None,
+        inputs_embeds=[prefix_embs, None],
+        use_cache=True,
+        **forward_kwargs,
+    )
+
+
+def pi0(policy, batch: dict[str, torch.Tensor]) -> None:
+    """Pi0 and Pi0.5: the prefill over images and prompt (``sample_actions`` up to the KV cache)."""
+    images, img_masks = policy._preprocess_images(batch)
+    model = policy.model
+    prefix_embs, pad_masks, att_masks = model.embed_prefix(
+        images, img_masks, batch[OBS_LANGUAGE_TOKENS], batch[OBS_LANGUAGE_ATTENTION_MASK]
+    )
+    model.paligemma_with_expert.paligemma.language_model.config._attn_implementation = "eager"
+    att_masks_4d = model._prepare_attention_masks_4d(pi_att_2d_masks(pad_masks, att_masks))
+    _paligemma_prefill(model, prefix_embs, pad_masks, att_masks_4d)
+
+
+def pi0_fast(policy, batch: dict[str, torch.Tensor]) -> None:
+    """Pi0-FAST: the prefill over images, prompt and the BOS that starts decoding (no decoded token)."""
+    images, img_masks = policy._preprocess_images(batch)
+    model = policy.model
+    tokens, masks = batch[OBS_LANGUAGE_TOKENS], batch[OBS_LANGUAGE_ATTENTION_MASK]
+    bos = torch.full_like(tokens[:, :1], model._paligemma_tokenizer.bos_token_id)
+    prefix_embs, pad_masks, att_masks, _, _ = model.embed_prefix_fast(
+        images,
+        img_masks,
+        torch.cat([tokens, bos], dim=1),
+        torch.cat([masks, torch.ones_like(masks[:, :1])], dim=1),
+    )
+    att_masks_4d = model._prepare_attention_masks_4d(att_masks, dtype=prefix_embs.dtype)
+    _paligemma_prefill(model, prefix_embs, pad_masks, att_masks_4d, adarms_cond=[None, None])

@@ -27,8 +27,8 @@ An entry says:
   padding stays out of the mean but still shifts the valid tokens;
 * ``encode``: the encode-only function that runs just enough of the policy to fire it.
 
-The Pi family entries name their modules; their encode-only paths, masks and tests need
-openpi's transformers and land with the second environment.
+The Pi family needs openpi's transformers: its entries are exercised in ``.venv-pi/``
+(:mod:`lerobot_cknna.pi_environment`).
 """
 
 import dataclasses
@@ -99,6 +99,11 @@ def _eagle_attention_mask(args, eagle_output) -> torch.Tensor:
     return attention_mask.bool()
 
 
+def _prefix_padding_mask(args, prefix) -> torch.Tensor:
+    """``embed_prefix`` (Pi family) -> (embs, pad_masks, ...): image tokens of present cameras, prompt tokens."""
+    return prefix[1]
+
+
 _TOKENS = "(b s) f -> b s f"
 
 
@@ -155,17 +160,23 @@ HOOK_TABLE: dict[str, HookSpec] = {
         module_path="model.paligemma_with_expert.paligemma.language_model.norm",
         category="VLA",
         layout=_TOKENS,
+        token_mask=TokenMask("model.embed_prefix", _prefix_padding_mask),
+        encode=encode.pi0,
     ),
     "pi05": HookSpec(
         module_path="model.paligemma_with_expert.paligemma.language_model.norm",
         category="VLA",
         layout=_TOKENS,
+        token_mask=TokenMask("model.embed_prefix", _prefix_padding_mask),
+        encode=encode.pi0,
     ),
     "pi0_fast": HookSpec(
         module_path="model.paligemma_with_expert.paligemma.language_model.norm",
         category="VLA",
         layout=_TOKENS,
         firings=None,
+        token_mask=TokenMask("model.embed_prefix_fast", _prefix_padding_mask),
+        encode=encode.pi0_fast,
     ),
     "groot": HookSpec(
         module_path="_groot_model.action_head.vl_self_attention",

@@ -11,6 +11,7 @@ same descriptions.
 
 import importlib.util
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
@@ -39,17 +40,21 @@ def libero_words() -> list[str]:
     return sorted({word.lower() for task in libero_task_descriptions() for word in task.split()})
 
 
-def word_tokenizer(extra_special_tokens: dict[str, str] | None = None) -> PreTrainedTokenizerFast:
+def word_tokenizer(
+    extra_special_tokens: dict[str, str] | None = None, extra_words: Iterable[str] = ()
+) -> PreTrainedTokenizerFast:
     """A word-level tokenizer over LIBERO's vocabulary (lower-cased, punctuation split off).
 
     Args:
         extra_special_tokens: named special tokens a processor expects as tokenizer attributes
             (e.g. SmolVLM's ``fake_image_token``); each also gets an ``<name>_id`` attribute.
+        extra_words: words beyond LIBERO's that a policy's prompt template adds.
     """
     extra_special_tokens = extra_special_tokens or {}
     specials = [*BASE_SPECIAL_TOKENS.values(), *extra_special_tokens.values()]
     punctuation = list(".,;:!?'\"\n")
-    vocab = {token: index for index, token in enumerate([*specials, *punctuation, *libero_words()])}
+    words = sorted({*libero_words(), *extra_words})
+    vocab = {token: index for index, token in enumerate([*specials, *punctuation, *words])}
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token=BASE_SPECIAL_TOKENS["unk_token"]))
     backend.normalizer = normalizers.Lowercase()
     backend.pre_tokenizer = pre_tokenizers.Sequence(

@@ -9,7 +9,7 @@ No pretrained vision weights are loaded (``pretrained_backbone_weights=None``).
 
 import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -18,6 +18,7 @@ from lerobot.policies.factory import get_policy_class, make_pre_post_processors
 from lerobot.policies.pretrained import PreTrainedPolicy
 
 from lerobot_cknna.fixes import apply_runtime_fixes, construction_fixes, groot_processor_assets
+from lerobot_cknna.pi_environment import PI_FAMILY, has_openpi_transformers, require_pi_environment
 from lerobot_cknna.provenance import write_provenance
 from lerobot_cknna.tiny_assets import (
     libero_task_descriptions,
@@ -26,6 +27,7 @@ from lerobot_cknna.tiny_assets import (
     write_tiny_smolvlm,
     write_word_tokenizer,
 )
+from lerobot_cknna.tiny_pi import tiny_pi_build, write_fast_action_tokenizer, write_paligemma_tokenizer
 
 CAMERAS = ("observation.images.image", "observation.images.image2")
 IMAGE_SHAPE = (3, 256, 256)
@@ -175,6 +177,45 @@ def _groot_config(assets: Path):
     )  # fmt: skip
 
 
+def _pi0_config(assets: Path):
+    from lerobot.policies.pi0.configuration_pi0 import PI0Config
+
+    inputs, outputs = libero_features()
+    # One empty camera slot: its image tokens are in the prefix, masked out.
+    return PI0Config(
+        input_features=inputs, output_features=outputs, empty_cameras=1, chunk_size=4, n_action_steps=4,
+        num_inference_steps=2, tokenizer_max_length=32, device="cpu",
+    )  # fmt: skip
+
+
+def _pi05_config(assets: Path):
+    from lerobot.policies.pi05.configuration_pi05 import PI05Config
+
+    inputs, outputs = libero_features()
+    # The prompt holds the discretized 8-D state too.
+    return PI05Config(
+        input_features=inputs, output_features=outputs, chunk_size=4, n_action_steps=4, num_inference_steps=2,
+        max_state_dim=8, tokenizer_max_length=48, device="cpu",
+    )  # fmt: skip
+
+
+def _pi0_fast_config(assets: Path):
+    from lerobot.policies.pi0_fast.configuration_pi0_fast import PI0FastConfig
+
+    inputs, outputs = libero_features()
+    text_tokenizer = write_paligemma_tokenizer(assets / "paligemma_tokenizer")
+    action_tokenizer = write_fast_action_tokenizer(
+        assets / "fast_tokenizer", chunk_size=4, action_dim=ACTION_DIM
+    )
+    # Random weights decode no "Action:" prefix; 4 decoding steps: the prefill, then 3 one-token firings.
+    return PI0FastConfig(
+        input_features=inputs, output_features=outputs, chunk_size=4, n_action_steps=4, max_state_dim=8,
+        tokenizer_max_length=48, text_tokenizer_name=str(text_tokenizer),
+        action_tokenizer_name=str(action_tokenizer), max_decoding_steps=4, validate_action_token_prefix=False,
+        device="cpu",
+    )  # fmt: skip
+
+
 TINY_CONFIGS: dict[str, Callable[[Path], object]] = {
     "act": _act_config,
     "diffusion": _diffusion_config,
@@ -184,7 +225,34 @@ TINY_CONFIGS: dict[str, Callable[[Path], object]] = {
     "smolvla": _smolvla_config,
     "xvla": _xvla_config,
     "groot": _groot_config,
+    "pi0": _pi0_config,
+    "pi05": _pi05_config,
+    "pi0_fast": _pi0_fast_config,
 }
+
+
+def tiny_types_here() -> list[str]:
+    """The tiny types this environment runs: the Pi family in ``.venv-pi/``, the others elsewhere."""
+    return sorted(t for t in TINY_CONFIGS if (t in PI_FAMILY) == has_openpi_transformers())
+
+
+@contextlib.contextmanager
+def tiny_build(policy_type: str, assets: Path, fixes: bool = True) -> Iterator[None]:
+    """What building or loading a tiny ``policy_type`` needs in force.
+
+    LeRobot's Pi size tables swapped for the Pi family, and with ``fixes`` the construction
+    fixes (:func:`lerobot_cknna.fixes.construction_fixes`, e.g. GR00T's flash-attention).
+
+    Raises:
+        PiEnvironmentError: a Pi-family type outside ``.venv-pi/``.
+    """
+    require_pi_environment(policy_type)
+    with contextlib.ExitStack() as stack:
+        if fixes:
+            stack.enter_context(construction_fixes())
+        if policy_type in PI_FAMILY:
+            stack.enter_context(tiny_pi_build(assets))
+        yield
 
 
 def default_assets_dir() -> Path:
@@ -208,8 +276,9 @@ def build_tiny_policy(
     if policy_type not in TINY_CONFIGS:
         raise ValueError(f"No tiny build for {policy_type!r}; available: {', '.join(TINY_CONFIGS)}.")
     torch.manual_seed(seed)
-    config = TINY_CONFIGS[policy_type](Path(assets or default_assets_dir()))
-    with construction_fixes() if apply_fixes else contextlib.nullcontext():
+    assets = Path(assets or default_assets_dir())
+    with tiny_build(policy_type, assets, fixes=apply_fixes):
+        config = TINY_CONFIGS[policy_type](assets)
         policy = get_policy_class(policy_type)(config).eval()
     if policy_type == "xvla":
         # Florence-2 makes image_projection with torch.empty and never initialises it
@@ -229,6 +298,8 @@ def libero_stats() -> dict[str, dict[str, torch.Tensor]]:
             "std": torch.ones(shape),
             "min": -torch.ones(shape),
             "max": torch.ones(shape),
+            "q01": -torch.ones(shape),
+            "q99": torch.ones(shape),
         }
 
     image = {key: {**stats((3, 1, 1)), "mean": torch.full((3, 1, 1), 0.5), "std": torch.full((3, 1, 1), 0.25)}
@@ -247,7 +318,8 @@ def save_tiny_policy(policy_type: str, directory: Path, seed: int = 0) -> PreTra
     """
     directory = Path(directory).resolve()
     policy = build_tiny_policy(policy_type, seed, assets=directory / "assets")
-    preprocessor, postprocessor = make_pre_post_processors(policy.config, dataset_stats=libero_stats())
+    with tiny_build(policy_type, directory / "assets"):
+        preprocessor, postprocessor = make_pre_post_processors(policy.config, dataset_stats=libero_stats())
     policy.save_pretrained(directory)
     preprocessor.save_pretrained(directory)
     postprocessor.save_pretrained(directory)
@@ -260,10 +332,15 @@ def save_tiny_policy(policy_type: str, directory: Path, seed: int = 0) -> PreTra
 
 
 def libero_observation(policy: PreTrainedPolicy, batch_size: int, seed: int = 0) -> dict:
-    """A raw LIBERO-shaped observation for ``policy``: images in [0, 1], state, task strings."""
+    """A raw LIBERO-shaped observation for ``policy``: images in [0, 1] from LIBERO's cameras, state, tasks.
+
+    A camera slot of the policy that LIBERO has no camera for (Pi0's ``empty_cameras``) stays missing.
+    """
     gen = torch.Generator().manual_seed(seed)
     observation = {
-        key: torch.rand(batch_size, *IMAGE_SHAPE, generator=gen) for key in policy.config.image_features
+        key: torch.rand(batch_size, *IMAGE_SHAPE, generator=gen)
+        for key in policy.config.image_features
+        if key in CAMERAS
     }
     observation["observation.state"] = torch.randn(batch_size, STATE_DIM, generator=gen)
     tasks = libero_task_descriptions("libero_spatial")
@@ -273,5 +350,6 @@ def libero_observation(policy: PreTrainedPolicy, batch_size: int, seed: int = 0)
 
 def libero_batch(policy: PreTrainedPolicy, batch_size: int, seed: int = 0) -> dict[str, torch.Tensor]:
     """:func:`libero_observation` through the policy's own preprocessor: what ``select_action`` gets."""
-    preprocessor, _ = make_pre_post_processors(policy.config, dataset_stats=libero_stats())
+    with tiny_build(policy.config.type, default_assets_dir()):
+        preprocessor, _ = make_pre_post_processors(policy.config, dataset_stats=libero_stats())
     return preprocessor(libero_observation(policy, batch_size, seed))

@@ -15,12 +15,14 @@ from transformers.models.siglip import modeling_siglip
 
 from lerobot_cknna.capture import resolve_module
 from lerobot_cknna.fixes import (
+    action_tokenizer_config,
     apply_runtime_fixes,
     direct_forward_calls,
     eagle_flash_attention,
     groot_processor_assets,
     stale_config_keys,
     tdmpc_image_key,
+    transformers_fork,
 )
 from lerobot_cknna.hook_table import HOOK_TABLE
 from lerobot_cknna.tiny_policies import build_tiny_policy, libero_batch, libero_observation, libero_stats
@@ -51,6 +53,8 @@ def test_every_fix_has_its_diff_and_every_diff_a_fix():
         direct_forward_calls,
         eagle_flash_attention,
         groot_processor_assets,
+        transformers_fork,
+        action_tokenizer_config,
     )
     named = {Path(fix.PATCH).name for fix in fixes}
     assert named == {path.name for path in PATCHES}

@@ -5,20 +5,30 @@ from lerobot.envs.configs import LiberoEnv
 from lerobot.policies.factory import make_policy, make_pre_post_processors
 
 from lerobot_cknna.capture import capture_features, encode_features
-from lerobot_cknna.fixes import apply_runtime_fixes, construction_fixes
+from lerobot_cknna.fixes import action_tokenizer_config, apply_runtime_fixes
 from lerobot_cknna.hook_table import HOOK_TABLE
-from lerobot_cknna.tiny_policies import TINY_CONFIGS, build_tiny_policy, libero_observation, save_tiny_policy
+from lerobot_cknna.tiny_policies import (
+    build_tiny_policy,
+    libero_observation,
+    save_tiny_policy,
+    tiny_build,
+    tiny_types_here,
+)
 
 
-@pytest.mark.parametrize("policy_type", sorted(TINY_CONFIGS))
+@pytest.mark.parametrize("policy_type", tiny_types_here())
 def test_saved_tiny_policy_loads_through_the_policy_path_code(policy_type, tmp_path):
     saved = save_tiny_policy(policy_type, tmp_path)
     # What lerobot-eval does with --policy.path=DIR (configs/eval.py, lerobot_eval.eval_main).
     cfg = PreTrainedConfig.from_pretrained(tmp_path)
     cfg.pretrained_path = str(tmp_path)
-    with construction_fixes():
+    with tiny_build(policy_type, tmp_path / "assets"):  # Pi family: LeRobot's size tables, made tiny
         policy = make_policy(cfg, env_cfg=LiberoEnv()).eval()
-    preprocessor, _ = make_pre_post_processors(cfg, pretrained_path=str(tmp_path))
+    preprocessor, _ = make_pre_post_processors(
+        cfg,
+        pretrained_path=str(tmp_path),
+        preprocessor_overrides=action_tokenizer_config.preprocessor_overrides(cfg),
+    )
     apply_runtime_fixes(policy)
 
     for (name, loaded), (_, built) in zip(
@@ -35,7 +45,7 @@ def test_saved_tiny_policy_loads_through_the_policy_path_code(policy_type, tmp_p
     assert HOOK_TABLE[policy_type].category in ("VLA", "IL", "RL")
 
 
-@pytest.mark.parametrize("policy_type", sorted(TINY_CONFIGS))
+@pytest.mark.parametrize("policy_type", tiny_types_here())
 def test_tiny_builds_are_reproducible_and_hold_no_uninitialised_memory(policy_type):
     first, second = build_tiny_policy(policy_type, seed=3), build_tiny_policy(policy_type, seed=3)
     for (name, a), (_, b) in zip(first.state_dict().items(), second.state_dict().items(), strict=True):

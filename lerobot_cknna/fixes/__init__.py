@@ -6,10 +6,13 @@ Each fix lives in its own module with a ``PATCH``, the upstream-ready diff in ``
   upstream release that fixed it is left alone) and ``apply(policy)`` (changes that policy
   instance only, never LeRobot's classes); :func:`apply_runtime_fixes` applies those whose
   defect is present.
-* Checkpoint fixes act before loading: :func:`stale_config_keys.without_stale_keys`, or on
-  saving: :func:`groot_processor_assets.record_assets_repo`.
+* Checkpoint fixes act before loading: :func:`stale_config_keys.without_stale_keys`,
+  :func:`action_tokenizer_config.preprocessor_overrides`, or on saving:
+  :func:`groot_processor_assets.record_assets_repo`.
 * Construction fixes (:func:`construction_fixes`) are active while a block builds or loads
   policies, for defects that stop a policy from being built at all.
+* Import-time fixes act before LeRobot's modules are imported: :mod:`transformers_fork`
+  (applied by ``lerobot_cknna/__init__.py``).
 """
 
 import contextlib

@@ -28,8 +28,9 @@ from lerobot.utils.random_utils import set_seed
 from lerobot_cknna.capture import resolve_module
 from lerobot_cknna.configs.pipeline import CKNNAPipelineConfig
 from lerobot_cknna.features_io import FeatureBuffer, refuse_earlier_run
-from lerobot_cknna.fixes import apply_runtime_fixes, construction_fixes
+from lerobot_cknna.fixes import action_tokenizer_config, apply_runtime_fixes, construction_fixes
 from lerobot_cknna.hook_table import spec_for
+from lerobot_cknna.pi_environment import require_pi_environment
 from lerobot_cknna.provenance import run_source, weights_provenance
 from lerobot_cknna.replay import (
     check_dataset_fits,
@@ -105,6 +106,7 @@ def run_replay(cfg: CKNNAPipelineConfig, state: PartialState) -> dict | None:
         preprocessor_overrides={
             "device_processor": {"device": str(policy.config.device)},
             "rename_observations_processor": {"rename_map": cfg.rename_map},
+            **action_tokenizer_config.preprocessor_overrides(cfg.policy),
         },
     )
     indices, sampling = sample_frames(dataset, cfg.cknna.max_samples)
@@ -141,6 +143,7 @@ def run_simulation(cfg: CKNNAPipelineConfig) -> None:
 def cknna_main(cfg: CKNNAPipelineConfig) -> None:
     """Parse the command line (LeRobot's draccus parser, ``--policy.path`` included) and run."""
     set_seed(cfg.seed)
+    require_pi_environment(cfg.policy.type)
     state = PartialState()
     if state.num_processes > 1:
         agree_on_run_dir(cfg, state)
