@@ -136,6 +136,7 @@ def _settings_lines(record: dict) -> list[str]:
         f"- Feature prep: feat A `{record['feature_prep']['feat_a']}`, "
         f"feat B (state, {record['feat_b_dim']}-D) `{record['feature_prep']['feat_b']}`",
         f"- Neighbour exclusion: {record['exclusion'] or 'none (self only)'}; CKNNA eps {record['eps']:g}",
+        f"- Metrics computed on: {record.get('metrics_device', 'cpu')}",
     ]
     if head["null"]:
         null = head["null"]

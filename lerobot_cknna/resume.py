@@ -14,7 +14,7 @@ from lerobot_cknna.features_io import write_atomic
 
 RUN_CONFIG_FILE = "cknna_config.json"
 # Settings that change how the work is done, not what is gathered.
-NOT_COMPARED = {"resume", "cknna.batch_size", "cknna.num_workers"}
+NOT_COMPARED = {"resume", "cknna.batch_size", "cknna.num_workers", "cknna.device"}
 
 
 def _flatten(settings: dict, prefix: str = "") -> dict:

@@ -7,7 +7,7 @@
 * ``n``, ``n_episodes``, ``feat_a_dim``, ``feat_b_dim``;
 * ``samples_digest``: SHA-256 of every sample's episode, frame and state (feat B), taken in
   (episode, frame) order; two runs scored the same samples exactly when their digests match;
-* ``feature_prep`` (per side), ``exclusion``, ``eps``, ``k``;
+* ``feature_prep`` (per side), ``exclusion``, ``eps``, ``k``, ``metrics_device`` (where they ran);
 * ``headline``: ``cknna`` and ``mutual_knn`` at ``k``, each with ``value``, the HSIC
   terms, ``null`` (samples, mean, std, p_value, calibrated, z) and ``interval``;
 * ``k_sweep``: the same per k;
@@ -120,8 +120,8 @@ def _assess_records(
 ) -> dict[str, list[dict]]:
     """Prep both sides as ``cfg`` says and assess them: ``{metric: [record per k]}``."""
     assessed = assess(
-        cfg.feature_prep_a(features.feat_a.double()),
-        cfg.feature_prep_b(features.feat_b.double()),
+        cfg.feature_prep_a(features.feat_a.double()).to(cfg.metrics_device),
+        cfg.feature_prep_b(features.feat_b.double()).to(cfg.metrics_device),
         ks=tuple(ks),
         episode_index=features.episode_index,
         frame_index=features.frame_index,
@@ -308,6 +308,7 @@ def score_features(
         "exclusion": None if exclusion is None else exclusion.describe(),
         "eps": cfg.eps,
         "k": cfg.k,
+        "metrics_device": str(cfg.metrics_device),
         "headline": headline,
         "k_sweep": sweep,
         "task_suites": task_suites,

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F  # noqa: N812
 
-from lerobot_cknna.configs.cknna import CKNNAConfig
+from lerobot_cknna.configs.cknna import CKNNAConfig, resolve_metrics_device
 from lerobot_cknna.features_io import SavedFeatures
 from lerobot_cknna.metrics import cknna
 from lerobot_cknna.scoring import samples_digest, score_features, summary_lines, write_results
@@ -72,6 +72,39 @@ def test_exclusion_options():
 def test_bad_options_are_explained(kwargs, message):
     with pytest.raises(ValueError, match=message):
         CKNNAConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("name", "n_gpus", "expected"),
+    [
+        ("auto", 0, "cpu"),
+        ("auto", 1, "cuda"),
+        ("cpu", 1, "cpu"),
+        ("cuda", 1, "cuda"),
+        ("cuda:1", 2, "cuda:1"),
+    ],
+)
+def test_metrics_device_is_cuda_when_there_is_one_unless_told(name, n_gpus, expected):
+    assert resolve_metrics_device(name, n_gpus) == torch.device(expected)
+
+
+@pytest.mark.parametrize(
+    ("name", "n_gpus", "message"),
+    [
+        ("cuda", 0, "torch sees 0 CUDA device"),
+        ("cuda:1", 1, "torch sees 1 CUDA device"),
+        ("mps", 0, "must be auto, cpu, cuda or cuda:N"),
+        ("gpu", 1, "must be auto, cpu, cuda or cuda:N"),
+    ],
+)
+def test_metrics_device_that_is_not_here_is_explained(name, n_gpus, message):
+    with pytest.raises(ValueError, match=message):
+        resolve_metrics_device(name, n_gpus)
+
+
+def test_record_says_where_the_metrics_ran():
+    record = score_features(episodic_features(3, 10), CKNNAConfig(device="cpu", n_permutations=0))
+    assert record["metrics_device"] == "cpu"
 
 
 def test_record_is_strict_json():

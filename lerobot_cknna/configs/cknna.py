@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass, field
 
+import torch
+
 from lerobot_cknna.feature_prep import FeaturePrep
 from lerobot_cknna.knn import NeighborExclusion
 
@@ -34,6 +36,8 @@ class CKNNAConfig:
     eps: float = 1e-6
     # Seed of the permutation draws.
     seed: int = 0
+    # Where the metrics run: auto (CUDA when torch sees a GPU, else CPU), cpu, cuda or cuda:N.
+    device: str = "auto"
 
     def __post_init__(self):
         self.feature_prep_a = FeaturePrep(self.prep_a, self.clamp_quantile)
@@ -46,6 +50,7 @@ class CKNNAConfig:
             raise ValueError(f"--cknna.n_permutations must be >= 0, got {self.n_permutations}.")
         if self.interval_level is not None and not 0 < self.interval_level < 1:
             raise ValueError(f"--cknna.interval_level must be in (0, 1), got {self.interval_level}.")
+        self.metrics_device = resolve_metrics_device(self.device, torch.cuda.device_count())
 
     def exclusion(self, episode_index, frame_index) -> NeighborExclusion | None:
         """The neighbour exclusion these options ask for, over the given samples."""
@@ -54,3 +59,25 @@ class CKNNAConfig:
         if self.exclude_window is not None:
             return NeighborExclusion(episode_index, frame_index, self.exclude_window)
         return None
+
+
+def resolve_metrics_device(name: str, n_gpus: int) -> torch.device:
+    """The device ``--cknna.device=name`` asks for on a machine where torch sees ``n_gpus`` GPUs.
+
+    Raises:
+        ValueError: the name is not a device, or names a GPU this machine does not have.
+    """
+    if name == "auto":
+        return torch.device("cuda" if n_gpus else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise ValueError(f"--cknna.device must be auto, cpu, cuda or cuda:N, got {name!r}.") from error
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"--cknna.device must be auto, cpu, cuda or cuda:N, got {name!r}.")
+    if device.type == "cuda" and (device.index or 0) >= n_gpus:
+        raise ValueError(
+            f"--cknna.device={name} but torch sees {n_gpus} CUDA device(s) here; "
+            "use --cknna.device=auto (CUDA when there is one) or --cknna.device=cpu."
+        )
+    return device
