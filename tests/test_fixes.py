@@ -10,13 +10,20 @@ import lerobot
 import pytest
 import torch
 from lerobot.configs.policies import PreTrainedConfig
-from lerobot.policies.factory import get_policy_class, make_pre_post_processors
+from lerobot.policies.factory import (
+    get_policy_class,
+    make_policy,
+    make_policy_config,
+    make_pre_post_processors,
+)
 from transformers.models.siglip import modeling_siglip
 
 from lerobot_cknna.capture import resolve_module
 from lerobot_cknna.fixes import (
     action_tokenizer_config,
     apply_runtime_fixes,
+    construction_fixes,
+    dataset_kwargs,
     direct_forward_calls,
     eagle_flash_attention,
     groot_processor_assets,
@@ -29,6 +36,7 @@ from lerobot_cknna.tiny_policies import build_tiny_policy, libero_batch, libero_
 
 REPO = Path(__file__).resolve().parents[1]
 SIGLIP_INIT = modeling_siglip.SiglipVisionModel.__init__
+SAC_INIT = get_policy_class("sac").__init__
 LEROBOT_SOURCE = Path(lerobot.__file__).resolve().parent
 PATCHES = sorted((REPO / "patches").glob("*.diff"))
 
@@ -55,6 +63,7 @@ def test_every_fix_has_its_diff_and_every_diff_a_fix():
         groot_processor_assets,
         transformers_fork,
         action_tokenizer_config,
+        dataset_kwargs,
     )
     named = {Path(fix.PATCH).name for fix in fixes}
     assert named == {path.name for path in PATCHES}
@@ -122,6 +131,18 @@ def test_groot_processor_assets_defect_shows_then_the_fix_removes_it(tmp_path):
     assert groot_processor_assets.record_assets_repo(tmp_path, policy.config.tokenizer_assets_repo)
     assert reload_and_run(policy, tmp_path).shape == (2, 7)
     assert not groot_processor_assets.record_assets_repo(tmp_path, policy.config.tokenizer_assets_repo)
+
+
+def test_dataset_kwargs_defect_shows_then_the_fix_removes_it(libero_dataset):
+    assert dataset_kwargs.is_present(get_policy_class("sac"))
+    assert not any(dataset_kwargs.is_present(get_policy_class(name)) for name in ("act", "tdmpc", "smolvla"))
+    with pytest.raises(TypeError, match="unexpected keyword argument 'dataset_stats'"):
+        make_policy(make_policy_config("sac", device="cpu"), ds_meta=libero_dataset.meta)
+    with construction_fixes():
+        policy = make_policy(make_policy_config("sac", device="cpu"), ds_meta=libero_dataset.meta)
+    assert type(policy) is get_policy_class("sac")
+    assert set(policy.config.input_features) == {"observation.state", *libero_dataset.meta.camera_keys}
+    assert get_policy_class("sac").__init__ is SAC_INIT  # the fix is gone after the build
 
 
 def reload_and_run(policy, saved: Path) -> torch.Tensor:
@@ -234,3 +255,14 @@ def test_upstream_direct_forward_diff_fixes_the_defect(patched_lerobot):
         "print('calls', len(calls))\n"
     ))  # fmt: skip
     assert done.returncode == 0 and "calls 3" in done.stdout, done.stderr
+
+
+def test_upstream_dataset_kwargs_diff_fixes_the_defect(patched_lerobot):
+    done = run_with(patched_lerobot, (
+        "import lerobot\n"
+        "from lerobot.policies.factory import get_policy_class\n"
+        "from lerobot_cknna.fixes import dataset_kwargs\n"
+        f"assert lerobot.__file__.startswith({str(patched_lerobot)!r}), lerobot.__file__\n"
+        "print('present', dataset_kwargs.is_present(get_policy_class('sac')))\n"
+    ))  # fmt: skip
+    assert done.returncode == 0 and "present False" in done.stdout, done.stderr

@@ -19,7 +19,7 @@ import contextlib
 import logging
 from collections.abc import Iterator
 
-from lerobot_cknna.fixes import direct_forward_calls, eagle_flash_attention, tdmpc_image_key
+from lerobot_cknna.fixes import dataset_kwargs, direct_forward_calls, eagle_flash_attention, tdmpc_image_key
 
 RUNTIME_FIXES = (tdmpc_image_key, direct_forward_calls)
 
@@ -44,5 +44,5 @@ def construction_fixes() -> Iterator[None]:
     Wrap every place that builds or loads a policy (``make_policy``, ``from_pretrained``, a
     policy class called on a config). Each fix acts only where its defect is present.
     """
-    with eagle_flash_attention.sdpa_vision_tower():
+    with eagle_flash_attention.sdpa_vision_tower(), dataset_kwargs.dataset_kwargs_accepted():
         yield
