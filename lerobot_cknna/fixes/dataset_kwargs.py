@@ -16,8 +16,6 @@ import inspect
 import logging
 from collections.abc import Iterator
 
-from lerobot.policies import factory
-
 DESCRIPTION = (
     "make_policy's dataset_stats / dataset_meta are dropped for policy classes that take no **kwargs"
 )
@@ -50,6 +48,9 @@ def _without_dataset_kwargs(policy_cls: type) -> type:
 @contextlib.contextmanager
 def dataset_kwargs_accepted() -> Iterator[None]:
     """While the block runs, ``make_policy`` with a dataset builds policies whose class refuses its stats."""
+    # Imported here: LeRobot's policy modules must not load before lerobot_cknna's import-time fixes.
+    from lerobot.policies import factory
+
     original_get_policy_class = factory.get_policy_class
     own_inits: dict[type, object | None] = {}
 
