@@ -102,10 +102,9 @@ class CKNNAPipelineConfig(EvalPipelineConfig):
             raise ValueError("--resume=true continues the run in --output_dir=DIR; give that directory.")
         if self.cknna.layers and self.env is not None:
             raise ValueError(
-                "--cknna.layers=true sweeps layers in replay only: in simulation the policy's own "
-                "select_action runs, and the layers of Pi0-FAST's decode steps or ACT's per-camera calls "
-                "cannot be told apart there. Replay the dataset the episodes were recorded into "
-                "(--dataset.repo_id=...) with --cknna.layers=true."
+                "--cknna.layers=true sweeps layers in replay only: the simulation capture (inside "
+                "lerobot-eval's rollout) gathers feat A alone. Replay a LeRobotDataset of the same "
+                "episodes (--dataset.repo_id=...) with --cknna.layers=true."
             )
         if self.cknna.layers and self.resume:
             raise ValueError(
