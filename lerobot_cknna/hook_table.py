@@ -25,7 +25,13 @@ An entry says:
 * ``attends_padding``: the model lets valid tokens attend to padding (X-VLA's Florence
   encoder gets an all-ones mask), so feat A depends on how far the instruction was padded;
   padding stays out of the mean but still shifts the valid tokens;
-* ``encode``: the encode-only function that runs just enough of the policy to fire it.
+* ``encode``: the encode-only function that runs just enough of the policy to fire it;
+* ``layers``: the layer sweep's taps along the path to ``module_path`` (shallow to deep, the
+  module itself not included): a function of the policy, since depths come from its config.
+  Each tap fires as often as ``module_path`` and is arranged by the same ``layout`` and
+  ``token_mask``. Decoder layers are read at the input of their ``input_layernorm`` (the
+  residual stream entering the layer): SmolVLA and the Pi family call layer internals
+  directly, so a hook on the layer module itself never fires there.
 
 The Pi family needs openpi's transformers: its entries are exercised in ``.venv-pi/``
 (:mod:`lerobot_cknna.pi_environment`).
@@ -57,6 +63,22 @@ class TokenMask:
 
 
 @dataclass(frozen=True)
+class LayerTap:
+    """One module read by a hook.
+
+    Attributes:
+        path: dotted attribute path from the policy to the module.
+        read: ``output`` (a forward hook on what the module returns) or ``input`` (a forward
+            pre-hook on its first tensor argument).
+        output_key: how to read an ``output`` (see :attr:`HookSpec.output_key`).
+    """
+
+    path: str
+    read: str = "output"
+    output_key: str | int | None = None
+
+
+@dataclass(frozen=True)
 class HookSpec:
     """Where and how one policy type's feat A is captured."""
 
@@ -68,6 +90,63 @@ class HookSpec:
     token_mask: TokenMask | None = None
     attends_padding: bool = False
     encode: Callable | None = None
+    layers: Callable[[torch.nn.Module], list[LayerTap]] | None = None
+
+
+def sweep_taps(spec: HookSpec, policy: torch.nn.Module) -> list[LayerTap]:
+    """Every tap of the layer sweep, shallow to deep; the last one is ``spec.module_path`` itself.
+
+    Raises:
+        ValueError: the entry has no layer path (a ``--cknna.hook_path`` of your own replaces it).
+    """
+    if spec.layers is None:
+        raise ValueError(
+            f"No layer path for the module {spec.module_path!r}: the layer sweep follows the hook table's "
+            "own module of each type. Drop --cknna.hook_path, or --cknna.layers."
+        )
+    return [*spec.layers(policy), LayerTap(spec.module_path, output_key=spec.output_key)]
+
+
+def _children(container_path: str, suffix: str = "", read: str = "output"):
+    """Taps on every child of the module list at ``container_path`` (or on ``suffix`` inside each)."""
+
+    def taps(policy: torch.nn.Module) -> list[LayerTap]:
+        names = [name for name, _ in policy.get_submodule(container_path).named_children()]
+        return [LayerTap(".".join(filter(None, (container_path, name, suffix))), read) for name in names]
+
+    return taps
+
+
+def _children_of_type(container_path: str, module_type: type, drop_last: bool = False):
+    """Taps on the outputs of the children of ``container_path`` that are ``module_type`` instances.
+
+    Args:
+        container_path: dotted path of the container.
+        module_type: which children to read.
+        drop_last: leave out the last one (its output is the hooked module's own output).
+    """
+
+    def taps(policy: torch.nn.Module) -> list[LayerTap]:
+        container = policy.get_submodule(container_path)
+        names = [name for name, child in container.named_children() if isinstance(child, module_type)]
+        return [LayerTap(f"{container_path}.{name}") for name in (names[:-1] if drop_last else names)]
+
+    return taps
+
+
+def _activations(sequential_path: str, drop_last: bool = False):
+    """The ReLU outputs of a plain conv stack (SAC, TDMPC): one per conv stage."""
+    return _children_of_type(sequential_path, torch.nn.ReLU, drop_last)
+
+
+def _resnet_stages(backbone_path: str, drop_last: bool = False):
+    """The stages (``layer1``..``layer4``, groups of residual blocks) of a torchvision ResNet trunk."""
+    return _children_of_type(backbone_path, torch.nn.Sequential, drop_last)
+
+
+def _decoder_layer_inputs(model_path: str):
+    """The residual stream entering each decoder layer: the input of its ``input_layernorm``."""
+    return _children(f"{model_path}.layers", suffix="input_layernorm", read="input")
 
 
 def _n_cameras(config) -> int:
@@ -105,6 +184,7 @@ def _prefix_padding_mask(args, prefix) -> torch.Tensor:
 
 
 _TOKENS = "(b s) f -> b s f"
+_PALIGEMMA_LANGUAGE_MODEL = "model.paligemma_with_expert.paligemma.language_model"
 
 
 HOOK_TABLE: dict[str, HookSpec] = {
@@ -115,30 +195,37 @@ HOOK_TABLE: dict[str, HookSpec] = {
         layout="(n b) f -> b 1 (n f)",
         firings=_n_cameras,
         encode=encode.act,
+        # layer4 is the backbone's own output (feature_map).
+        layers=_resnet_stages("model.backbone", drop_last=True),
     ),
     "diffusion": HookSpec(
         module_path="diffusion.rgb_encoder",
         category="IL",
         layout="(b s n) f -> b s (n f)",
         encode=encode.diffusion,
+        layers=_resnet_stages("diffusion.rgb_encoder.backbone"),
     ),
     "vqbet": HookSpec(
         module_path="vqbet.rgb_encoder",
         category="IL",
         layout="(b s n) f -> b s (n f)",
         encode=encode.vqbet,
+        layers=_resnet_stages("vqbet.rgb_encoder.backbone"),
     ),
     "sac": HookSpec(
         module_path="actor.encoder.image_encoder",
         category="RL",
         layout="(n b) f -> b 1 (n f)",
         encode=encode.sac,
+        # The last ReLU's output is the image encoder's own output.
+        layers=_activations("actor.encoder.image_encoder.image_enc_layers", drop_last=True),
     ),
     "tdmpc": HookSpec(
         module_path="model._encoder.image_enc_layers",
         category="RL",
         layout="(b s) f -> b s f",
         encode=encode.tdmpc,
+        layers=_activations("model._encoder.image_enc_layers"),
     ),
     "smolvla": HookSpec(
         module_path="model.vlm_with_expert.vlm.model.text_model.norm",
@@ -146,6 +233,7 @@ HOOK_TABLE: dict[str, HookSpec] = {
         layout=_TOKENS,
         token_mask=TokenMask("model.embed_prefix", _valid_tokens_before_state),
         encode=encode.smolvla,
+        layers=_decoder_layer_inputs("model.vlm_with_expert.vlm.model.text_model"),
     ),
     "xvla": HookSpec(
         module_path="model.vlm.language_model.model.encoder",
@@ -155,28 +243,33 @@ HOOK_TABLE: dict[str, HookSpec] = {
         token_mask=TokenMask("_build_model_inputs", _valid_language_tokens),
         attends_padding=True,
         encode=encode.xvla,
+        # Post-norm BART layers: each layer's input is the residual stream entering it.
+        layers=_children("model.vlm.language_model.model.encoder.layers", read="input"),
     ),
     "pi0": HookSpec(
-        module_path="model.paligemma_with_expert.paligemma.language_model.norm",
+        module_path=f"{_PALIGEMMA_LANGUAGE_MODEL}.norm",
         category="VLA",
         layout=_TOKENS,
         token_mask=TokenMask("model.embed_prefix", _prefix_padding_mask),
         encode=encode.pi0,
+        layers=_decoder_layer_inputs(_PALIGEMMA_LANGUAGE_MODEL),
     ),
     "pi05": HookSpec(
-        module_path="model.paligemma_with_expert.paligemma.language_model.norm",
+        module_path=f"{_PALIGEMMA_LANGUAGE_MODEL}.norm",
         category="VLA",
         layout=_TOKENS,
         token_mask=TokenMask("model.embed_prefix", _prefix_padding_mask),
         encode=encode.pi0,
+        layers=_decoder_layer_inputs(_PALIGEMMA_LANGUAGE_MODEL),
     ),
     "pi0_fast": HookSpec(
-        module_path="model.paligemma_with_expert.paligemma.language_model.norm",
+        module_path=f"{_PALIGEMMA_LANGUAGE_MODEL}.norm",
         category="VLA",
         layout=_TOKENS,
         firings=None,
         token_mask=TokenMask("model.embed_prefix_fast", _prefix_padding_mask),
         encode=encode.pi0_fast,
+        layers=_decoder_layer_inputs(_PALIGEMMA_LANGUAGE_MODEL),
     ),
     "groot": HookSpec(
         module_path="_groot_model.action_head.vl_self_attention",
@@ -185,6 +278,8 @@ HOOK_TABLE: dict[str, HookSpec] = {
         token_mask=TokenMask("_groot_model.backbone.forward_eagle", _eagle_attention_mask),
         attends_padding=True,
         encode=encode.groot,
+        # Eagle's LLM, cut at select_layer; its tokens are the backbone's, one per Eagle token.
+        layers=_decoder_layer_inputs("_groot_model.backbone.eagle_model.language_model.model"),
     ),
 }
 
@@ -214,5 +309,6 @@ def spec_for(policy_type: str, hook_path: str | None = None) -> HookSpec:
             layout=GENERIC_SPEC.layout,
             output_key=None,
             firings=GENERIC_SPEC.firings,
+            layers=None,
         )
     return spec

@@ -5,7 +5,10 @@
 * ``cknna_groups.png``: one row per task (and task suite, and successful vs failed
   episodes), the value with its interval against the group's own null band;
 * ``feat_a_projection.png``: feat A's first two principal components, each sample coloured
-  by the state dimension with the largest variance, with feat B's beside it for comparison.
+  by the state dimension with the largest variance, with feat B's beside it for comparison;
+* ``layers.png`` (with ``--cknna.layers=true``): CKNNA and mutual kNN at every layer along
+  the path to the hooked module; :func:`plot_layer_curves` draws several policies' sweeps
+  in one figure over relative depth.
 
 Figures are drawn on :class:`matplotlib.figure.Figure` objects with an Agg canvas, never
 through ``pyplot``, so importing this module leaves the caller's matplotlib backend alone.
@@ -29,6 +32,7 @@ K_SWEEP_FILE = "cknna_k_sweep.png"
 GROUPS_FILE = "cknna_groups.png"
 PROJECTION_FILE = "feat_a_projection.png"
 COMPARISON_FILE = "comparison.png"
+LAYERS_PLOT_FILE = "layers.png"
 DPI = 150
 NULL_LEVEL = 0.95
 MIN_SAMPLES_FOR_QUANTILES = 20
@@ -75,49 +79,119 @@ def _title(record: dict) -> str:
     return f"{name} ({details})" if details else name
 
 
+def _draw_metric_curve(ax, xs: np.ndarray, results: list[dict], metric: str) -> np.ndarray:
+    """One metric's values over ``xs``: the null band and mean, the values with their intervals.
+
+    Returns:
+        The values drawn.
+    """
+    values = np.array([result["value"] for result in results])
+    nulls = [result["null"] for result in results]
+    if all(nulls):
+        bands = np.array([null_band(null) for null in nulls])
+        # One point only: widen the band so it shows.
+        band_xs = xs if len(xs) > 1 else np.array([xs[0] / 1.2, xs[0] * 1.2])
+        band = bands if len(xs) > 1 else np.repeat(bands, 2, axis=0)
+        ax.fill_between(band_xs, band[:, 0], band[:, 1], color=NULL_COLOR, alpha=0.3, label=NULL_BAND_LABEL)
+        ax.plot(xs, [null["mean"] for null in nulls], "--", color=NULL_COLOR, label="null mean")
+    errors = [_error(result) for result in results]
+    if all(errors):
+        ax.errorbar(
+            xs,
+            values,
+            yerr=np.hstack(errors),
+            fmt="o-",
+            color=VALUE_COLOR,
+            capsize=4,
+            lw=2,
+            label=f"{METRIC_TITLES[metric]} with {100 * results[0]['interval']['level']:.0f}% interval",
+        )
+    else:
+        ax.plot(xs, values, "o-", color=VALUE_COLOR, lw=2, label=METRIC_TITLES[metric])
+    for x, value in zip(xs, values, strict=True):
+        ax.annotate(f"{value:.3f}", (x, value), textcoords="offset points", xytext=(6, 6), fontsize=8)
+    ax.set_ylabel(METRIC_TITLES[metric])
+    ax.grid(alpha=0.3)
+    return values
+
+
 def plot_k_sweep(record: dict, path: Path) -> Path:
     """CKNNA and mutual kNN over k: value, interval, null band, with the headline k marked."""
     figure = _figure(12, 4.8)
     axes = figure.subplots(1, 2)
     for ax, (metric, results) in zip(axes, record["k_sweep"].items(), strict=True):
         ks = np.array([result["k"] for result in results], dtype=float)
-        values = np.array([result["value"] for result in results])
-        nulls = [result["null"] for result in results]
-        if all(nulls):
-            bands = np.array([null_band(null) for null in nulls])
-            # One k only: widen the band so it shows.
-            band_ks = ks if len(ks) > 1 else np.array([ks[0] / 1.2, ks[0] * 1.2])
-            band = bands if len(ks) > 1 else np.repeat(bands, 2, axis=0)
-            ax.fill_between(
-                band_ks, band[:, 0], band[:, 1], color=NULL_COLOR, alpha=0.3, label=NULL_BAND_LABEL
-            )
-            ax.plot(ks, [null["mean"] for null in nulls], "--", color=NULL_COLOR, label="null mean")
-        errors = [_error(result) for result in results]
-        if all(errors):
-            ax.errorbar(
-                ks,
-                values,
-                yerr=np.hstack(errors),
-                fmt="o-",
-                color=VALUE_COLOR,
-                capsize=4,
-                lw=2,
-                label=f"{METRIC_TITLES[metric]} with {100 * results[0]['interval']['level']:.0f}% interval",
-            )
-        else:
-            ax.plot(ks, values, "o-", color=VALUE_COLOR, lw=2, label=METRIC_TITLES[metric])
-        for k, value in zip(ks, values, strict=True):
-            ax.annotate(f"{value:.3f}", (k, value), textcoords="offset points", xytext=(6, 6), fontsize=8)
+        _draw_metric_curve(ax, ks, results, metric)
         ax.axvline(record["k"], color="black", lw=0.8, ls=":", label=f"headline k={record['k']}")
         ax.set_xscale("log")
         ax.set_xticks(ks, [f"{k:g}" for k in ks])
         ax.minorticks_off()
         ax.set_xlabel("k (neighbours per sample)")
-        ax.set_ylabel(METRIC_TITLES[metric])
         ax.set_title(f"{METRIC_TITLES[metric]} over k")
-        ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="best")
     figure.suptitle(f"{_title(record)}: N={record['n']} samples, {record['n_episodes']} episodes")
+    return _save(figure, path)
+
+
+def plot_layers(record: dict, path: Path) -> Path:
+    """CKNNA and mutual kNN at every layer of a ``layers.json`` record, depth on x, the hooked module marked."""
+    layers = record["layers"]
+    figure = _figure(max(12, 0.45 * len(layers)), 5.2)
+    axes = figure.subplots(1, 2)
+    depths = np.array([layer["index"] for layer in layers], dtype=float)
+    main = record["main_hook_index"]
+    for ax, metric in zip(axes, METRIC_TITLES, strict=True):
+        values = _draw_metric_curve(ax, depths, [layer[metric] for layer in layers], metric)
+        ax.plot(
+            depths[main], values[main], "*", color="black", ms=14, zorder=3, label="hooked module (feat A)"
+        )
+        ax.set_xticks(depths, [f"{int(depth)}" for depth in depths], fontsize=7)
+        ax.set_xlabel(f"depth along the path to {layers[main]['path']}")
+        ax.set_title(f"{METRIC_TITLES[metric]} at k={record['k']} by layer")
+        ax.legend(fontsize=8, loc="best")
+    figure.suptitle(
+        f"{_title(record)}: layer sweep, N={record['n']} samples, {record['n_episodes']} episodes"
+    )
+    return _save(figure, path)
+
+
+def plot_layer_curves(curves: dict[str, dict], path: Path) -> Path:
+    """Several policies' layer sweeps in one figure: CKNNA over relative depth (0 to 1), one curve each.
+
+    Args:
+        curves: label -> ``layers.json`` record.
+        path: the PNG to write.
+
+    Returns:
+        ``path``.
+    """
+    figure = _figure(10, 5.6)
+    ax = figure.subplots()
+    for label, record in curves.items():
+        layers = record["layers"]
+        depths = np.array([layer["depth"] for layer in layers])
+        results = [layer["cknna"] for layer in layers]
+        values = np.array([result["value"] for result in results])
+        errors = [_error(result) for result in results]
+        line = ax.errorbar(
+            depths,
+            values,
+            yerr=np.hstack(errors) if all(errors) else None,
+            fmt="o-",
+            ms=4,
+            capsize=3,
+            lw=1.5,
+            label=f"{label} ({len(layers)} layers, k={record['k']}, N={record['n']})",
+        )
+        main = record["main_hook_index"]
+        ax.plot(depths[main], values[main], "*", color=line.lines[0].get_color(), ms=14, mec="black")
+    ax.plot([], [], "*", color="white", mec="black", ms=12, label="hooked module (feat A)")
+    ax.set_xlabel("relative depth along the path to the hooked module (0 = first layer, 1 = feat A)")
+    ax.set_ylabel("CKNNA")
+    ax.set_xlim(-0.03, 1.03)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    figure.suptitle("CKNNA by layer")
     return _save(figure, path)
 
 

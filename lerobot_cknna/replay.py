@@ -13,8 +13,9 @@ from lerobot.datasets.lerobot_dataset import LeRobotDataset
 from lerobot.utils.constants import OBS_STATE
 from tqdm import tqdm
 
-from lerobot_cknna.capture import encode_features
+from lerobot_cknna.capture import encode_features, encode_layers
 from lerobot_cknna.features_io import FeatureBuffer
+from lerobot_cknna.layer_features import LayerBuffers
 
 
 def sample_frames(dataset: LeRobotDataset, max_samples: int | None) -> tuple[list[int], dict]:
@@ -104,15 +105,23 @@ def replay(
     num_workers: int = 0,
     hook_path: str | None = None,
     show_progress: bool = True,
+    layer_buffers: LayerBuffers | None = None,
 ) -> None:
     """Encode ``batches`` (lists of dataset indices) with ``policy``; add each sample to ``buffer``.
 
-    ``hook_path`` captures that module instead of the hook table's.
+    ``hook_path`` captures that module instead of the hook table's. With ``layer_buffers``, the
+    same forward also captures every layer of the sweep, added there.
     """
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=num_workers)
     logging.info(f"Replaying {sum(map(len, batches))} frames of {dataset.repo_id} in {len(batches)} batches")
     for batch in tqdm(loader, desc="Encoding frames", unit="batch", disable=not show_progress):
         observation = _observation(batch)
         state = observation[OBS_STATE].clone()
-        feat_a = encode_features(policy, preprocessor(observation), hook_path)
-        buffer.add(feat_a, state, batch["episode_index"], batch["frame_index"], tasks=list(batch["task"]))
+        where = (state, batch["episode_index"], batch["frame_index"])
+        if layer_buffers is None:
+            feat_a = encode_features(policy, preprocessor(observation), hook_path)
+        else:
+            layers = encode_layers(policy, preprocessor(observation), hook_path)
+            feat_a = layers[layer_buffers.taps[-1].path]
+            layer_buffers.add(layers, *where, tasks=list(batch["task"]))
+        buffer.add(feat_a, *where, tasks=list(batch["task"]))

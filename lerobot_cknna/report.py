@@ -3,7 +3,8 @@
 The headline table has the columns of the original multi-model study (policy, type,
 category, feat A dim, CKNNA and mutual kNN at k, hook path, weights) plus what that table
 lacked: N, the interval, the permutation null and the calibrated score. Then the k sweep,
-the per-task / per-suite / success-vs-failure tables, the figures, and the caveats in words.
+the per-task / per-suite / success-vs-failure tables, the layer sweep (when there is one), the
+figures, and the caveats in words.
 Every number is the record's, rounded for reading; ``cknna.json`` keeps full precision.
 """
 
@@ -230,8 +231,36 @@ def caveats(record: dict) -> list[str]:
     return notes
 
 
-def render_report(record: dict, figures: list[Path] = ()) -> str:
-    """The markdown text of ``report.md`` for ``record``; ``figures`` are linked by file name."""
+def layer_section(layers: dict) -> list[str]:
+    """The layer sweep's section: one row per layer of a ``layers.json`` record, and what it says."""
+    rows = [
+        [
+            str(layer["index"]) + (" (feat A)" if layer["main_hook"] else ""),
+            f"`{layer['path']}`",
+            layer["read"],
+            str(layer["feat_dim"]),
+            *score_cells(layer),
+        ]
+        for layer in layers["layers"]
+    ]
+    best = max(layers["layers"], key=lambda layer: layer["cknna"]["value"])
+    null = f"{layers['n_permutations']} permutations" if layers["n_permutations"] else "no permutation null"
+    lines = [
+        f"CKNNA and mutual kNN at k={layers['k']} at every layer along the path to the hooked module, "
+        f"scored like the headline ({null}, the same feature prep and neighbour exclusion). `input` rows "
+        "read the residual stream entering a decoder layer, `output` rows a module's output; token "
+        "sequences are averaged over the same tokens as feat A, spatial maps over H x W. "
+        f"The highest CKNNA is at depth {best['index']} (`{best['path']}`): {number(best['cknna']['value'])}.",
+        "",
+    ]
+    return lines + markdown_table(("Depth", "Module", "Read", "Dim", *SCORE_COLUMNS), rows)
+
+
+def render_report(record: dict, figures: list[Path] = (), layers: dict | None = None) -> str:
+    """The markdown text of ``report.md`` for ``record``; ``figures`` are linked by file name.
+
+    ``layers``, a ``layers.json`` record, adds the layer sweep's section.
+    """
     source = record["source"]
     lines = [f"# CKNNA: {text_cell(source.get('policy'))}", "", reading(record), ""]
     lines += markdown_table(HEADLINE_COLUMNS, [headline_cells(record)])
@@ -241,6 +270,8 @@ def render_report(record: dict, figures: list[Path] = ()) -> str:
     for breakdown, groups in record.get("groups", {}).items():
         lines += ["", f"## {BREAKDOWN_TITLES.get(breakdown, breakdown)} (k={record['k']})", ""]
         lines += group_table(groups)
+    if layers is not None:
+        lines += ["", "## Layer sweep", "", *layer_section(layers)]
     if figures:
         lines += ["", "## Figures", ""]
         lines += [f"![{Path(figure).stem}]({Path(figure).name})" for figure in figures]
@@ -250,9 +281,13 @@ def render_report(record: dict, figures: list[Path] = ()) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(run_dir: Path, record: dict, figures: list[Path] = ()) -> Path:
-    """Write ``report.md`` for ``record`` into ``run_dir`` (atomically); returns its path."""
+def write_report(run_dir: Path, record: dict, figures: list[Path] = (), layers: dict | None = None) -> Path:
+    """Write ``report.md`` for ``record`` (and the layer sweep ``layers``) into ``run_dir`` atomically.
+
+    Returns:
+        The report's path.
+    """
     path = Path(run_dir) / REPORT_FILE
-    text = render_report(record, figures)
+    text = render_report(record, figures, layers)
     write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return path

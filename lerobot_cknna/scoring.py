@@ -110,7 +110,7 @@ def samples_digest(features: SavedFeatures) -> str:
     return digest.hexdigest()
 
 
-def _assess_records(
+def assess_records(
     features: SavedFeatures,
     cfg: CKNNAConfig,
     ks: list[int],
@@ -118,7 +118,16 @@ def _assess_records(
     n_permutations: int,
     interval_level: float | None,
 ) -> dict[str, list[dict]]:
-    """Prep both sides as ``cfg`` says and assess them: ``{metric: [record per k]}``."""
+    """Prep both sides as ``cfg`` says and assess them: ``{metric: [record per k]}``.
+
+    Args:
+        features: the paired samples.
+        cfg: the options (feature prep, null unit, eps, seed).
+        ks: neighbourhood sizes to assess.
+        exclusion: the neighbour exclusion over these samples, or ``None``.
+        n_permutations: permutation-null draws (0 for none).
+        interval_level: level of the jackknife interval, or ``None`` for none.
+    """
     assessed = assess(
         cfg.feature_prep_a(features.feat_a.double()).to(cfg.metrics_device),
         cfg.feature_prep_b(features.feat_b.double()).to(cfg.metrics_device),
@@ -237,7 +246,7 @@ def _score_group(
             f"No jackknife interval: leaving out an episode would leave samples fewer than k={cfg.k}."
         )
     try:
-        records = _assess_records(features, cfg, [cfg.k], exclusion, n_permutations, interval_level)
+        records = assess_records(features, cfg, [cfg.k], exclusion, n_permutations, interval_level)
     except ValueError as error:
         record["skipped"] = str(error)
         return record
@@ -293,7 +302,7 @@ def score_features(
     exclusion = cfg.exclusion(features.episode_index, features.frame_index)
     ks, notes = usable_ks(cfg, n, neighbour_limit(features, exclusion, cfg.interval_level is not None))
     logging.info(f"Scoring N={n} samples at k={ks} ({cfg.n_permutations} permutations)")
-    sweep = _assess_records(features, cfg, ks, exclusion, cfg.n_permutations, cfg.interval_level)
+    sweep = assess_records(features, cfg, ks, exclusion, cfg.n_permutations, cfg.interval_level)
     headline = {metric: next(r for r in records if r["k"] == cfg.k) for metric, records in sweep.items()}
     warnings = list(dict.fromkeys(notes + [w for record in headline.values() for w in record["warnings"]]))
     return {
@@ -317,9 +326,9 @@ def score_features(
     }
 
 
-def write_results(directory: Path, record: dict) -> Path:
-    """Write ``cknna.json`` atomically into ``directory``."""
-    path = Path(directory) / RESULTS_FILE
+def write_results(directory: Path, record: dict, file_name: str = RESULTS_FILE) -> Path:
+    """Write ``record`` as ``cknna.json`` (or ``file_name``) atomically into ``directory``."""
+    path = Path(directory) / file_name
     write_atomic(path, lambda tmp: tmp.write_text(json.dumps(record, indent=2, allow_nan=False)))
     return path
 

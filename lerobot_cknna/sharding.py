@@ -32,6 +32,8 @@ def agree_on_run_dir(cfg, state: PartialState) -> None:
         )
     if cfg.resume:
         raise ValueError("--resume=true continues a run in one process; launch it without accelerate.")
+    if cfg.cknna.layers:
+        raise ValueError("--cknna.layers=true runs in one process; launch it without accelerate.")
     cfg.output_dir = Path(broadcast_object_list([str(cfg.output_dir)])[0])
 
 

@@ -1,8 +1,15 @@
 import pytest
 import torch
 
-from lerobot_cknna.capture import CaptureError, capture_features, encode_features, resolve_module
-from lerobot_cknna.hook_table import HOOK_TABLE
+from lerobot_cknna.capture import (
+    CaptureError,
+    FeatureCapture,
+    capture_features,
+    encode_features,
+    encode_layers,
+    resolve_module,
+)
+from lerobot_cknna.hook_table import HOOK_TABLE, sweep_taps
 from lerobot_cknna.tiny_policies import build_tiny_policy, libero_batch, tiny_types_here
 
 TYPES = tiny_types_here()
@@ -219,3 +226,88 @@ def test_vla_pooling_averages_exactly_the_image_and_language_tokens(policy_type)
     for row in range(2):
         torch.testing.assert_close(pooled[row], sequence[row][mask[row]].mean(dim=0), rtol=1e-5, atol=1e-6)
         assert not torch.allclose(pooled[row], sequence[row].mean(dim=0))
+
+
+def raw_firings(policy, taps, run) -> dict[str, list[torch.Tensor]]:
+    """Every tensor each tap's module sees (``input`` taps) or returns while ``run()`` runs, by hooks of our own."""
+    seen = {tap.path: [] for tap in taps}
+    handles = []
+    for tap in taps:
+        module = resolve_module(policy, tap.path)
+        if tap.read == "input":
+            handles.append(
+                module.register_forward_pre_hook(lambda m, inputs, p=tap.path: seen[p].append(inputs[0]))
+            )
+        else:
+            handles.append(
+                module.register_forward_hook(
+                    lambda m, i, out, p=tap.path, key=tap.output_key: seen[p].append(
+                        out[key] if key is not None else out[0] if isinstance(out, tuple) else out
+                    )
+                )
+            )
+    try:
+        run()
+    finally:
+        for handle in handles:
+            handle.remove()
+    return seen
+
+
+def test_every_layer_of_the_sweep_fires_once_per_encode_only_forward(tiny):
+    policy_type, policy = tiny
+    spec = HOOK_TABLE[policy_type]
+    taps = sweep_taps(spec, policy)
+    assert len(taps) >= 2 and taps[-1].path == spec.module_path
+    assert len({tap.path for tap in taps}) == len(taps)
+    batch = libero_batch(policy, batch_size=3, seed=4)
+    hooks_before = hook_count(policy)
+    layers = {}
+    seen = raw_firings(policy, taps, lambda: layers.update(encode_layers(policy, batch)))
+    firings_per_forward = spec.firings(policy.config) if spec.firings is not None else 1
+    assert {path: len(tensors) for path, tensors in seen.items()} == {
+        tap.path: firings_per_forward for tap in taps
+    }
+    assert list(layers) == [tap.path for tap in taps]
+    assert all(feats.shape[0] == 3 and torch.isfinite(feats).all() for feats in layers.values())
+    torch.testing.assert_close(layers[spec.module_path], encode_features(policy, batch), rtol=0, atol=0)
+    assert hook_count(policy) == hooks_before
+    with pytest.raises(RuntimeError, match="boom"), FeatureCapture(policy, layers=True):
+        raise RuntimeError("boom")
+    assert hook_count(policy) == hooks_before and not any("embed_prefix" in vars(m) for m in policy.modules())
+
+
+def expected_layer_vector(policy_type: str, policy, batch: dict, firings: list[torch.Tensor]) -> torch.Tensor:
+    """A layer's (B, D) vectors from its raw firings, by each type's documented call pattern."""
+    if firings[0].ndim == 3:  # token sequences: mean over the image and language tokens
+        mask = expected_pooling_mask(policy_type, batch)
+        (sequence,) = firings
+        return torch.stack([sequence[row][mask[row]].float().mean(dim=0) for row in range(len(sequence))])
+    maps = [firing.float().mean(dim=(2, 3)) if firing.ndim == 4 else firing.float() for firing in firings]
+    n_cameras = len(policy.config.image_features)
+    if policy_type == "act":  # one backbone call per camera
+        return torch.cat(maps, dim=1)
+    (rows,) = maps
+    if policy_type == "sac":  # all cameras batched camera-first
+        return torch.cat(rows.chunk(n_cameras), dim=1)
+    return rows.reshape(rows.shape[0] // n_cameras, -1)  # diffusion, vqbet, tdmpc: sample-first rows
+
+
+def test_each_layer_is_pooled_like_feat_a(tiny):
+    policy_type, policy = tiny
+    batch = libero_batch(policy, batch_size=2, seed=2)
+    if policy_type == "groot":  # lerobot 0.4.4 gives a whole batch one instruction: no padding of its own
+        batch = with_padded_language(batch, 3, policy_type)
+    taps = sweep_taps(HOOK_TABLE[policy_type], policy)
+    layers = {}
+    seen = raw_firings(policy, taps, lambda: layers.update(encode_layers(policy, batch)))
+    for tap in taps:
+        expected = expected_layer_vector(policy_type, policy, batch, seen[tap.path])
+        torch.testing.assert_close(layers[tap.path], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_hook_path_of_your_own_has_no_layer_sweep():
+    policy = build_tiny_policy("act")
+    batch = libero_batch(policy, batch_size=2)
+    with pytest.raises(ValueError, match="No layer path"):
+        encode_layers(policy, batch, hook_path="model.encoder_robot_state_input_proj")

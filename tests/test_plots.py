@@ -4,15 +4,19 @@ import torch
 from PIL import Image
 
 from lerobot_cknna.configs.cknna import CKNNAConfig
+from lerobot_cknna.layer_scoring import score_layers
 from lerobot_cknna.plots import (
     null_band,
     plot_comparison,
     plot_groups,
+    plot_layer_curves,
+    plot_layers,
     principal_components,
     widest_state_dimension,
     write_plots,
 )
 from lerobot_cknna.scoring import score_features
+from tests.test_layer_scoring import sweep
 from tests.test_scoring import episodic_features, labelled_features
 
 
@@ -99,3 +103,16 @@ def test_widest_state_dimension_and_null_band():
     assert null_band(many) == pytest.approx((0.025, 0.975))
     few = {"samples": [0.4, 0.6], "mean": 0.5, "std": 0.1}
     assert null_band(few) == pytest.approx((0.3, 0.7))
+
+
+def test_layer_sweep_figures_one_policy_and_several(tmp_path):
+    with_null = score_layers(sweep(3), CKNNAConfig(k=5, n_permutations=10), {"policy": "tiny/smolvla"})
+    bare = score_layers(sweep(2), CKNNAConfig(k=5, n_permutations=0, interval_level=None))
+    assert plot_layers(with_null, tmp_path / "layers.png") == tmp_path / "layers.png"
+    assert_is_a_real_figure(tmp_path / "layers.png")
+    plot_layers(bare, tmp_path / "bare.png")
+    assert_is_a_real_figure(tmp_path / "bare.png")
+    path = plot_layer_curves({"smolvla": with_null, "act": bare}, tmp_path / "curves.png")
+    assert path == tmp_path / "curves.png"
+    assert_is_a_real_figure(path)
+    assert not list(tmp_path.glob(".*.tmp"))

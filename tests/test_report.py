@@ -3,8 +3,10 @@ import copy
 import pytest
 
 from lerobot_cknna.configs.cknna import CKNNAConfig
+from lerobot_cknna.layer_scoring import score_layers
 from lerobot_cknna.report import HEADLINE_COLUMNS, write_report
 from lerobot_cknna.scoring import score_features
+from tests.test_layer_scoring import sweep
 from tests.test_scoring import labelled_features
 
 SOURCE = {
@@ -97,3 +99,15 @@ def test_report_without_null_interval_or_source(tmp_path):
     assert row[6] == f"{record['headline']['cknna']['value']:.3f}" and row[7:10] == ["n/a"] * 3
     assert "No permutation null was computed" in text and "weights' provenance was not recorded" in text
     assert "![cknna_k_sweep](cknna_k_sweep.png)" in text
+
+
+def test_layer_sweep_section_lists_every_layer_and_the_best(tmp_path, record):
+    layers = score_layers(sweep(3), CKNNAConfig(k=5, n_permutations=10))
+    text = write_report(tmp_path, record, layers=layers).read_text()
+    section = text.split("## Layer sweep")[1].split("\n## ")[0]
+    rows = [[cell.strip() for cell in line.strip("|").split(" | ")] for line in section.splitlines()[-3:]]
+    assert [row[0] for row in rows] == ["0", "1", "2 (feat A)"]
+    assert rows[1][1] == "`model.layers.1.input_layernorm`" and rows[1][2] == "input" and rows[1][3] == "24"
+    best = max(layers["layers"], key=lambda layer: layer["cknna"]["value"])
+    assert f"highest CKNNA is at depth {best['index']}" in section and "10 permutations" in section
+    assert "## Layer sweep" not in write_report(tmp_path, record).read_text()

@@ -46,6 +46,8 @@ class CKNNARunConfig(CKNNAConfig):
     flush_every_s: float = 30.0
     # Write report.md and the PNG plots beside cknna.json.
     report: bool = True
+    # Replay: also score every layer along the path to the hooked module (layers.json, layers.png).
+    layers: bool = False
 
     def __post_init__(self):
         super().__post_init__()
@@ -98,6 +100,17 @@ class CKNNAPipelineConfig(EvalPipelineConfig):
             )
         if self.resume and not self.output_dir:
             raise ValueError("--resume=true continues the run in --output_dir=DIR; give that directory.")
+        if self.cknna.layers and self.env is not None:
+            raise ValueError(
+                "--cknna.layers=true sweeps layers in replay only: the simulation capture (inside "
+                "lerobot-eval's rollout) gathers feat A alone. Replay a LeRobotDataset of the same "
+                "episodes (--dataset.repo_id=...) with --cknna.layers=true."
+            )
+        if self.cknna.layers and self.resume:
+            raise ValueError(
+                "--cknna.layers=true runs cannot be resumed (each layer streams on its own clock, so a "
+                "killed run's layers may hold different samples); start a new run."
+            )
         if self.env is not None and getattr(self.env, "max_parallel_tasks", 1) > 1:
             raise ValueError(PARALLEL_TASKS_REFUSED)
         if self.env is not None and self.eval.use_async_envs:

@@ -11,6 +11,9 @@ Replay of a LeRobotDataset (hub id, or a local copy with ``--dataset.root``)::
     lerobot-cknna --policy.path=HuggingFaceVLA/smolvla_libero \\
         --dataset.repo_id=HuggingFaceVLA/libero --dataset.episodes='[0,1,2]' --cknna.max_samples=2000
 
+Replay with ``--cknna.layers=true`` also scores every layer along the path to the hooked
+module (``layers.json``, ``layers.png``, a section in ``report.md``).
+
 Writes ``features.safetensors``, ``cknna.json``, ``report.md`` and plots into
 ``outputs/cknna/DATE/TIME_JOB/`` (or ``--output_dir``); simulation also writes LeRobot's
 ``eval_info.json`` there. ``--config_path=configs/....yaml`` reads the options from a file.
@@ -29,7 +32,8 @@ from lerobot_cknna.capture import resolve_module
 from lerobot_cknna.configs.pipeline import CKNNAPipelineConfig
 from lerobot_cknna.features_io import FeatureBuffer, refuse_earlier_run
 from lerobot_cknna.fixes import action_tokenizer_config, apply_runtime_fixes, construction_fixes
-from lerobot_cknna.hook_table import spec_for
+from lerobot_cknna.hook_table import spec_for, sweep_taps
+from lerobot_cknna.layer_features import LayerBuffers
 from lerobot_cknna.pi_environment import require_pi_environment
 from lerobot_cknna.provenance import run_source, weights_provenance
 from lerobot_cknna.replay import (
@@ -46,8 +50,11 @@ from lerobot_cknna.sharding import agree_on_run_dir, sharded_replay
 
 
 def gather_replay(cfg: CKNNAPipelineConfig, policy, preprocessor, dataset: LeRobotDataset,
-                  indices: list[int], state: PartialState) -> FeatureBuffer | None:  # fmt: skip
+                  indices: list[int], state: PartialState,
+                  layer_buffers: LayerBuffers | None = None) -> FeatureBuffer | None:  # fmt: skip
     """Encode ``indices`` (those not gathered before, with ``--resume``); the main process gets them all.
+
+    ``layer_buffers`` (one process only) receive the layer sweep of the same forwards.
 
     Returns:
         The run's samples on the main process, ``None`` on the others.
@@ -59,6 +66,7 @@ def gather_replay(cfg: CKNNAPipelineConfig, policy, preprocessor, dataset: LeRob
         dataset,
         num_workers=cfg.cknna.num_workers,
         hook_path=cfg.cknna.hook_path,
+        layer_buffers=layer_buffers,
     )
     if state.num_processes == 1:
         buffer = FeatureBuffer(cfg.output_dir, cfg.cknna.flush_every_s, resume=cfg.resume)
@@ -69,12 +77,16 @@ def gather_replay(cfg: CKNNAPipelineConfig, policy, preprocessor, dataset: LeRob
             encode(single_task_batches(dataset, indices[done:], cfg.cknna.batch_size), buffer)
         finally:
             buffer.flush()
+            if layer_buffers is not None:
+                layer_buffers.flush()
             logging.info(f"{len(buffer)} samples kept in {cfg.output_dir}")
     else:
         buffer = sharded_replay(encode, single_task_batches(dataset, indices, cfg.cknna.batch_size),
                                 cfg.output_dir, state, cfg.cknna.flush_every_s)  # fmt: skip
     if buffer is not None:
         buffer.close()
+    if layer_buffers is not None:
+        layer_buffers.close()
     return buffer
 
 
@@ -110,7 +122,12 @@ def run_replay(cfg: CKNNAPipelineConfig, state: PartialState) -> dict | None:
         },
     )
     indices, sampling = sample_frames(dataset, cfg.cknna.max_samples)
-    buffer = gather_replay(cfg, policy, preprocessor, dataset, indices, state)
+    layer_buffers = (
+        LayerBuffers(cfg.output_dir, sweep_taps(spec, policy), cfg.cknna.flush_every_s)
+        if cfg.cknna.layers
+        else None
+    )
+    buffer = gather_replay(cfg, policy, preprocessor, dataset, indices, state, layer_buffers)
     if buffer is None:
         return None
     data = {
@@ -121,7 +138,10 @@ def run_replay(cfg: CKNNAPipelineConfig, state: PartialState) -> dict | None:
     }
     provenance = weights_provenance(cfg.policy.pretrained_path, cfg.cknna.weights, target=dataset.repo_id)
     source = run_source(policy, spec, provenance, mode="replay", data=data)
-    return publish(cfg.output_dir, buffer.features(), cfg.cknna, source, report=cfg.cknna.report)
+    layers = None if layer_buffers is None else layer_buffers.layers()
+    return publish(
+        cfg.output_dir, buffer.features(), cfg.cknna, source, report=cfg.cknna.report, layers=layers
+    )
 
 
 def run_simulation(cfg: CKNNAPipelineConfig) -> None:

@@ -13,9 +13,13 @@ import torch
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
 from safetensors.torch import load_file
 
+from lerobot_cknna import dense_reference
+from lerobot_cknna.configs.cknna import CKNNAConfig
 from lerobot_cknna.features_io import FEATURES_FILE, load_features
+from lerobot_cknna.layer_features import load_layer_features
 from lerobot_cknna.record_libero import IMAGE_KEYS, dataset_features
 from lerobot_cknna.tiny_policies import save_tiny_policy
+from tests.test_plots import assert_is_a_real_figure
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
 REPO = Path(__file__).resolve().parents[2]
@@ -89,6 +93,50 @@ def test_saved_features_rescore_to_the_same_numbers(policy_dirs, libero_dataset,
     assert second["headline"] == first["headline"] and second["source"] == first["source"]
 
 
+def test_layer_sweep_in_replay_scores_every_layer_like_the_dense_reference(
+    policy_dirs, libero_dataset, tmp_path
+):
+    out = tmp_path / "run"
+    options = ["--cknna.k=5", "--cknna.k_sweep=[5]", "--cknna.n_permutations=20"]
+    done = lerobot_cknna(
+        f"--policy.path={policy_dirs['smolvla']}", f"--dataset.repo_id={libero_dataset.repo_id}",
+        f"--dataset.root={libero_dataset.root}", "--cknna.layers=true", f"--output_dir={out}", *options,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = json.loads((out / "cknna.json").read_text())
+    sweep = json.loads((out / "layers.json").read_text())
+    text_model = "model.vlm_with_expert.vlm.model.text_model"
+    assert [(layer["path"], layer["read"]) for layer in sweep["layers"]] == [
+        (f"{text_model}.layers.0.input_layernorm", "input"),
+        (f"{text_model}.layers.1.input_layernorm", "input"),
+        (record["source"]["hook_path"], "output"),
+    ]
+    assert sweep["main_hook_index"] == 2 and sweep["n"] == record["n"] == libero_dataset.num_frames
+    saved = load_layer_features(out)
+    features = load_features(out)
+    assert torch.equal(saved[-1].features.feat_a, features.feat_a)
+    cfg = CKNNAConfig(k=5)
+    for layer, scored in zip(saved, sweep["layers"], strict=True):
+        assert torch.equal(layer.features.frame_index, features.frame_index)
+        assert scored["feat_dim"] == layer.features.feat_a.shape[1]
+        a, b = (
+            cfg.feature_prep_a(layer.features.feat_a.double()),
+            cfg.feature_prep_b(layer.features.feat_b.double()),
+        )
+        assert scored["cknna"]["value"] == pytest.approx(dense_reference.cknna(a, b, 5)["value"], abs=1e-9)
+        assert scored["mutual_knn"]["value"] == pytest.approx(dense_reference.mutual_knn(a, b, 5), abs=1e-9)
+        assert len(scored["cknna"]["null"]["samples"]) == 20 and scored["cknna"]["interval"] is not None
+    assert sweep["layers"][-1]["cknna"] == record["headline"]["cknna"]
+    report = (out / "report.md").read_text()
+    assert "## Layer sweep" in report and "(layers.png)" in report
+    assert_is_a_real_figure(out / "layers.png")
+    rescored = lerobot_cknna(str(out), f"--output_dir={tmp_path / 'again'}", *options, cwd=tmp_path,
+                             script="lerobot-cknna-score")  # fmt: skip
+    assert rescored.returncode == 0, rescored.stderr[-3000:]
+    assert json.loads((tmp_path / "again" / "layers.json").read_text())["layers"] == sweep["layers"]
+
+
 def test_simulation_pairs_every_model_call_and_writes_eval_info(policy_dirs, tmp_path):
     out = tmp_path / "sim"
     done = lerobot_cknna(
@@ -134,6 +182,11 @@ def test_simulation_pairs_every_model_call_and_writes_eval_info(policy_dirs, tmp
         (["--env.type=libero", "--output_dir=/dev/null/run"], "Cannot create the output directory"),
         (["--dataset.repo_id=x/y", "--resume=true"], "--resume=true continues the run in --output_dir"),
         (["--env.type=libero", "--resume=true", "--output_dir=x"], "--resume=true continues replay runs"),
+        (["--env.type=libero", "--cknna.layers=true"], "--cknna.layers=true sweeps layers in replay only"),
+        (
+            ["--dataset.repo_id=x/y", "--cknna.layers=true", "--resume=true", "--output_dir=x"],
+            "cannot be resumed",
+        ),
     ],
 )
 def test_bad_flags_give_a_clear_error_and_exit_2(args, message, policy_dirs, tmp_path):
