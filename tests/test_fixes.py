@@ -17,9 +17,11 @@ from lerobot_cknna.capture import resolve_module
 from lerobot_cknna.fixes import (
     action_tokenizer_config,
     apply_runtime_fixes,
+    construction_fixes,
     direct_forward_calls,
     eagle_flash_attention,
     groot_processor_assets,
+    sac_policy_kwargs,
     stale_config_keys,
     tdmpc_image_key,
     transformers_fork,
@@ -55,6 +57,7 @@ def test_every_fix_has_its_diff_and_every_diff_a_fix():
         groot_processor_assets,
         transformers_fork,
         action_tokenizer_config,
+        sac_policy_kwargs,
     )
     named = {Path(fix.PATCH).name for fix in fixes}
     assert named == {path.name for path in PATCHES}
@@ -71,6 +74,32 @@ def test_tdmpc_image_key_defect_shows_then_the_fix_removes_it():
     policy.reset()
     assert policy.select_action(dict(batch)).shape == (2, 7)
     assert apply_runtime_fixes(policy) == []
+
+
+def test_sac_dataset_arguments_defect_shows_then_the_fix_removes_it():
+    config = build_tiny_policy("sac").config
+    stats = libero_stats()
+    assert sac_policy_kwargs.is_present()
+    with pytest.raises(TypeError, match="dataset_stats"):
+        get_policy_class("sac")(config, dataset_stats=stats, dataset_meta=None)
+    with construction_fixes():
+        policy = get_policy_class("sac")(config, dataset_stats=stats, dataset_meta=object())
+    assert isinstance(policy, get_policy_class("sac"))
+    assert sac_policy_kwargs.is_present()  # LeRobot's class is back as it was after the block
+
+
+def test_upstream_sac_diff_fixes_the_defect(patched_lerobot):
+    done = run_with(patched_lerobot, (
+        "import lerobot\n"
+        "from lerobot.policies.factory import get_policy_class\n"
+        "from lerobot_cknna.fixes import sac_policy_kwargs\n"
+        "from lerobot_cknna.tiny_policies import build_tiny_policy, libero_stats\n"
+        f"assert lerobot.__file__.startswith({str(patched_lerobot)!r}), lerobot.__file__\n"
+        "assert not sac_policy_kwargs.is_present()\n"
+        "config = build_tiny_policy('sac').config\n"
+        "get_policy_class('sac')(config, dataset_stats=libero_stats(), dataset_meta=object())\n"
+    ))  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
 
 
 def calls_seen_by_a_hook(policy, module_path: str) -> int:

@@ -19,7 +19,12 @@ import contextlib
 import logging
 from collections.abc import Iterator
 
-from lerobot_cknna.fixes import direct_forward_calls, eagle_flash_attention, tdmpc_image_key
+from lerobot_cknna.fixes import (
+    direct_forward_calls,
+    eagle_flash_attention,
+    sac_policy_kwargs,
+    tdmpc_image_key,
+)
 
 RUNTIME_FIXES = (tdmpc_image_key, direct_forward_calls)
 
@@ -44,5 +49,5 @@ def construction_fixes() -> Iterator[None]:
     Wrap every place that builds or loads a policy (``make_policy``, ``from_pretrained``, a
     policy class called on a config). Each fix acts only where its defect is present.
     """
-    with eagle_flash_attention.sdpa_vision_tower():
+    with eagle_flash_attention.sdpa_vision_tower(), sac_policy_kwargs.sac_accepts_dataset_arguments():
         yield
