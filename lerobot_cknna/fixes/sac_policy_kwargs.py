@@ -15,8 +15,6 @@ import inspect
 import logging
 from collections.abc import Iterator
 
-from lerobot.policies.sac.modeling_sac import SACPolicy
-
 DESCRIPTION = "SACPolicy ignores the dataset_stats / dataset_meta that make_policy passes every policy"
 PATCH = "patches/sac_policy_kwargs.diff"
 DATASET_ARGUMENTS = ("dataset_stats", "dataset_meta")
@@ -24,6 +22,9 @@ DATASET_ARGUMENTS = ("dataset_stats", "dataset_meta")
 
 def is_present() -> bool:
     """Whether ``SACPolicy`` would refuse the dataset arguments ``make_policy`` hands it."""
+    # Imported here: importing LeRobot's policies before lerobot_cknna's import-time fixes breaks .venv-pi/.
+    from lerobot.policies.sac.modeling_sac import SACPolicy
+
     parameters = inspect.signature(SACPolicy.__init__).parameters.values()
     takes_any = any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters)
     names = {parameter.name for parameter in parameters}
@@ -36,6 +37,8 @@ def sac_accepts_dataset_arguments() -> Iterator[None]:
     if not is_present():
         yield
         return
+    from lerobot.policies.sac.modeling_sac import SACPolicy
+
     original_init = SACPolicy.__init__
 
     @functools.wraps(original_init)
