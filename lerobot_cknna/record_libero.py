@@ -18,6 +18,7 @@ Usage::
 
 import argparse
 import logging
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -151,6 +152,25 @@ def record_libero_dataset(
             env.close()
     dataset.finalize()
     return LeRobotDataset(repo_id, root=root)
+
+
+def record_once(root: str | Path, **settings) -> Path:
+    """``root`` holding a recorded dataset: recorded with ``settings`` unless one is already there.
+
+    The recording goes to ``ROOT.partial`` first and is renamed when complete, so an interrupted
+    recording is never taken for a finished one.
+
+    Args:
+        root: dataset folder.
+        **settings: :func:`record_libero_dataset`'s keyword arguments.
+    """
+    root = Path(root)
+    if not (root / "meta" / "info.json").is_file():
+        partial = root.with_name(f"{root.name}.partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        record_libero_dataset(partial, **settings)
+        partial.rename(root)
+    return root
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -10,7 +10,7 @@ import logging
 
 import torch
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
-from lerobot.utils.constants import OBS_STATE
+from lerobot.utils.constants import OBS_IMAGES, OBS_STATE
 from tqdm import tqdm
 
 from lerobot_cknna.capture import encode_features, encode_layers
@@ -45,7 +45,9 @@ def check_dataset_fits(dataset: LeRobotDataset, policy) -> None:
             f"Dataset {dataset.repo_id} has a {tuple(features[OBS_STATE]['shape'])} state but the policy "
             f"expects {tuple(expected.shape)}; replay it on data of the robot it was trained for."
         )
-    missing = [key for key in policy.config.image_features if key not in features]
+    # Slots the policy fills with blank images itself (``empty_cameras`` of Pi0, Pi0.5, SmolVLA).
+    blank = {f"{OBS_IMAGES}.empty_camera_{i}" for i in range(getattr(policy.config, "empty_cameras", 0))}
+    missing = [key for key in policy.config.image_features if key not in features and key not in blank]
     if missing:
         raise ValueError(
             f"Dataset {dataset.repo_id} lacks the cameras {missing} the policy reads "

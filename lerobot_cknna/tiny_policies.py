@@ -8,6 +8,8 @@ No pretrained vision weights are loaded (``pretrained_backbone_weights=None``).
 """
 
 import contextlib
+import json
+import logging
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,6 +34,8 @@ from lerobot_cknna.tiny_pi import tiny_pi_build, write_fast_action_tokenizer, wr
 CAMERAS = ("observation.images.image", "observation.images.image2")
 IMAGE_SHAPE = (3, 256, 256)
 STATE_DIM, ACTION_DIM = 8, 7
+# Written by save_tiny_policy: the directory's sizes exist only under tiny_build (the Pi family's do).
+TINY_BUILD_MARKER = "cknna_tiny_build.json"
 
 
 def libero_features(n_cameras: int = 2) -> tuple[dict[str, PolicyFeature], dict[str, PolicyFeature]]:
@@ -255,6 +259,29 @@ def tiny_build(policy_type: str, assets: Path, fixes: bool = True) -> Iterator[N
         yield
 
 
+@contextlib.contextmanager
+def policy_construction(pretrained_path: str | Path | None) -> Iterator[None]:
+    """What building or loading the policy at ``pretrained_path`` (``--policy.path``) needs in force.
+
+    The construction fixes, and for a directory written by :func:`save_tiny_policy` (it holds
+    :data:`TINY_BUILD_MARKER`) its tiny build with its own local assets: without it, LeRobot
+    would build a Pi-family directory at full size.
+    """
+    marker = Path(pretrained_path) / TINY_BUILD_MARKER if pretrained_path else None
+    if marker is None or not marker.is_file():
+        with construction_fixes():
+            yield
+        return
+    recorded = json.loads(marker.read_text())
+    assets = marker.parent / recorded["assets"]
+    logging.info(
+        f"{pretrained_path} is a tiny build ({TINY_BUILD_MARKER}): building it with "
+        f"tiny_build({recorded['policy_type']!r}) and the local assets in {assets}"
+    )
+    with tiny_build(recorded["policy_type"], assets):
+        yield
+
+
 def default_assets_dir() -> Path:
     """Where tiny builds write their local VLM configs and tokenizers unless told otherwise."""
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lerobot_cknna" / "tiny_assets"
@@ -311,7 +338,9 @@ def save_tiny_policy(policy_type: str, directory: Path, seed: int = 0) -> PreTra
     """Build a tiny policy and save it with its pre/post-processors, loadable with ``--policy.path``.
 
     Local assets (a VLA's VLM config and tokenizer) go to ``directory/assets``, so the
-    directory is self-contained while it stays where it was written.
+    directory is self-contained while it stays where it was written. :data:`TINY_BUILD_MARKER`
+    names the tiny build and those assets, so ``lerobot-cknna --policy.path=directory`` builds it
+    tiny (:func:`policy_construction`).
 
     Returns:
         The policy that was saved.
@@ -328,6 +357,8 @@ def save_tiny_policy(policy_type: str, directory: Path, seed: int = 0) -> PreTra
     write_provenance(
         directory, "random", f"tiny {policy_type} of the real LeRobot class, random init (seed {seed})"
     )
+    marker = {"policy_type": policy_type, "tiny_build": f"{__name__}.tiny_build", "assets": "assets"}
+    (directory / TINY_BUILD_MARKER).write_text(json.dumps(marker, indent=2))
     return policy
 
 

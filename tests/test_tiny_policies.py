@@ -1,3 +1,8 @@
+import json
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 from lerobot.configs.policies import PreTrainedConfig
@@ -7,7 +12,9 @@ from lerobot.policies.factory import make_policy, make_pre_post_processors
 from lerobot_cknna.capture import capture_features, encode_features
 from lerobot_cknna.fixes import action_tokenizer_config, apply_runtime_fixes
 from lerobot_cknna.hook_table import HOOK_TABLE
+from lerobot_cknna.pi_environment import has_openpi_transformers
 from lerobot_cknna.tiny_policies import (
+    TINY_BUILD_MARKER,
     build_tiny_policy,
     libero_observation,
     save_tiny_policy,
@@ -52,3 +59,34 @@ def test_tiny_builds_are_reproducible_and_hold_no_uninitialised_memory(policy_ty
         assert torch.equal(a, b), f"{name} differs between two builds with the same seed"
         if a.is_floating_point():
             assert torch.isfinite(a).all() and a.abs().max() < 1e4, name
+
+
+# One per environment; in .venv-pi/ a Pi0, whose sizes exist only under tiny_build (the marker's reason).
+MARKER_REPLAY_TYPE = "pi0" if has_openpi_transformers() else "sac"
+
+
+def test_lerobot_cknna_builds_a_saved_tiny_policy_at_its_tiny_size_through_policy_path(
+    libero_dataset, tmp_path
+):
+    save_tiny_policy(MARKER_REPLAY_TYPE, tmp_path / "policy")
+    marker = json.loads((tmp_path / "policy" / TINY_BUILD_MARKER).read_text())
+    assert marker == {
+        "policy_type": MARKER_REPLAY_TYPE,
+        "tiny_build": "lerobot_cknna.tiny_policies.tiny_build",
+        "assets": "assets",
+    }
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "lerobot_cknna.scripts.lerobot_cknna", f"--policy.path={tmp_path / 'policy'}",
+            f"--dataset.repo_id={libero_dataset.repo_id}", f"--dataset.root={libero_dataset.root}",
+            "--cknna.k=5", "--cknna.n_permutations=20", "--cknna.report=false", f"--output_dir={tmp_path / 'run'}",
+        ],
+        capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (
+        f"is a tiny build ({TINY_BUILD_MARKER}): building it with tiny_build('{MARKER_REPLAY_TYPE}')"
+        in done.stderr
+    )
+    record = json.loads((tmp_path / "run" / "cknna.json").read_text())
+    assert record["source"]["policy_type"] == MARKER_REPLAY_TYPE and record["n"] == libero_dataset.num_frames

@@ -31,7 +31,7 @@ from lerobot.utils.random_utils import set_seed
 from lerobot_cknna.capture import resolve_module
 from lerobot_cknna.configs.pipeline import CKNNAPipelineConfig
 from lerobot_cknna.features_io import FeatureBuffer, refuse_earlier_run
-from lerobot_cknna.fixes import action_tokenizer_config, apply_runtime_fixes, construction_fixes
+from lerobot_cknna.fixes import action_tokenizer_config, apply_runtime_fixes
 from lerobot_cknna.hook_table import spec_for, sweep_taps
 from lerobot_cknna.layer_features import LayerBuffers
 from lerobot_cknna.pi_environment import require_pi_environment
@@ -47,6 +47,7 @@ from lerobot_cknna.results import publish
 from lerobot_cknna.resume import check_same_run, save_run_config
 from lerobot_cknna.scripts.user_errors import run_command
 from lerobot_cknna.sharding import agree_on_run_dir, sharded_replay
+from lerobot_cknna.tiny_policies import policy_construction
 
 
 def gather_replay(cfg: CKNNAPipelineConfig, policy, preprocessor, dataset: LeRobotDataset,
@@ -105,7 +106,7 @@ def run_replay(cfg: CKNNAPipelineConfig, state: PartialState) -> dict | None:
         revision=cfg.dataset.revision,
         video_backend=cfg.dataset.video_backend,
     )
-    with construction_fixes():
+    with policy_construction(cfg.policy.pretrained_path):
         policy = make_policy(cfg.policy, ds_meta=dataset.meta, rename_map=cfg.rename_map).eval()
     apply_runtime_fixes(policy)
     spec = spec_for(policy.config.type, cfg.cknna.hook_path)
@@ -155,7 +156,7 @@ def run_simulation(cfg: CKNNAPipelineConfig) -> None:
 
         prepare_libero()
         select_mujoco_backend()
-    with instrumented_lerobot_eval(cfg.cknna), construction_fixes():
+    with instrumented_lerobot_eval(cfg.cknna), policy_construction(cfg.policy.pretrained_path):
         lerobot_eval.eval_main.__wrapped__(cfg)
 
 

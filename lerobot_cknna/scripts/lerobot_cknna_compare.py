@@ -8,6 +8,9 @@ Usage::
 Reads ``DIR/cknna.json`` of every run and writes ``comparison.md`` and ``comparison.png`` into
 ``--output_dir`` (default: ``outputs/cknna/DATE/TIME_compare``).
 
+A sweep (``lerobot-cknna-sweep``) also hands over the runs that failed (a row each, with why)
+and the provenance it knows for each run's weights (a section of the report).
+
 Runs are ranked (by calibrated score when every run has a null, else by CKNNA) only when
 their numbers are comparable: the same samples (``samples_digest``: the episode, frame and
 state of every sample), the same k, feature prep, neighbour exclusion and eps. Otherwise the
@@ -20,16 +23,34 @@ import datetime as dt
 import itertools
 import json
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from lerobot_cknna.features_io import write_atomic
 from lerobot_cknna.plots import COMPARISON_FILE, plot_comparison
-from lerobot_cknna.report import HEADLINE_COLUMNS, headline_cells, markdown_table, number
+from lerobot_cknna.report import (
+    HEADLINE_COLUMNS,
+    headline_cells,
+    markdown_table,
+    number,
+    text_cell,
+    weights_text,
+)
 from lerobot_cknna.scoring import RESULTS_FILE
 from lerobot_cknna.scripts.user_errors import run_command
 
 COMPARISON_REPORT_FILE = "comparison.md"
 SETTINGS = ("k", "feature_prep", "exclusion", "eps")
+NOT_SCORED = "—"
+
+
+@dataclass
+class FailedRun:
+    """A run that produced no ``cknna.json``: its label and why (exit status, last lines of its log)."""
+
+    label: str
+    reason: str
 
 
 def load_record(run_dir: Path) -> dict:
@@ -55,6 +76,8 @@ def load_record(run_dir: Path) -> dict:
 
 def ranking_obstacles(labels: list[str], records: list[dict]) -> list[str]:
     """Why these runs cannot be ranked against each other; empty when they can."""
+    if len(records) < 2:
+        return [f"Only {len(records)} run produced a score: there is nothing to rank it against."]
     reasons = []
     undigested = [
         label for label, record in zip(labels, records, strict=True) if not record.get("samples_digest")
@@ -115,14 +138,48 @@ def _overlapping_neighbours(labels: list[str], records: list[dict]) -> list[str]
     return notes
 
 
-def render_comparison(labels: list[str], records: list[dict], obstacles: list[str], basis: str | None) -> str:
-    """The markdown of ``comparison.md``; ``labels`` and ``records`` are already in ranked order if ranked."""
+def _failed_row(failure: FailedRun, width: int) -> list[str]:
+    return [failure.label, f"**failed**: {text_cell(failure.reason)}", *[NOT_SCORED] * (width - 2)]
+
+
+def _weights_section(
+    labels: list[str], records: list[dict], failed: Sequence[FailedRun], provenance: dict[str, str]
+) -> list[str]:
+    lines = ["## Weights", ""]
+    for label, record in zip(labels, records, strict=True):
+        stated = provenance.get(label)
+        lines.append(f"- {label}: {weights_text(record['source'])}" + (f". {stated}" if stated else ""))
+    lines += [f"- {failure.label} (failed): {provenance[failure.label]}" for failure in failed
+              if provenance.get(failure.label)]  # fmt: skip
+    return [*lines, ""]
+
+
+def render_comparison(
+    labels: list[str],
+    records: list[dict],
+    obstacles: list[str],
+    basis: str | None,
+    failed: Sequence[FailedRun] = (),
+    provenance: dict[str, str] | None = None,
+) -> str:
+    """The markdown of ``comparison.md``; ``labels`` and ``records`` are already in ranked order if ranked.
+
+    Args:
+        labels: the scored runs' labels.
+        records: their ``cknna.json`` records.
+        obstacles: why they are not ranked (:func:`ranking_obstacles`); empty when ranked.
+        basis: what the ranking sorts on when ranked.
+        failed: runs without a score, listed after the others with the reason.
+        provenance: per label, what is known of the weights beyond ``cknna.json`` (a sweep's
+            run files state it).
+    """
     lines = ["# CKNNA comparison", ""]
     if obstacles:
         lines += ["**Not ranked.** These runs cannot be ordered against each other:", ""]
         lines += [f"- {reason}" for reason in obstacles]
         rows = [[label, *headline_cells(record)] for label, record in zip(labels, records, strict=True)]
         columns = ("Run", *HEADLINE_COLUMNS)
+        rows += [_failed_row(failure, len(columns)) for failure in failed]
     else:
         lines.append(
             f"Ranked by {basis}, highest first: every run scored the same {records[0]['n']} samples "
@@ -134,15 +191,17 @@ def render_comparison(labels: list[str], records: list[dict], obstacles: list[st
             for rank, (label, record) in enumerate(zip(labels, records, strict=True), start=1)
         ]
         columns = ("Rank", "Run", *HEADLINE_COLUMNS)
-    lines += [
-        "",
-        *markdown_table(columns, rows),
-        "",
-        f"![comparison]({COMPARISON_FILE})",
-        "",
-        "## Caveats",
-        "",
-    ]
+        rows += [[NOT_SCORED, *_failed_row(failure, len(columns) - 1)] for failure in failed]
+    if failed:
+        lines += [
+            "",
+            f"**{len(failed)} run(s) failed** and have no score: {', '.join(f.label for f in failed)}.",
+        ]
+    lines += ["", *markdown_table(columns, rows), ""]
+    if records:
+        lines += [f"![comparison]({COMPARISON_FILE})", ""]
+    lines += _weights_section(labels, records, failed, provenance or {})
+    lines += ["## Caveats", ""]
     notes = [] if obstacles else _overlapping_neighbours(labels, records)
     categories = sorted({str(record["source"].get("category")) for record in records})
     if len(categories) > 1:
@@ -171,17 +230,29 @@ def render_comparison(labels: list[str], records: list[dict], obstacles: list[st
     return "\n".join(lines) + "\n"
 
 
-def compare_runs(run_dirs: list[Path], output_dir: Path) -> tuple[Path, Path, list[str]]:
+def compare_runs(
+    run_dirs: list[Path],
+    output_dir: Path,
+    failed: Sequence[FailedRun] = (),
+    provenance: dict[str, str] | None = None,
+) -> tuple[Path, Path | None, list[str]]:
     """Write ``comparison.md`` and ``comparison.png`` for ``run_dirs``.
 
+    Args:
+        run_dirs: scored runs (labelled by directory name, or full path when names repeat).
+        output_dir: where the two files go.
+        failed: runs that produced no score, shown as rows with the reason.
+        provenance: per label, what is known of the run's weights beyond its ``cknna.json``.
+
     Returns:
-        The two paths, and why the runs were not ranked (empty when they were).
+        The two paths (no figure when no run was scored), and why the runs were not ranked
+        (empty when they were).
 
     Raises:
-        ValueError: fewer than two runs, or a results file that cannot be read.
+        ValueError: fewer than two runs in all, or a results file that cannot be read.
         FileNotFoundError: a run without ``cknna.json``.
     """
-    if len(run_dirs) < 2:
+    if len(run_dirs) + len(failed) < 2:
         raise ValueError(
             "Give at least two run directories to compare: lerobot-cknna-compare DIR_A DIR_B ..."
         )
@@ -196,8 +267,10 @@ def compare_runs(run_dirs: list[Path], output_dir: Path) -> tuple[Path, Path, li
         labels, records = [labels[i] for i in order], [records[i] for i in order]
     output_dir.mkdir(parents=True, exist_ok=True)
     report = output_dir / COMPARISON_REPORT_FILE
-    text = render_comparison(labels, records, obstacles, basis)
+    text = render_comparison(labels, records, obstacles, basis, failed, provenance)
     write_atomic(report, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    if not records:
+        return report, None, obstacles
     figure_labels = [
         f"{record['source']['policy']} ({label})" if record["source"].get("policy") else label
         for label, record in zip(labels, records, strict=True)

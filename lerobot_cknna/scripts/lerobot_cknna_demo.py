@@ -16,7 +16,6 @@ intervals look like, not how well any trained policy aligns.
 import argparse
 import datetime as dt
 import logging
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -32,18 +31,15 @@ RANDOM_WEIGHTS_NOTE = (
 
 def prepare_assets(assets: Path, n_steps: int = 12) -> tuple[Path, Path]:
     """The tiny policy directory and the recorded dataset, made once and reused."""
-    from lerobot_cknna.record_libero import record_libero_dataset
+    from lerobot_cknna.record_libero import record_once
     from lerobot_cknna.tiny_policies import save_tiny_policy
 
     policy_dir = assets / "tiny_smolvla"
     if not (policy_dir / "model.safetensors").is_file():
         save_tiny_policy("smolvla", policy_dir)
-    dataset_root = assets / "libero_spatial_sim"
-    if not (dataset_root / "meta" / "info.json").is_file():
-        partial = assets / "libero_spatial_sim.partial"
-        shutil.rmtree(partial, ignore_errors=True)
-        record_libero_dataset(partial, task_ids=(0, 1), episodes_per_task=2, n_steps=n_steps)
-        partial.rename(dataset_root)
+    dataset_root = record_once(
+        assets / "libero_spatial_sim", task_ids=(0, 1), episodes_per_task=2, n_steps=n_steps
+    )
     return policy_dir, dataset_root
 
 
