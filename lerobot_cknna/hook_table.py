@@ -25,6 +25,9 @@ An entry says:
 * ``attends_padding``: the model lets valid tokens attend to padding (X-VLA's Florence
   encoder gets an all-ones mask), so feat A depends on how far the instruction was padded;
   padding stays out of the mean but still shifts the valid tokens;
+* ``reads_state``: whether the hooked module sees the robot state. Where it does not (the
+  vision encoders of ACT, Diffusion, VQ-BeT and SAC), a policy trained on another robot can be
+  replayed on a dataset with another state size: it gets the cameras alone;
 * ``encode``: the encode-only function that runs just enough of the policy to fire it;
 * ``layers``: the layer sweep's taps along the path to ``module_path`` (shallow to deep, the
   module itself not included): a function of the policy, since depths come from its config.
@@ -89,6 +92,7 @@ class HookSpec:
     firings: Callable[[object], int] | None = lambda config: 1
     token_mask: TokenMask | None = None
     attends_padding: bool = False
+    reads_state: bool = True
     encode: Callable | None = None
     layers: Callable[[torch.nn.Module], list[LayerTap]] | None = None
 
@@ -194,6 +198,7 @@ HOOK_TABLE: dict[str, HookSpec] = {
         output_key="feature_map",
         layout="(n b) f -> b 1 (n f)",
         firings=_n_cameras,
+        reads_state=False,
         encode=encode.act,
         # layer4 is the backbone's own output (feature_map).
         layers=_resnet_stages("model.backbone", drop_last=True),
@@ -202,6 +207,7 @@ HOOK_TABLE: dict[str, HookSpec] = {
         module_path="diffusion.rgb_encoder",
         category="IL",
         layout="(b s n) f -> b s (n f)",
+        reads_state=False,
         encode=encode.diffusion,
         layers=_resnet_stages("diffusion.rgb_encoder.backbone"),
     ),
@@ -209,6 +215,7 @@ HOOK_TABLE: dict[str, HookSpec] = {
         module_path="vqbet.rgb_encoder",
         category="IL",
         layout="(b s n) f -> b s (n f)",
+        reads_state=False,
         encode=encode.vqbet,
         layers=_resnet_stages("vqbet.rgb_encoder.backbone"),
     ),
@@ -216,6 +223,7 @@ HOOK_TABLE: dict[str, HookSpec] = {
         module_path="actor.encoder.image_encoder",
         category="RL",
         layout="(n b) f -> b 1 (n f)",
+        reads_state=False,
         encode=encode.sac,
         # The last ReLU's output is the image encoder's own output.
         layers=_activations("actor.encoder.image_encoder.image_enc_layers", drop_last=True),

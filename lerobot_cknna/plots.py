@@ -33,6 +33,7 @@ GROUPS_FILE = "cknna_groups.png"
 PROJECTION_FILE = "feat_a_projection.png"
 COMPARISON_FILE = "comparison.png"
 LAYERS_PLOT_FILE = "layers.png"
+LAYER_CURVES_FILE = "layer_curves.png"
 DPI = 150
 NULL_LEVEL = 0.95
 MIN_SAMPLES_FOR_QUANTILES = 20

@@ -31,8 +31,21 @@ def sample_frames(dataset: LeRobotDataset, max_samples: int | None) -> tuple[lis
     return indices, {"method": "evenly spaced", "n_frames": total, "max_samples": max_samples}
 
 
-def check_dataset_fits(dataset: LeRobotDataset, policy) -> None:
-    """The dataset has the state and the cameras the policy reads, or a ValueError that says what differs."""
+def check_dataset_fits(
+    dataset: LeRobotDataset, policy, reads_state: bool = True, rename_map: dict[str, str] | None = None
+) -> bool:
+    """The dataset has the state and the cameras the policy reads, or a ValueError that says what differs.
+
+    Args:
+        dataset: the dataset to replay.
+        policy: the policy to replay it through.
+        reads_state: whether feat A depends on the state (the hook table's ``reads_state``).
+        rename_map: dataset key -> policy key (``--rename_map``).
+
+    Returns:
+        Whether the policy gets the dataset's state: ``False`` when the sizes differ and feat A
+        never reads it (a policy of another robot, replayed on the cameras alone).
+    """
     features = dataset.meta.features
     if OBS_STATE not in features:
         raise ValueError(
@@ -40,19 +53,28 @@ def check_dataset_fits(dataset: LeRobotDataset, policy) -> None:
             "feat B is the proprioceptive state, so replay needs it."
         )
     expected = policy.config.robot_state_feature
-    if expected is not None and tuple(features[OBS_STATE]["shape"]) != tuple(expected.shape):
+    state_fits = expected is None or tuple(features[OBS_STATE]["shape"]) == tuple(expected.shape)
+    if not state_fits and reads_state:
         raise ValueError(
             f"Dataset {dataset.repo_id} has a {tuple(features[OBS_STATE]['shape'])} state but the policy "
             f"expects {tuple(expected.shape)}; replay it on data of the robot it was trained for."
         )
+    if not state_fits:
+        logging.warning(
+            f"The policy takes a {tuple(expected.shape)} state and {dataset.repo_id} has "
+            f"{tuple(features[OBS_STATE]['shape'])}: feat A comes from the cameras alone, so the policy "
+            "gets no state; the dataset's state is feat B."
+        )
     # Slots the policy fills with blank images itself (``empty_cameras`` of Pi0, Pi0.5, SmolVLA).
     blank = {f"{OBS_IMAGES}.empty_camera_{i}" for i in range(getattr(policy.config, "empty_cameras", 0))}
-    missing = [key for key in policy.config.image_features if key not in features and key not in blank]
+    cameras = {(rename_map or {}).get(key, key) for key in features}
+    missing = [key for key in policy.config.image_features if key not in cameras and key not in blank]
     if missing:
         raise ValueError(
             f"Dataset {dataset.repo_id} lacks the cameras {missing} the policy reads "
             f"(dataset cameras: {dataset.meta.camera_keys}). Map them with --rename_map='{{...}}'."
         )
+    return state_fits
 
 
 def frames_already_gathered(dataset: LeRobotDataset, indices: list[int], buffer: FeatureBuffer) -> int:
@@ -94,6 +116,10 @@ def single_task_batches(dataset: LeRobotDataset, indices: list[int], batch_size:
     return batches
 
 
+def _policy_input(observation: dict, state_to_policy: bool) -> dict:
+    return observation if state_to_policy else {k: v for k, v in observation.items() if k != OBS_STATE}
+
+
 def _observation(batch: dict) -> dict:
     return {key: value for key, value in batch.items() if key.startswith("observation.") or key == "task"}
 
@@ -108,11 +134,13 @@ def replay(
     hook_path: str | None = None,
     show_progress: bool = True,
     layer_buffers: LayerBuffers | None = None,
+    state_to_policy: bool = True,
 ) -> None:
     """Encode ``batches`` (lists of dataset indices) with ``policy``; add each sample to ``buffer``.
 
     ``hook_path`` captures that module instead of the hook table's. With ``layer_buffers``, the
-    same forward also captures every layer of the sweep, added there.
+    same forward also captures every layer of the sweep, added there. ``state_to_policy=False``
+    keeps the state from the policy (see :func:`check_dataset_fits`); it is still feat B.
     """
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=num_workers)
     logging.info(f"Replaying {sum(map(len, batches))} frames of {dataset.repo_id} in {len(batches)} batches")
@@ -120,10 +148,11 @@ def replay(
         observation = _observation(batch)
         state = observation[OBS_STATE].clone()
         where = (state, batch["episode_index"], batch["frame_index"])
+        policy_input = preprocessor(_policy_input(observation, state_to_policy))
         if layer_buffers is None:
-            feat_a = encode_features(policy, preprocessor(observation), hook_path)
+            feat_a = encode_features(policy, policy_input, hook_path)
         else:
-            layers = encode_layers(policy, preprocessor(observation), hook_path)
+            layers = encode_layers(policy, policy_input, hook_path)
             feat_a = layers[layer_buffers.taps[-1].path]
             layer_buffers.add(layers, *where, tasks=list(batch["task"]))
         buffer.add(feat_a, *where, tasks=list(batch["task"]))

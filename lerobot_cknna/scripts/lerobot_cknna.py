@@ -25,7 +25,9 @@ import logging
 from accelerate import PartialState
 from lerobot.configs import parser
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
-from lerobot.policies.factory import make_policy, make_pre_post_processors
+from lerobot.policies.factory import get_policy_class, make_policy, make_pre_post_processors
+from lerobot.policies.pretrained import PreTrainedPolicy
+from lerobot.utils.constants import ACTION
 from lerobot.utils.random_utils import set_seed
 
 from lerobot_cknna.capture import resolve_module
@@ -51,11 +53,12 @@ from lerobot_cknna.tiny_policies import policy_construction
 
 
 def gather_replay(cfg: CKNNAPipelineConfig, policy, preprocessor, dataset: LeRobotDataset,
-                  indices: list[int], state: PartialState,
-                  layer_buffers: LayerBuffers | None = None) -> FeatureBuffer | None:  # fmt: skip
+                  indices: list[int], state: PartialState, layer_buffers: LayerBuffers | None = None,
+                  state_to_policy: bool = True) -> FeatureBuffer | None:  # fmt: skip
     """Encode ``indices`` (those not gathered before, with ``--resume``); the main process gets them all.
 
-    ``layer_buffers`` (one process only) receive the layer sweep of the same forwards.
+    ``layer_buffers`` (one process only) receive the layer sweep of the same forwards;
+    ``state_to_policy`` is :func:`replay`'s.
 
     Returns:
         The run's samples on the main process, ``None`` on the others.
@@ -68,6 +71,7 @@ def gather_replay(cfg: CKNNAPipelineConfig, policy, preprocessor, dataset: LeRob
         num_workers=cfg.cknna.num_workers,
         hook_path=cfg.cknna.hook_path,
         layer_buffers=layer_buffers,
+        state_to_policy=state_to_policy,
     )
     if state.num_processes == 1:
         buffer = FeatureBuffer(cfg.output_dir, cfg.cknna.flush_every_s, resume=cfg.resume)
@@ -91,6 +95,29 @@ def gather_replay(cfg: CKNNAPipelineConfig, policy, preprocessor, dataset: LeRob
     return buffer
 
 
+def build_policy(cfg: CKNNAPipelineConfig, dataset: LeRobotDataset) -> PreTrainedPolicy:
+    """``make_policy`` on the dataset, except for a checkpoint of a robot with another action size.
+
+    ``make_policy`` takes the action space from the dataset, so a checkpoint trained for another
+    action size (ACT on ALOHA, Diffusion on PushT) would not load on LIBERO; it is loaded as saved
+    (LeRobot's ``from_pretrained``), and only its feat A is used.
+    """
+    checkpoint_action = cfg.policy.action_feature
+    checkpoint_shape = tuple(checkpoint_action.shape) if checkpoint_action else None
+    dataset_shape = tuple(dataset.meta.features.get(ACTION, {}).get("shape", ()))
+    with policy_construction(cfg.policy.pretrained_path):
+        if cfg.policy.pretrained_path and checkpoint_shape not in (None, dataset_shape):
+            logging.warning(
+                f"The checkpoint acts in {checkpoint_shape}, {dataset.repo_id} in {dataset_shape}: "
+                "loaded as saved, for its feat A alone."
+            )
+            policy = get_policy_class(cfg.policy.type).from_pretrained(
+                cfg.policy.pretrained_path, config=cfg.policy
+            )
+            return policy.to(cfg.policy.device).eval()
+        return make_policy(cfg.policy, ds_meta=dataset.meta, rename_map=cfg.rename_map).eval()
+
+
 def run_replay(cfg: CKNNAPipelineConfig, state: PartialState) -> dict | None:
     """Replay ``cfg.dataset`` through the policy's encode-only path, then score and report.
 
@@ -106,12 +133,11 @@ def run_replay(cfg: CKNNAPipelineConfig, state: PartialState) -> dict | None:
         revision=cfg.dataset.revision,
         video_backend=cfg.dataset.video_backend,
     )
-    with policy_construction(cfg.policy.pretrained_path):
-        policy = make_policy(cfg.policy, ds_meta=dataset.meta, rename_map=cfg.rename_map).eval()
+    policy = build_policy(cfg, dataset)
     apply_runtime_fixes(policy)
     spec = spec_for(policy.config.type, cfg.cknna.hook_path)
     resolve_module(policy, spec.module_path)
-    check_dataset_fits(dataset, policy)
+    state_to_policy = check_dataset_fits(dataset, policy, spec.reads_state, cfg.rename_map)
     preprocessor, _ = make_pre_post_processors(
         cfg.policy,
         pretrained_path=cfg.policy.pretrained_path,
@@ -128,7 +154,7 @@ def run_replay(cfg: CKNNAPipelineConfig, state: PartialState) -> dict | None:
         if cfg.cknna.layers
         else None
     )
-    buffer = gather_replay(cfg, policy, preprocessor, dataset, indices, state, layer_buffers)
+    buffer = gather_replay(cfg, policy, preprocessor, dataset, indices, state, layer_buffers, state_to_policy)
     if buffer is None:
         return None
     data = {

@@ -5,13 +5,15 @@ Usage::
     lerobot-cknna-compare outputs/cknna/2026-11-24/10-00-00_act outputs/cknna/2026-11-24/11-00-00_smolvla
     lerobot-cknna-compare DIR_A DIR_B DIR_C --output_dir=outputs/cknna/compare_libero_spatial
 
-Reads ``DIR/cknna.json`` of every run and writes ``comparison.md`` and ``comparison.png`` into
-``--output_dir`` (default: ``outputs/cknna/DATE/TIME_compare``).
+Reads ``DIR/cknna.json`` of every run and writes ``comparison.md`` and ``comparison.png`` (and,
+for runs with a layer sweep, ``layer_curves.png``: one curve per policy) into ``--output_dir``
+(default: ``outputs/cknna/DATE/TIME_compare``).
 
 A sweep (``lerobot-cknna-sweep``) also hands over the runs that failed (a row each, with why)
 and the provenance it knows for each run's weights (a section of the report).
 
-Runs are ranked (by calibrated score when every run has a null, else by CKNNA) only when
+Runs are ranked (by calibrated score when every run has a null, else by CKNNA; within each
+policy category, VLA / IL / RL, since CKNNA is not comparable across them) only when
 their numbers are comparable: the same samples (``samples_digest``: the episode, frame and
 state of every sample), the same k, feature prep, neighbour exclusion and eps. Otherwise the
 table keeps the order given and says why it is not ranked: CKNNA moves with N, k/N and the
@@ -28,7 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lerobot_cknna.features_io import write_atomic
-from lerobot_cknna.plots import COMPARISON_FILE, plot_comparison
+from lerobot_cknna.layer_scoring import LAYERS_FILE
+from lerobot_cknna.plots import COMPARISON_FILE, LAYER_CURVES_FILE, plot_comparison, plot_layer_curves
 from lerobot_cknna.report import (
     HEADLINE_COLUMNS,
     headline_cells,
@@ -154,6 +157,37 @@ def _weights_section(
     return [*lines, ""]
 
 
+def _category(record: dict) -> str:
+    return str(record["source"].get("category"))
+
+
+def _layer_section(layer_curves: dict[str, dict]) -> list[str]:
+    """Where along each policy's path to the hooked module CKNNA peaks, and the curves' figure."""
+    rows = []
+    for label, record in layer_curves.items():
+        layers = record["layers"]
+        best = max(layers, key=lambda layer: layer["cknna"]["value"])
+        hooked = layers[record["main_hook_index"]]
+        rows.append([
+            label,
+            str(len(layers)),
+            f"`{best['path']}` ({best['index']}, depth {best['depth']:.2f}): {number(best['cknna']['value'])}",
+            f"`{hooked['path']}`: {number(hooked['cknna']['value'])}",
+        ])  # fmt: skip
+    return [
+        "## Layer sweep",
+        "",
+        "CKNNA at every layer on the path to the hooked module, one curve per policy (x: relative depth, "
+        "0 = first layer, 1 = the hooked module, marked with a star). Read each curve on its own: depths "
+        "of different architectures do not correspond.",
+        "",
+        *markdown_table(("Run", "Layers", "Highest CKNNA at", "Hooked module"), rows),
+        "",
+        f"![layer curves]({LAYER_CURVES_FILE})",
+        "",
+    ]
+
+
 def render_comparison(
     labels: list[str],
     records: list[dict],
@@ -161,6 +195,7 @@ def render_comparison(
     basis: str | None,
     failed: Sequence[FailedRun] = (),
     provenance: dict[str, str] | None = None,
+    layer_curves: dict[str, dict] | None = None,
 ) -> str:
     """The markdown of ``comparison.md``; ``labels`` and ``records`` are already in ranked order if ranked.
 
@@ -172,6 +207,7 @@ def render_comparison(
         failed: runs without a score, listed after the others with the reason.
         provenance: per label, what is known of the weights beyond ``cknna.json`` (a sweep's
             run files state it).
+        layer_curves: per label, the run's ``layers.json`` record, for runs with a layer sweep.
     """
     lines = ["# CKNNA comparison", ""]
     if obstacles:
@@ -181,14 +217,21 @@ def render_comparison(
         columns = ("Run", *HEADLINE_COLUMNS)
         rows += [_failed_row(failure, len(columns)) for failure in failed]
     else:
+        categories = [_category(record) for record in records]
+        within = (
+            f" within each category ({', '.join(dict.fromkeys(categories))})"
+            if len(set(categories)) > 1
+            else ""
+        )
         lines.append(
-            f"Ranked by {basis}, highest first: every run scored the same {records[0]['n']} samples "
+            f"Ranked by {basis}{within}, highest first: every run scored the same {records[0]['n']} samples "
             f"(samples digest `{records[0]['samples_digest'][:12]}`) at k={records[0]['k']} with the same "
             "prep, exclusion and eps."
         )
+        ranks = [categories[:i].count(category) + 1 for i, category in enumerate(categories)]
         rows = [
             [str(rank), label, *headline_cells(record)]
-            for rank, (label, record) in enumerate(zip(labels, records, strict=True), start=1)
+            for rank, label, record in zip(ranks, labels, records, strict=True)
         ]
         columns = ("Rank", "Run", *HEADLINE_COLUMNS)
         rows += [[NOT_SCORED, *_failed_row(failure, len(columns) - 1)] for failure in failed]
@@ -201,9 +244,11 @@ def render_comparison(
     if records:
         lines += [f"![comparison]({COMPARISON_FILE})", ""]
     lines += _weights_section(labels, records, failed, provenance or {})
+    if layer_curves:
+        lines += _layer_section(layer_curves)
     lines += ["## Caveats", ""]
     notes = [] if obstacles else _overlapping_neighbours(labels, records)
-    categories = sorted({str(record["source"].get("category")) for record in records})
+    categories = sorted({_category(record) for record in records})
     if len(categories) > 1:
         notes.append(
             f"The runs span categories ({', '.join(categories)}): a VLA's feat A holds vision and language, "
@@ -259,15 +304,23 @@ def compare_runs(
     records = [load_record(run_dir) for run_dir in run_dirs]
     names = [Path(run_dir).name for run_dir in run_dirs]
     labels = names if len(set(names)) == len(names) else [str(run_dir) for run_dir in run_dirs]
+    layer_curves = {
+        label: json.loads((Path(run_dir) / LAYERS_FILE).read_text())
+        for label, run_dir in zip(labels, run_dirs, strict=True)
+        if (Path(run_dir) / LAYERS_FILE).is_file()
+    }
     obstacles = ranking_obstacles(labels, records)
     basis = None
     if not obstacles:
         basis = ranking_basis(records)
-        order = sorted(range(len(records)), key=lambda i: ranking_value(records[i], basis), reverse=True)
+        # CKNNA is not comparable across categories (VLA, IL, RL): each is ranked on its own.
+        order = sorted(
+            range(len(records)), key=lambda i: (_category(records[i]), -ranking_value(records[i], basis))
+        )
         labels, records = [labels[i] for i in order], [records[i] for i in order]
     output_dir.mkdir(parents=True, exist_ok=True)
     report = output_dir / COMPARISON_REPORT_FILE
-    text = render_comparison(labels, records, obstacles, basis, failed, provenance)
+    text = render_comparison(labels, records, obstacles, basis, failed, provenance, layer_curves)
     write_atomic(report, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     if not records:
         return report, None, obstacles
@@ -277,6 +330,8 @@ def compare_runs(
     ]
     title = f"CKNNA, ranked by {basis}" if basis else "CKNNA (not ranked: see comparison.md)"
     figure = plot_comparison(figure_labels, records, output_dir / COMPARISON_FILE, title)
+    if layer_curves:
+        plot_layer_curves(layer_curves, output_dir / LAYER_CURVES_FILE)
     return report, figure, obstacles
 
 

@@ -131,6 +131,25 @@ def test_compare_ranks_runs_on_the_same_samples_and_refuses_otherwise(tmp_path):
     assert "span categories (IL, VLA)" in text
 
 
+def test_compare_ranks_each_category_on_its_own(tmp_path):
+    same = episodic_features()
+    noise = torch.randn(same.feat_a.shape, generator=torch.Generator().manual_seed(5))
+    scored_run(tmp_path / "vla_aligned", same, {"category": "VLA"})
+    scored_run(tmp_path / "vla_noise", SavedFeatures(noise, same.feat_b, same.episode_index, same.frame_index),
+               {"category": "VLA"})  # fmt: skip
+    scored_run(tmp_path / "il_noise", SavedFeatures(-noise, same.feat_b, same.episode_index, same.frame_index),
+               {"category": "IL"})  # fmt: skip
+
+    done = run(
+        "lerobot-cknna-compare", "vla_noise", "il_noise", "vla_aligned", "--output_dir=out", cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "out/comparison.md").read_text()
+    assert "Ranked by calibrated score within each category (IL, VLA)" in text
+    assert [row[1] for row in table_rows(text, "1")] == ["il_noise", "vla_aligned"]
+    assert [row[1] for row in table_rows(text, "2")] == ["vla_noise"]
+
+
 def test_ranking_needs_the_same_samples_and_options():
     features = episodic_features(n_episodes=4, length=10)
     base = score_features(features, CKNNAConfig(n_permutations=0, interval_level=None))

@@ -1,5 +1,6 @@
 """``lerobot-cknna`` end to end through its console script, offline: replay, simulation, bad input."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -10,7 +11,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from lerobot.configs.types import FeatureType, PolicyFeature
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
+from lerobot.policies.factory import get_policy_class, make_pre_post_processors
 from safetensors.torch import load_file
 
 from lerobot_cknna import dense_reference
@@ -18,7 +21,7 @@ from lerobot_cknna.configs.cknna import CKNNAConfig
 from lerobot_cknna.features_io import FEATURES_FILE, load_features
 from lerobot_cknna.layer_features import load_layer_features
 from lerobot_cknna.record_libero import IMAGE_KEYS, dataset_features
-from lerobot_cknna.tiny_policies import save_tiny_policy
+from lerobot_cknna.tiny_policies import build_tiny_policy, libero_stats, save_tiny_policy
 from tests.test_plots import assert_is_a_real_figure
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
@@ -211,6 +214,42 @@ def test_replay_on_a_dataset_without_the_policys_cameras_says_what_to_do(libero_
     )  # fmt: skip
     assert done.returncode == 2 and "--rename_map" in done.stderr, done.stderr[-2000:]
     assert not (tmp_path / "run" / "cknna.json").exists()
+
+
+def test_a_policy_of_another_robot_replays_on_the_cameras_alone(libero_dataset, tmp_path):
+    """An ACT of a 14-D robot with one ``top`` camera (as LeRobot's ALOHA checkpoints) on LIBERO's 8-D data."""
+    top = "observation.images.top"
+    config = dataclasses.replace(
+        build_tiny_policy("act").config,
+        input_features={
+            "observation.state": PolicyFeature(FeatureType.STATE, (14,)),
+            top: PolicyFeature(FeatureType.VISUAL, (3, 96, 128)),
+        },
+        output_features={"action": PolicyFeature(FeatureType.ACTION, (14,))},
+    )
+    vector = {"mean": torch.zeros(14), "std": torch.ones(14), "min": -torch.ones(14), "max": torch.ones(14)}
+    stats = {"observation.state": vector, "action": vector, top: libero_stats()["observation.images.image"]}
+    saved = tmp_path / "act_other_robot"
+    get_policy_class("act")(config).save_pretrained(saved)
+    for pipeline in make_pre_post_processors(config, dataset_stats=stats):
+        pipeline.save_pretrained(saved)
+    done = lerobot_cknna(
+        f"--policy.path={saved}", f"--dataset.repo_id={libero_dataset.repo_id}",
+        f"--dataset.root={libero_dataset.root}", '--rename_map={"observation.images.image": "observation.images.top"}',
+        "--cknna.k=5", "--cknna.n_permutations=10", "--cknna.report=false", f"--output_dir={tmp_path / 'run'}",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "feat A comes from the cameras alone" in done.stderr
+    record = json.loads((tmp_path / "run" / "cknna.json").read_text())
+    assert (record["n"], record["feat_b_dim"]) == (len(libero_dataset), 8)
+    assert record["feat_a_dim"] == 512  # ResNet18 channels of the one camera
+
+    done = lerobot_cknna(
+        f"--policy.path={saved}", f"--dataset.repo_id={libero_dataset.repo_id}",
+        f"--dataset.root={libero_dataset.root}", f"--output_dir={tmp_path / 'unmapped'}", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2 and "lacks the cameras ['observation.images.top']" in done.stderr
 
 
 def test_one_flag_on_lerobot_eval_writes_the_study_beside_eval_info(policy_dirs, tmp_path):

@@ -92,6 +92,10 @@ def test_the_tiny_study_runs_all_eleven_types_offline_each_in_its_environment(of
     assert "CKNNA is not comparable across categories" in report and "## Weights" in report
     assert "Random weights (" in report
     assert_is_a_real_figure(out / "comparison.png")
+    layer_rows = [line for line in report.split("## Layer sweep")[1].splitlines() if line.startswith("| ")]
+    assert sorted(row.split(" | ")[0].strip("| ") for row in layer_rows[1:]) == sorted(rows)
+    assert all((out / "runs" / name / "layers.json").is_file() for name in rows)
+    assert_is_a_real_figure(out / "layer_curves.png")
 
 
 def test_a_failing_run_is_recorded_and_the_others_still_compared(offline_assets, tmp_path):
