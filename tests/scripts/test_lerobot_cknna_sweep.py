@@ -1,5 +1,6 @@
 """``lerobot-cknna-sweep`` end to end, offline: the eleven-type tiny study, failures, unrankable runs, bad input."""
 
+import itertools
 import json
 import os
 import subprocess
@@ -51,13 +52,10 @@ def write_sweep(path: Path, runs: list[dict], common_args: list[str] = FAST) -> 
 def comparison_rows(out: Path, first_column: str) -> dict[str, list[str]]:
     """The comparison table's rows by run name (ranked tables start with the rank)."""
     lines = (out / "comparison.md").read_text().splitlines()
-    header = next(line for line in lines if line.startswith(f"| {first_column} |"))
-    columns = [cell.strip() for cell in header.strip("|").split(" | ")]
-    rows = [
-        [cell.strip() for cell in line.strip("|").split(" | ")]
-        for line in lines
-        if line.startswith("|") and not line.startswith(("| Rank |", "| Run |", "|---"))
-    ]
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {first_column} |"))
+    table = list(itertools.takewhile(lambda line: line.startswith("|"), lines[start:]))
+    columns = [cell.strip() for cell in table[0].strip("|").split(" | ")]
+    rows = [[cell.strip() for cell in line.strip("|").split(" | ")] for line in table[2:]]
     return {row[columns.index("Run")]: row for row in rows}
 
 
@@ -139,8 +137,8 @@ def test_runs_on_different_samples_are_not_ranked_and_the_report_says_why(offlin
     sweep_file = write_sweep(
         tmp_path / "sweep.yaml",
         [
-            {"name": "first", "policy_type": "sac", "tiny": True, "args": ["--dataset.episodes=[0,1]"]},
-            {"name": "last", "policy_type": "sac", "tiny": True, "args": ["--dataset.episodes=[2,3]"]},
+            {"name": "first", "policy_type": "sac", "tiny": True, "args": ["--dataset.episodes=[0,1,2]"]},
+            {"name": "last", "policy_type": "sac", "tiny": True, "args": ["--dataset.episodes=[1,2,3]"]},
         ],
     )
     out = tmp_path / "out"
