@@ -317,7 +317,10 @@ def assess(
 
     if interval_level is not None:
         if len(episodes) < 3:
-            raise ValueError("A jackknife interval over episodes needs at least 3 episodes; record more.")
+            raise ValueError(
+                "A jackknife interval over episodes needs at least 3 episodes; record or select more, "
+                "or ask for no interval (interval_level=None; --cknna.interval_level=null)."
+            )
         intervals = _jackknife(a, b, ks, exclusion, eps, episodes, interval_level, max_groups, observed)
         for metric in METRICS:
             for assessment, interval in zip(out[metric], intervals[metric], strict=True):
