@@ -165,8 +165,8 @@ def test_simulation_pairs_every_model_call_and_writes_eval_info(policy_dirs, tmp
     ]
     assert record["n"] == 9 and features.feat_b.shape == (9, 8)
     assert {"schema_version", "source", "n", "n_episodes", "feat_a_dim", "feat_b_dim", "samples_digest",
-            "feature_prep", "exclusion", "eps", "k", "headline", "k_sweep", "task_suites", "groups",
-            "warnings"} == set(record)  # fmt: skip
+            "feature_prep", "exclusion", "eps", "k", "metrics_device", "headline", "k_sweep", "task_suites",
+            "groups", "warnings"} == set(record)  # fmt: skip
     assert (
         record["headline"]["cknna"]["null"] is not None
         and record["headline"]["cknna"]["interval"] is not None
