@@ -1,0 +1,213 @@
+"""Run-time fixes for LeRobot defects, registered as LeRobot registers its processor steps.
+
+Every fix is a class registered under a name with :func:`register`; its docstring describes
+the defect. The name is also that of the upstream-ready diff, ``patches/NAME.diff``. What a
+fix acts on decides its base class, and so where this package applies it:
+
+* :class:`CheckpointFix`: a saved policy's ``config.json``, before LeRobot parses it
+  (:func:`loadable_checkpoint`);
+* :class:`ConstructionFix`: a context active while a policy is built or loaded
+  (:func:`construction_fixes`);
+* :class:`PolicyFix`: a built policy instance, where its defect shows (:func:`apply_policy_fixes`);
+* :class:`PreprocessorFix`: the policy's preprocessor, as it is made or loaded
+  (:func:`make_pre_post_processors`).
+
+Applying, logging, the README's fixes table (:func:`fixes_table`) and the test of each defect
+all read :data:`FIXES`, so a fix exists in one place.
+"""
+
+import contextlib
+import json
+import logging
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import ClassVar
+
+from lerobot.policies import factory
+
+FIXES: dict[str, type["Fix"]] = {}
+PATCHES_DIR = "patches"
+LEROBOT_VERSION = "0.6.1"
+CONFIG_FILE = "config.json"
+
+
+def register(name: str):
+    """Class decorator: register a fix under ``name`` (also the name of its diff in ``patches/``).
+
+    Raises:
+        ValueError: the name is taken.
+    """
+
+    def decorator(cls: type["Fix"]) -> type["Fix"]:
+        if name in FIXES:
+            raise ValueError(f"A fix named {name!r} is already registered ({FIXES[name].__name__}).")
+        cls.name = name
+        FIXES[name] = cls
+        return cls
+
+    return decorator
+
+
+class Fix:
+    """A LeRobot defect that stands between a policy and its feat A, and what this package does about it.
+
+    Attributes:
+        name: the registered name; the upstream diff is ``patches/NAME.diff``.
+        symptom: what a user of plain LeRobot sees.
+        remedy: what the run-time fix does.
+    """
+
+    name: ClassVar[str]
+    symptom: ClassVar[str]
+    remedy: ClassVar[str]
+
+    @classmethod
+    def patch(cls) -> str:
+        """The upstream-ready diff, relative to the repository root."""
+        return f"{PATCHES_DIR}/{cls.name}.diff"
+
+    @classmethod
+    def defect(cls) -> str:
+        """The defect: the first paragraph of the class docstring, on one line."""
+        return " ".join(cls.__doc__.split("\n\n")[0].split())
+
+    @classmethod
+    def log_applied(cls, detail: str = "") -> None:
+        """Say in the log that the fix acted, and where its upstream diff is."""
+        logging.warning(
+            f"Applied run-time fix for a lerobot {LEROBOT_VERSION} defect ({cls.name}): {cls.remedy}"
+            f"{f' ({detail})' if detail else ''}. Upstream diff: {cls.patch()}"
+        )
+
+
+class CheckpointFix(Fix):
+    """A fix of a saved policy's ``config.json``, applied to a copy before LeRobot parses it."""
+
+    def rewrite(self, config: dict) -> tuple[dict, str]:
+        """The config as LeRobot can load it, and what was changed (empty when nothing was)."""
+        raise NotImplementedError
+
+
+class ConstructionFix(Fix):
+    """A fix active while a block builds or loads policies, for defects that stop the build."""
+
+    def active(self) -> contextlib.AbstractContextManager:
+        """A context in which the defect does not stop a policy from being built."""
+        raise NotImplementedError
+
+
+class PolicyFix(Fix):
+    """A fix of one built policy instance (never of LeRobot's classes), applied where the defect shows."""
+
+    def is_present(self, policy) -> bool:
+        """Whether this policy shows the defect."""
+        raise NotImplementedError
+
+    def apply(self, policy) -> None:
+        """Fix this policy instance."""
+        raise NotImplementedError
+
+
+class PreprocessorFix(Fix):
+    """A fix of a policy's preprocessor: loading overrides, and a repair of a pipeline once made."""
+
+    def overrides(self, policy_config) -> dict[str, dict]:
+        """``preprocessor_overrides`` for loading a saved pipeline of this policy."""
+        return {}
+
+    def repair(self, preprocessor, policy_config) -> str:
+        """Fix a made or loaded pipeline in place; returns what was changed (empty when nothing was)."""
+        return ""
+
+
+def _fixes_of(kind: type[Fix]) -> list[Fix]:
+    return [cls() for cls in FIXES.values() if issubclass(cls, kind)]
+
+
+def apply_policy_fixes(policy) -> list[str]:
+    """Apply every policy fix whose defect this policy shows; returns the names of those applied."""
+    applied = []
+    for fix in _fixes_of(PolicyFix):
+        if fix.is_present(policy):
+            fix.apply(policy)
+            fix.log_applied(type(policy).__name__)
+            applied.append(fix.name)
+    return applied
+
+
+@contextlib.contextmanager
+def construction_fixes() -> Iterator[None]:
+    """While the block runs, policies whose construction a LeRobot defect breaks can be built.
+
+    Wrap every place that builds or loads a policy (``make_policy``, ``from_pretrained``, a
+    policy class called on a config). Each fix acts only where its defect shows.
+    """
+    with contextlib.ExitStack() as stack:
+        for fix in _fixes_of(ConstructionFix):
+            stack.enter_context(fix.active())
+        yield
+
+
+def loadable_checkpoint(policy_dir: Path, work_dir: Path) -> Path:
+    """``policy_dir`` itself if LeRobot can parse its config, else a copy with the config fixed.
+
+    The copy's other files link to the originals; a fresh copy is made per call, since an
+    earlier copy may link to a checkpoint that is gone.
+
+    Args:
+        policy_dir: a saved policy directory (``config.json``, weights, processors).
+        work_dir: where a fixed copy may be made.
+    """
+    policy_dir = Path(policy_dir)
+    config = json.loads((policy_dir / CONFIG_FILE).read_text())
+    changed = False
+    for fix in _fixes_of(CheckpointFix):
+        config, change = fix.rewrite(config)
+        if change:
+            fix.log_applied(f"{policy_dir / CONFIG_FILE}: {change}")
+            changed = True
+    if not changed:
+        return policy_dir
+    Path(work_dir).mkdir(parents=True, exist_ok=True)
+    fixed = Path(tempfile.mkdtemp(prefix=f"{policy_dir.name}-loadable-", dir=work_dir))
+    for item in policy_dir.iterdir():
+        if item.name != CONFIG_FILE:
+            (fixed / item.name).symlink_to(item.resolve())
+    (fixed / CONFIG_FILE).write_text(json.dumps(config, indent=4))
+    return fixed
+
+
+def make_pre_post_processors(policy_cfg, pretrained_path=None, preprocessor_overrides=None, **kwargs):
+    """LeRobot's ``make_pre_post_processors``, with the preprocessor fixes applied.
+
+    Takes and returns what LeRobot's does; a loaded pipeline also gets the fixes' overrides.
+    """
+    if pretrained_path is not None:
+        preprocessor_overrides = {**_overrides_with_logging(policy_cfg), **(preprocessor_overrides or {})}
+    preprocessor, postprocessor = factory.make_pre_post_processors(
+        policy_cfg, pretrained_path=pretrained_path, preprocessor_overrides=preprocessor_overrides, **kwargs
+    )
+    for fix in _fixes_of(PreprocessorFix):
+        change = fix.repair(preprocessor, policy_cfg)
+        if change:
+            fix.log_applied(change)
+    return preprocessor, postprocessor
+
+
+def _overrides_with_logging(policy_config) -> dict[str, dict]:
+    overrides: dict[str, dict] = {}
+    for fix in _fixes_of(PreprocessorFix):
+        own = fix.overrides(policy_config)
+        if own:
+            fix.log_applied(f"loading overrides for {', '.join(own)}")
+        overrides.update(own)
+    return overrides
+
+
+def fixes_table() -> str:
+    """The README's table of fixes, in Markdown: one row per registered fix."""
+    rows = ["| fix (upstream diff) | defect in lerobot 0.6.1 | symptom | run-time fix |", "|---|---|---|---|"]
+    for cls in FIXES.values():
+        rows.append(f"| `{cls.name}` (`{cls.patch()}`) | {cls.defect()} | {cls.symptom} | {cls.remedy} |")
+    return "\n".join(rows)
