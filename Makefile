@@ -16,8 +16,12 @@ NO_PYTHON := No Python 3.12 found (lerobot 0.6.1 needs it). Install one (e.g. py
 	apt-get install python3.12 python3.12-venv), or name one: make PYTHON=/path/to/python3.12 ...
 VENV := .venv
 STAMP := $(VENV)/.installed
+# LeRobot decodes videos with torchcodec, which loads FFmpeg's shared libraries (here Debian's FFmpeg 5.1).
+FFMPEG_LIBS := libavutil57 libavcodec59 libavformat59 libavdevice59 libavfilter8 libswscale6 libswresample4
+NO_FFMPEG := torchcodec cannot load FFmpeg's libraries, so LeRobot decodes videos with PyAV (and says so in \
+	every log). Install FFmpeg to silence it, e.g. apt-get install ffmpeg.
 
-.PHONY: setup demo test bench
+.PHONY: setup demo test bench ffmpeg
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" && "$(PYTHON)" -c '$(VERSION_CHECK)' || { echo "$(NO_PYTHON)" >&2; exit 2; }
@@ -26,7 +30,14 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
+ffmpeg:
+	@{ command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	  { apt-get install -y -q --no-install-recommends $(FFMPEG_LIBS) || \
+	    { apt-get update -q && apt-get install -y -q --no-install-recommends $(FFMPEG_LIBS); }; } && \
+	  $(VENV)/bin/python -c 'import torchcodec'; } >/dev/null 2>&1 || echo "$(NO_FFMPEG)" >&2
+
 setup: $(STAMP)
+	@$(VENV)/bin/python -c 'import torchcodec' 2>/dev/null || $(MAKE) --no-print-directory ffmpeg
 
 demo: setup
 	$(VENV)/bin/lerobot-cknna-demo

@@ -25,7 +25,7 @@ def play(rollout: _Rollout, terminated: np.ndarray, successes: np.ndarray) -> No
 def test_episode_success_follows_lerobots_rule():
     rng = np.random.default_rng(0)
     for _ in range(50):
-        rollout = _Rollout("libero_spatial", 0, first_episode=0, num_envs=4, max_steps=12)
+        rollout = _Rollout("libero_spatial", first_episode=0, num_envs=4, max_steps=12)
         terminated = rng.random((4, 12)) < 0.15
         successes = rng.random((4, 12)) < 0.3
         play(rollout, terminated, successes)
@@ -36,7 +36,7 @@ def test_episode_success_follows_lerobots_rule():
 
 def test_steps_after_an_env_is_done_are_masked_and_extra_episodes_dropped(tmp_path):
     recorder = SimulationRecorder(FeatureBuffer(tmp_path), n_episodes=2)
-    recorder._rollout = rollout = _Rollout("libero_spatial", 0, first_episode=0, num_envs=3, max_steps=5)
+    recorder._rollout = rollout = _Rollout("libero_spatial", first_episode=0, num_envs=3, max_steps=5)
     terminated = np.zeros((3, 5), dtype=bool)
     terminated[0, 1] = True  # env 0 finishes at step 1 (successfully)
     successes = np.zeros((3, 5), dtype=bool)

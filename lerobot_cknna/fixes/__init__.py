@@ -18,8 +18,8 @@ from lerobot_cknna.fixes.registry import (
     FIXES,
     apply_policy_fixes,
     construction_fixes,
+    fixed_config_loading,
     fixes_table,
-    loadable_checkpoint,
     make_pre_post_processors,
 )
 
@@ -28,6 +28,6 @@ __all__ = [
     "apply_policy_fixes",
     "construction_fixes",
     "fixes_table",
-    "loadable_checkpoint",
+    "fixed_config_loading",
     "make_pre_post_processors",
 ]

@@ -5,7 +5,7 @@ the defect. The name is also that of the upstream-ready diff, ``patches/NAME.dif
 fix acts on decides its base class, and so where this package applies it:
 
 * :class:`CheckpointFix`: a saved policy's ``config.json``, before LeRobot parses it
-  (:func:`loadable_checkpoint`);
+  (:func:`fixed_config_loading`);
 * :class:`ConstructionFix`: a context active while a policy is built or loaded
   (:func:`construction_fixes`);
 * :class:`PolicyFix`: a built policy instance, where its defect shows (:func:`apply_policy_fixes`);
@@ -24,12 +24,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
+from lerobot.configs.policies import PreTrainedConfig
 from lerobot.policies import factory
+
+from lerobot_cknna.checkpoints import CONFIG_FILE, checkpoint_config_file
+from lerobot_cknna.patching import patched
 
 FIXES: dict[str, type["Fix"]] = {}
 PATCHES_DIR = "patches"
 LEROBOT_VERSION = "0.6.1"
-CONFIG_FILE = "config.json"
 
 
 def register(name: str):
@@ -149,33 +152,34 @@ def construction_fixes() -> Iterator[None]:
         yield
 
 
-def loadable_checkpoint(policy_dir: Path, work_dir: Path) -> Path:
-    """``policy_dir`` itself if LeRobot can parse its config, else a copy with the config fixed.
+@contextlib.contextmanager
+def fixed_config_loading() -> Iterator[None]:
+    """While the block runs, ``PreTrainedConfig.from_pretrained`` reads a config with the checkpoint fixes.
 
-    The copy's other files link to the originals; a fresh copy is made per call, since an
-    earlier copy may link to a checkpoint that is gone.
-
-    Args:
-        policy_dir: a saved policy directory (``config.json``, weights, processors).
-        work_dir: where a fixed copy may be made.
+    LeRobot parses ``--policy.path``'s config (a local directory or a Hub id) with
+    ``PreTrainedConfig.from_pretrained``; within the block, that config is read first and, where a
+    checkpoint fix changes it, LeRobot parses the fixed copy instead. Weights and processors still
+    load from the checkpoint itself.
     """
-    policy_dir = Path(policy_dir)
-    config = json.loads((policy_dir / CONFIG_FILE).read_text())
-    changed = False
-    for fix in _fixes_of(CheckpointFix):
-        config, change = fix.rewrite(config)
-        if change:
-            fix.log_applied(f"{policy_dir / CONFIG_FILE}: {change}")
-            changed = True
-    if not changed:
-        return policy_dir
-    Path(work_dir).mkdir(parents=True, exist_ok=True)
-    fixed = Path(tempfile.mkdtemp(prefix=f"{policy_dir.name}-loadable-", dir=work_dir))
-    for item in policy_dir.iterdir():
-        if item.name != CONFIG_FILE:
-            (fixed / item.name).symlink_to(item.resolve())
-    (fixed / CONFIG_FILE).write_text(json.dumps(config, indent=4))
-    return fixed
+    original = PreTrainedConfig.from_pretrained.__func__
+
+    def from_pretrained(cls, pretrained_name_or_path, **kwargs):
+        config_file = checkpoint_config_file(pretrained_name_or_path, **kwargs)
+        config = json.loads(config_file.read_text()) if config_file is not None else None
+        changed = False
+        for fix in _fixes_of(CheckpointFix) if config is not None else ():
+            config, change = fix.rewrite(config)
+            if change:
+                fix.log_applied(f"{pretrained_name_or_path}: {change}")
+                changed = True
+        if not changed:
+            return original(cls, pretrained_name_or_path, **kwargs)
+        with tempfile.TemporaryDirectory(prefix="lerobot_cknna_config_") as fixed_dir:
+            (Path(fixed_dir) / CONFIG_FILE).write_text(json.dumps(config, indent=4))
+            return original(cls, fixed_dir, cli_overrides=kwargs.get("cli_overrides", []))
+
+    with patched(PreTrainedConfig, "from_pretrained", classmethod(from_pretrained)):
+        yield
 
 
 def make_pre_post_processors(policy_cfg, pretrained_path=None, preprocessor_overrides=None, **kwargs):

@@ -22,8 +22,8 @@ class SACPolicyType(CheckpointFix):
 
     symptom = "`ValueError: Policy type 'sac' is not registered` when loading a SAC saved by lerobot 0.4"
     remedy = (
-        "the policy loads as a `gaussian_actor` through a copy of its directory whose config names that "
-        "type and leaves out the algorithm's settings, with a warning naming them"
+        "LeRobot parses a copy of the config that names the type `gaussian_actor` and leaves out the "
+        "algorithm's settings, with a warning naming them; the weights load from the checkpoint itself"
     )
 
     def rewrite(self, config: dict) -> tuple[dict, str]:

@@ -16,7 +16,7 @@ class StaleConfigKeys(CheckpointFix):
     """
 
     symptom = "`DecodingError: The fields mlp_hidden_dim are not valid for VQBeTConfig` when loading `lerobot/vqbet_pusht`"
-    remedy = "the policy is loaded through a copy of its directory whose config leaves those keys out, with a warning naming them"
+    remedy = "LeRobot parses a copy of the config without those keys, with a warning naming them"
 
     def rewrite(self, config: dict) -> tuple[dict, str]:
         """The config without the keys its type's config class does not define."""
