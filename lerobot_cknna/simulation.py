@@ -33,7 +33,7 @@ import torch
 from lerobot_cknna.capture import FeatureCapture, batch_size_of
 from lerobot_cknna.configs.pipeline import PARALLEL_TASKS_REFUSED, CKNNARunConfig
 from lerobot_cknna.features_io import FeatureBuffer
-from lerobot_cknna.fixes import apply_policy_fixes, make_pre_post_processors
+from lerobot_cknna.fixes import apply_policy_fixes, eval_fixes, make_pre_post_processors
 from lerobot_cknna.hook_table import spec_for
 from lerobot_cknna.patching import patched
 from lerobot_cknna.proprioception_tap import ProprioceptionTapStep
@@ -257,12 +257,14 @@ def instrument_eval_policy_all(original: Callable, cfg: CKNNARunConfig, errors: 
     return eval_policy_all
 
 
-def instrument_lerobot_eval(module, cfg: CKNNARunConfig) -> tuple[contextlib.ExitStack, ScoringErrors]:
+def instrument_lerobot_eval(
+    module, cfg: CKNNARunConfig, env_cfg=None
+) -> tuple[contextlib.ExitStack, ScoringErrors]:
     """Make ``module`` (LeRobot's ``lerobot_eval``) capture and score as it evaluates; undo by closing the stack.
 
     ``eval_main`` looks up ``eval_policy_all`` and ``make_pre_post_processors`` in its module at
     call time: the first gathers and scores the features, the second applies the preprocessor
-    fixes (:mod:`lerobot_cknna.fixes`).
+    fixes (:mod:`lerobot_cknna.fixes`). Given the env's config, the eval fixes apply too.
 
     Returns:
         The stack that undoes it, and the list that scoring errors go to.
@@ -273,19 +275,21 @@ def instrument_lerobot_eval(module, cfg: CKNNARunConfig) -> tuple[contextlib.Exi
         patched(module, "eval_policy_all", instrument_eval_policy_all(module.eval_policy_all, cfg, errors))
     )
     stack.enter_context(patched(module, "make_pre_post_processors", make_pre_post_processors))
+    if env_cfg is not None:
+        stack.enter_context(eval_fixes(module, env_cfg))
     return stack, errors
 
 
 @contextmanager
-def instrumented_lerobot_eval(cfg: CKNNARunConfig):
-    """While the block runs, ``lerobot_eval.eval_main`` gathers and scores features as it evaluates.
+def instrumented_lerobot_eval(cfg: CKNNARunConfig, env_cfg):
+    """While the block runs, ``lerobot_eval.eval_main`` gathers and scores features as it evaluates in ``env_cfg``.
 
     Raises:
         ValueError: after the block, if the features could not be scored (e.g. too few samples).
     """
     from lerobot.scripts import lerobot_eval
 
-    stack, errors = instrument_lerobot_eval(lerobot_eval, cfg)
+    stack, errors = instrument_lerobot_eval(lerobot_eval, cfg, env_cfg)
     with stack:
         yield
     if errors:

@@ -12,6 +12,7 @@ from lerobot.policies.factory import make_policy
 from lerobot_cknna.capture import capture_features, encode_features
 from lerobot_cknna.fixes import apply_policy_fixes, make_pre_post_processors
 from lerobot_cknna.tiny_policies import (
+    DIFFUSION_SHARED_ENCODER,
     TINY_BUILD_MARKER,
     TINY_CONFIGS,
     build_tiny_policy,
@@ -21,11 +22,17 @@ from lerobot_cknna.tiny_policies import (
 )
 
 TYPES = sorted(TINY_CONFIGS)
+# Each tiny type, and Diffusion with the shared encoder of checkpoints saved before lerobot 0.5.
+VARIANTS = {
+    **{policy_type: (policy_type, {}) for policy_type in TYPES},
+    "diffusion_shared": ("diffusion", DIFFUSION_SHARED_ENCODER),
+}
 
 
-@pytest.mark.parametrize("policy_type", TYPES)
-def test_saved_tiny_policy_loads_through_the_policy_path_code(policy_type, tmp_path):
-    saved = save_tiny_policy(policy_type, tmp_path)
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_saved_tiny_policy_loads_through_the_policy_path_code(variant, tmp_path):
+    policy_type, changes = VARIANTS[variant]
+    saved = save_tiny_policy(policy_type, tmp_path, **changes)
     # What lerobot-eval does with --policy.path=DIR (configs/eval.py, lerobot_eval.eval_main).
     cfg = PreTrainedConfig.from_pretrained(tmp_path)
     cfg.pretrained_path = str(tmp_path)

@@ -10,7 +10,8 @@ fix acts on decides its base class, and so where this package applies it:
   (:func:`construction_fixes`);
 * :class:`PolicyFix`: a built policy instance, where its defect shows (:func:`apply_policy_fixes`);
 * :class:`PreprocessorFix`: the policy's preprocessor, as it is made or loaded
-  (:func:`make_pre_post_processors`).
+  (:func:`make_pre_post_processors`);
+* :class:`EvalFix`: LeRobot's evaluation loop, while ``lerobot-cknna`` runs it (:func:`eval_fixes`).
 
 Applying, logging, the README's fixes table (:func:`fixes_table`) and the test of each defect
 all read :data:`FIXES`, so a fix exists in one place.
@@ -124,6 +125,14 @@ class PreprocessorFix(Fix):
         return ""
 
 
+class EvalFix(Fix):
+    """A fix of ``lerobot_eval``'s functions, active while ``lerobot-cknna`` runs its evaluation."""
+
+    def active(self, lerobot_eval, env_cfg) -> contextlib.AbstractContextManager:
+        """A context in which ``lerobot_eval`` evaluates in ``env_cfg`` without the defect."""
+        raise NotImplementedError
+
+
 def _fixes_of(kind: type[Fix]) -> list[Fix]:
     return [cls() for cls in FIXES.values() if issubclass(cls, kind)]
 
@@ -149,6 +158,15 @@ def construction_fixes() -> Iterator[None]:
     with contextlib.ExitStack() as stack:
         for fix in _fixes_of(ConstructionFix):
             stack.enter_context(fix.active())
+        yield
+
+
+@contextlib.contextmanager
+def eval_fixes(lerobot_eval, env_cfg) -> Iterator[None]:
+    """While the block runs, ``lerobot_eval`` (LeRobot's evaluation module) evaluates in ``env_cfg`` with every eval fix."""
+    with contextlib.ExitStack() as stack:
+        for fix in _fixes_of(EvalFix):
+            stack.enter_context(fix.active(lerobot_eval, env_cfg))
         yield
 
 

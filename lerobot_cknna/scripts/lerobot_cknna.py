@@ -181,7 +181,7 @@ def run_simulation(cfg: CKNNAPipelineConfig) -> None:
 
         prepare_libero()
         select_mujoco_backend()
-    with instrumented_lerobot_eval(cfg.cknna), policy_construction(cfg.policy.pretrained_path):
+    with instrumented_lerobot_eval(cfg.cknna, cfg.env), policy_construction(cfg.policy.pretrained_path):
         lerobot_eval.eval_main.__wrapped__(cfg)
 
 

@@ -176,6 +176,57 @@ def groot_backbone_processor(work_dir: Path, fixed: bool) -> None:
     assert policy.select_action(preprocessor(libero_observation(policy, batch_size=2))).shape == (2, 7)
 
 
+def _evaluate_libero_with_recording(work_dir: Path, n_episodes: int, fixes_in_force) -> None:
+    """``lerobot-eval --eval.recording=true`` on a tiny ACT in LIBERO (one env, short episodes)."""
+    from lerobot.configs.default import EvalConfig
+    from lerobot.configs.eval import EvalPipelineConfig
+    from lerobot.envs.configs import LiberoEnv
+
+    from lerobot_cknna.libero_offline import prepare_libero, select_mujoco_backend
+
+    select_mujoco_backend()
+    prepare_libero()
+    from lerobot.scripts import lerobot_eval
+
+    policy_dir = work_dir / "act"
+    save_tiny_policy("act", policy_dir)
+    policy_config = PreTrainedConfig.from_pretrained(policy_dir)
+    policy_config.pretrained_path = policy_dir
+    env = LiberoEnv(
+        task="libero_spatial", task_ids=[0], episode_length=3, observation_height=256, observation_width=256
+    )
+    cfg = EvalPipelineConfig(
+        env=env,
+        eval=EvalConfig(n_episodes=n_episodes, batch_size=1, recording=True),
+        policy=policy_config,
+        output_dir=work_dir / "eval",
+    )
+    with contextlib.ExitStack() as stack:
+        for fix in fixes_in_force:
+            stack.enter_context(fix.active(lerobot_eval, env))
+        lerobot_eval.eval_main(cfg)
+    recorded = sorted((work_dir / "eval" / "recordings").rglob("meta/info.json"))
+    if len(recorded) != n_episodes:
+        raise SymptomError(f"{len(recorded)} recorded datasets for {n_episodes} episodes")
+    features = json.loads(recorded[0].read_text())["features"]
+    assert "observation.state.eef_pos" in features and "observation.images.image" in features
+
+
+def eval_recording_features(work_dir: Path, fixed: bool) -> None:
+    """A LIBERO evaluation of one batch is recorded (``--eval.recording=true``)."""
+    fix = fixes.FIXES["eval_recording_features"]()
+    _evaluate_libero_with_recording(work_dir, n_episodes=1, fixes_in_force=[fix] if fixed else [])
+
+
+def eval_recording_rollouts(work_dir: Path, fixed: bool) -> None:
+    """A LIBERO evaluation of two batches of episodes is recorded (with LIBERO's features named for recording)."""
+    in_force = [
+        fixes.FIXES["eval_recording_features"](),
+        *([fixes.FIXES["eval_recording_rollouts"]()] if fixed else []),
+    ]
+    _evaluate_libero_with_recording(work_dir, n_episodes=2, fixes_in_force=in_force)
+
+
 DEFECTS: dict[str, Defect] = {
     "tdmpc_image_key": Defect(tdmpc_image_key, KeyError, "observation.images.image"),
     "direct_forward_calls": Defect(direct_forward_calls, SymptomError, "fired 0 times"),
@@ -188,4 +239,10 @@ DEFECTS: dict[str, Defect] = {
         "Failed to instantiate processor step 'action_tokenizer_processor'",
     ),
     "groot_backbone_processor": Defect(groot_backbone_processor, OSError, "huggingface.co"),
+    "eval_recording_features": Defect(
+        eval_recording_features, ValueError, "Feature names should not contain '/'"
+    ),
+    "eval_recording_rollouts": Defect(
+        eval_recording_rollouts, FileExistsError, "recordings/libero_spatial_0"
+    ),
 }

@@ -147,10 +147,12 @@ def test_simulation_pairs_every_model_call_and_writes_eval_info(policy_dirs, tmp
     done = lerobot_cknna(
         f"--policy.path={policy_dirs['smolvla']}", "--env.type=libero", "--env.task=libero_spatial",
         "--env.task_ids=[0]", "--env.episode_length=9", "--eval.n_episodes=3", "--eval.batch_size=2",
-        "--cknna.k=3", "--cknna.n_permutations=10", f"--output_dir={out}",
+        "--cknna.k=3", "--cknna.n_permutations=10", "--eval.recording=true", f"--output_dir={out}",
         cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
+    # LeRobot's recording of the rollouts: one dataset per env of each batch (2 batches x 2 envs).
+    assert len(list((out / "recordings").rglob("meta/info.json"))) == 4
     eval_info = json.loads((out / "eval_info.json").read_text())
     features = load_features(out)
     record = json.loads((out / "cknna.json").read_text())
