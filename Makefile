@@ -1,59 +1,53 @@
-# Two commands do all set-up on a fresh machine with Python 3.11:
+# Two commands do all set-up on a fresh machine:
 #   make demo   build .venv/ if needed, then run the main job on the embedded default
-#   make test   build .venv/ and .venv-pi/ if needed, then run ruff and the whole test suite
-#               (the Pi0 / Pi0.5 / Pi0-FAST tests run in .venv-pi/)
+#   make test   build .venv/ if needed, then run ruff and the whole test suite (what CI runs)
 # Both reuse an existing environment; it is rebuilt only when pyproject.toml changes.
-# make setup-pi alone builds .venv-pi/: Pi-family policies need openpi's patched transformers,
-# which cannot share .venv/ with the transformers the other VLAs need.
+#
+# lerobot 0.6.1 needs Python 3.12. PYTHON=/path/to/python3.12 picks one; otherwise the first
+# Python 3.12 found: python3.12 or python3 on PATH, then pyenv's (its python3.12 shim answers only
+# when pyenv is told to use 3.12, so the interpreter under $(pyenv root)/versions is asked directly).
 
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VERSION_CHECK := import sys; sys.exit(sys.version_info[:2] != (3, 12))
+CANDIDATES := python3.12 python3 $$(pyenv root 2>/dev/null)/versions/3.12*/bin/python3.12 \
+	$$HOME/.pyenv/versions/3.12*/bin/python3.12 /usr/local/bin/python3.12 /usr/bin/python3.12
+PYTHON ?= $(shell for p in $(CANDIDATES); do \
+	"$$p" -c '$(VERSION_CHECK)' >/dev/null 2>&1 && { command -v "$$p" || echo "$$p"; } && break; done)
+NO_PYTHON := No Python 3.12 found (lerobot 0.6.1 needs it). Install one (e.g. pyenv install 3.12, or \
+	apt-get install python3.12 python3.12-venv), or name one: make PYTHON=/path/to/python3.12 ...
 VENV := .venv
 STAMP := $(VENV)/.installed
-CHECK_PYTHON := $(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "lerobot-cknna needs Python 3.11 (lerobot 0.4.4); set PYTHON=/path/to/python3.11"'
-PI_VENV := .venv-pi
-PI_STAMP := $(PI_VENV)/.installed
-PI_REQUIREMENTS := $(PYTHON) tools/pi_env_requirements.py
-# What the Pi family is tested by: the parametrized tests cover the types this environment runs.
-PI_TESTS := tests/test_capture.py tests/test_tiny_policies.py tests/test_pi_family.py
+# LeRobot decodes videos with torchcodec, which loads FFmpeg's shared libraries (here Debian's FFmpeg 5.1).
+FFMPEG_LIBS := libavutil57 libavcodec59 libavformat59 libavdevice59 libavfilter8 libswscale6 libswresample4
+NO_FFMPEG := torchcodec cannot load FFmpeg's libraries, so LeRobot decodes videos with PyAV (and says so in \
+	every log). Install FFmpeg to silence it, e.g. apt-get install ffmpeg.
 
-.PHONY: setup setup-pi demo test bench
+.PHONY: setup demo test bench ffmpeg
 
 $(STAMP): pyproject.toml
-	@$(CHECK_PYTHON)
-	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	@test -n "$(PYTHON)" && "$(PYTHON)" -c '$(VERSION_CHECK)' || { echo "$(NO_PYTHON)" >&2; exit 2; }
+	$(VENV)/bin/python -c '$(VERSION_CHECK)' 2>/dev/null || { rm -rf $(VENV) && "$(PYTHON)" -m venv $(VENV); }
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet -e ".[test,groot]"
+	$(VENV)/bin/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
+ffmpeg:
+	@{ command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	  { apt-get install -y -q --no-install-recommends $(FFMPEG_LIBS) || \
+	    { apt-get update -q && apt-get install -y -q --no-install-recommends $(FFMPEG_LIBS); }; } && \
+	  $(VENV)/bin/python -c 'import torchcodec'; } >/dev/null 2>&1 || echo "$(NO_FFMPEG)" >&2
+
 setup: $(STAMP)
-
-$(PI_STAMP): pyproject.toml tools/pi_env_requirements.py
-	@$(CHECK_PYTHON)
-	test -x $(PI_VENV)/bin/python || $(PYTHON) -m venv $(PI_VENV)
-	$(PI_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(PI_REQUIREMENTS) > $(PI_VENV)/requirements.txt
-	$(PI_REQUIREMENTS) --no-deps > $(PI_VENV)/no-deps.txt
-	$(PI_VENV)/bin/python -m pip install --quiet -r $(PI_VENV)/requirements.txt
-	$(PI_VENV)/bin/python -m pip install --quiet --no-deps -r $(PI_VENV)/no-deps.txt
-	$(PI_VENV)/bin/python tools/pi_env_requirements.py --their-dependencies > $(PI_VENV)/their-dependencies.txt
-	$(PI_VENV)/bin/python -m pip install --quiet -r $(PI_VENV)/their-dependencies.txt
-	$(PI_VENV)/bin/python -m pip install --quiet --no-deps -e .
-	$(PI_VENV)/bin/python -c 'import transformers.models.siglip.check'
-	touch $(PI_STAMP)
-
-setup-pi: $(PI_STAMP)
+	@$(VENV)/bin/python -c 'import torchcodec' 2>/dev/null || $(MAKE) --no-print-directory ffmpeg
 
 demo: setup
 	$(VENV)/bin/lerobot-cknna-demo
 
-test: setup setup-pi
+test: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/pytest
-	$(PI_VENV)/bin/pytest $(PI_TESTS)
 
-bench: setup setup-pi
+bench: setup
 	$(VENV)/bin/python benchmarks/bench_capture.py
-	$(PI_VENV)/bin/python benchmarks/bench_capture.py
 	$(VENV)/bin/python benchmarks/bench_metrics.py
 	$(VENV)/bin/python benchmarks/bench_simulation.py

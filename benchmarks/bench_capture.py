@@ -6,17 +6,15 @@ in one process and interleaved so that machine noise hits both sides alike:
 * ``select_action``: the policy's own inference after a ``reset`` (so the model runs; the
   full action generation, e.g. every denoising step);
 * ``capture``: the same with the feat A hook attached (its overhead is the ratio);
-* ``encode-only``: :func:`lerobot_cknna.capture.encode_features`, which runs only what
-  computes feat A.
+* ``encode-only``: :func:`lerobot_cknna.capture.encode_features`, the same ``select_action``
+  stopped by the hook as soon as feat A is computed.
 
 Tiny builds are far narrower than real checkpoints, so absolute times say little; the
 ratios show how much of each policy's inference the encode-only path skips.
 
-By default it measures the types this environment runs: the Pi family in ``.venv-pi/``
-(openpi's transformers), every other type in ``.venv/``. Usage::
+Usage::
 
     .venv/bin/python benchmarks/bench_capture.py [--batch_size 8] [--repeats 10] [--types act smolvla]
-    .venv-pi/bin/python benchmarks/bench_capture.py   # pi0, pi05, pi0_fast
 """
 
 import argparse
@@ -26,7 +24,7 @@ import time
 import torch
 
 from lerobot_cknna.capture import capture_features, encode_features
-from lerobot_cknna.tiny_policies import build_tiny_policy, libero_batch, tiny_types_here
+from lerobot_cknna.tiny_policies import TINY_CONFIGS, build_tiny_policy, libero_batch
 
 
 def _timed(fn) -> float:
@@ -48,7 +46,7 @@ def measure(policy_type: str, batch_size: int, repeats: int) -> dict[str, float]
     def captured():
         with capture_features(policy) as capture:
             select_action()
-            capture.pop_required(batch_size)
+            capture.pop_all(batch_size, required=True)
 
     ways = {
         "select_action": select_action,
@@ -71,7 +69,7 @@ def main():
     )
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--types", nargs="+", default=tiny_types_here())
+    parser.add_argument("--types", nargs="+", default=sorted(TINY_CONFIGS))
     args = parser.parse_args()
     print(f"batch {args.batch_size}, median of {args.repeats}, torch threads {torch.get_num_threads()}")
     print(f"{'type':<10} {'select_action ms':>17} {'capture ms':>11} {'encode-only ms':>15} "

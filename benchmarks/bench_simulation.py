@@ -32,6 +32,8 @@ def rollout_seconds(command: str, policy_path: Path, out: Path, args: argparse.N
         f"--policy.path={policy_path}", "--env.type=libero", "--env.task=libero_spatial", "--env.task_ids=[0]",
         f"--env.episode_length={args.episode_length}", f"--eval.n_episodes={args.batch_size}",
         f"--eval.batch_size={args.batch_size}", "--seed=1000", f"--output_dir={out}",
+        # lerobot-cknna renders LIBERO at the policy's camera size; plain lerobot-eval is told the same.
+        "--env.observation_height=256", "--env.observation_width=256",
     ]  # fmt: skip
     if command == "lerobot-cknna":
         flags += ["--cknna.k=3", "--cknna.n_permutations=10", "--cknna.report=false"]

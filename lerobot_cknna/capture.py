@@ -1,4 +1,4 @@
-"""Capture feat A from a LeRobot policy with forward hooks: the two-function public API.
+"""Capture feat A from a LeRobot policy with forward hooks.
 
 * :func:`capture_features` attaches a hook at the module the hook table names (or any
   dotted path you give) and hands back one vector per sample for every forward that ran
@@ -8,50 +8,42 @@
           action = policy.select_action(batch)
           feats = capture.pop(batch_size)      # (B, D), or None if the policy used its action queue
 
-* :func:`encode_features` runs only the part of the policy that computes that module
-  (no action generation) and returns the same vectors::
+* :func:`encode_features` runs the policy's own ``select_action`` and stops it as soon as
+  that module has fired (no action is generated), returning the same vectors::
 
       feats = encode_features(policy, batch)   # (B, D)
 
 * :func:`encode_layers` does the same for every layer along the path to that module (the
-  layer sweep), in one forward::
+  layer sweep), in one stopped forward::
 
       layers = encode_layers(policy, batch)    # {module path: (B, D_layer)}, feat A last
 
 Both take the batch the policy itself would get (after its preprocessor). Hooks are
 always removed on exit, even on error; captured tensors are detached and moved to CPU.
+Module paths are dotted attribute paths; a ``*`` segment stands for every child of a
+container in order (``diffusion.rgb_encoder.*``: one encoder per camera).
 """
 
-import difflib
+import contextlib
 
 import einops
 import torch
 from torch import nn
 
 from lerobot_cknna.hook_table import HookSpec, LayerTap, spec_for, sweep_taps
+from lerobot_cknna.module_paths import resolve_module, resolve_modules
+from lerobot_cknna.patching import patched
 
 
 class CaptureError(RuntimeError):
     """The hook did not fire as the policy type says it should."""
 
 
-def resolve_module(policy: nn.Module, path: str) -> nn.Module:
-    """The submodule at dotted attribute ``path``.
+class StopForward(BaseException):
+    """Raised by a hook once every tap has what one forward gives, to end the policy's forward there.
 
-    Raises:
-        ValueError: the path does not lead to a module; lists the closest module names.
+    A ``BaseException``, so that no ``except Exception`` inside a policy swallows it.
     """
-    module = policy
-    for part in path.split("."):
-        module = getattr(module, part, None)
-        if module is None:
-            break
-    if isinstance(module, nn.Module):
-        return module
-    names = [name for name, _ in policy.named_modules() if name]
-    close = difflib.get_close_matches(path, names, n=5, cutoff=0.5)
-    hint = f" Closest module names: {', '.join(close)}." if close else ""
-    raise ValueError(f"{type(policy).__name__} has no module at {path!r}.{hint}")
 
 
 def _read(output, key) -> torch.Tensor:
@@ -89,35 +81,56 @@ def _owner_and_name(policy: nn.Module, method_path: str) -> tuple[object, str]:
 class FeatureCapture:
     """Context manager holding forward hooks on a policy: its feat A module, and with ``layers`` the sweep.
 
+    Args:
+        policy: a LeRobot policy.
+        hook_path: module to capture instead of the hook table's.
+        layers: also hook every layer of the sweep (:func:`~lerobot_cknna.hook_table.sweep_taps`).
+        stop: raise :class:`StopForward` as soon as every tap has fired as often as one forward
+            makes it fire (see :func:`encode_features`), unless the entry says why it cannot
+            (``full_forward``).
+
     Attributes:
         policy_type: the policy's registered type (``policy.config.type``).
         spec: the hook table entry in use.
         taps: the modules read, shallow to deep; the last is ``spec.module_path`` (feat A).
     """
 
-    def __init__(self, policy: nn.Module, hook_path: str | None = None, layers: bool = False):
+    def __init__(
+        self, policy: nn.Module, hook_path: str | None = None, layers: bool = False, stop: bool = False
+    ):
         self.policy = policy
         self.policy_type = policy.config.type
-        self.spec: HookSpec = spec_for(self.policy_type, hook_path)
+        self.spec: HookSpec = spec_for(self.policy_type, hook_path, policy.config)
         main = LayerTap(self.spec.module_path, output_key=self.spec.output_key)
         self.taps: list[LayerTap] = sweep_taps(self.spec, policy) if layers else [main]
-        self._modules = {tap.path: resolve_module(policy, tap.path) for tap in self.taps}
+        self.stop = stop and self.spec.full_forward is None
+        self._modules = {tap.path: resolve_modules(policy, tap.path) for tap in self.taps}
         self._firings: dict[str, list[torch.Tensor]] = {tap.path: [] for tap in self.taps}
         self._masks: list[torch.Tensor] = []
-        self._handles = []
-        self._mask_owner = None
+        self._exit_stack: contextlib.ExitStack | None = None
+
+    def _expected_firings(self) -> int | None:
+        return None if self.spec.firings is None else self.spec.firings(self.policy.config)
+
+    def _forward_is_complete(self) -> bool:
+        """Every tap has fired as often as one forward makes it (once, where the count varies)."""
+        needed = self._expected_firings() or 1
+        return all(len(firings) >= needed for firings in self._firings.values())
 
     def _recorder(self, tap: LayerTap):
         firings = self._firings[tap.path]
+        is_main = tap.path == self.spec.module_path
 
         def keep(value) -> None:
             firings.append(_read(value, tap.output_key).detach().to("cpu", torch.float32, copy=True))
+            if self.stop and is_main and self._forward_is_complete():
+                raise StopForward
 
         if tap.read == "input":
             return lambda module, inputs: keep(inputs)
         return lambda module, inputs, output: keep(output)
 
-    def _watch_token_mask(self) -> None:
+    def _token_mask_recorder(self):
         owner, name = _owner_and_name(self.policy, self.spec.token_mask.method_path)
         method = getattr(owner, name)
 
@@ -126,35 +139,27 @@ class FeatureCapture:
             self._masks.append(self.spec.token_mask.read(args, result).detach().to("cpu", torch.bool))
             return result
 
-        self._mask_owner = (owner, name, vars(owner).get(name))
-        setattr(owner, name, recording_method)
+        return patched(owner, name, recording_method)
 
     def __enter__(self) -> "FeatureCapture":
-        try:
+        with contextlib.ExitStack() as stack:
             for tap in self.taps:
-                module = self._modules[tap.path]
-                register = (
-                    module.register_forward_pre_hook if tap.read == "input" else module.register_forward_hook
-                )
-                self._handles.append(register(self._recorder(tap)))
+                for module in self._modules[tap.path]:
+                    register = (
+                        module.register_forward_pre_hook
+                        if tap.read == "input"
+                        else module.register_forward_hook
+                    )
+                    stack.callback(register(self._recorder(tap)).remove)
             if self.spec.token_mask is not None:
-                self._watch_token_mask()
-        except BaseException:
-            self.__exit__()
-            raise
+                stack.enter_context(self._token_mask_recorder())
+            self._exit_stack = stack.pop_all()
         return self
 
     def __exit__(self, *exc_info) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
-        if self._mask_owner is not None:
-            owner, name, own_attribute = self._mask_owner
-            if own_attribute is None:
-                delattr(owner, name)
-            else:
-                setattr(owner, name, own_attribute)
-            self._mask_owner = None
+        if self._exit_stack is not None:
+            self._exit_stack.close()
+            self._exit_stack = None
 
     def _pooled(self, path: str, firings: list[torch.Tensor], masks: list[torch.Tensor]) -> torch.Tensor:
         if self.spec.token_mask is None or any(firing.ndim != 3 for firing in firings):
@@ -172,10 +177,9 @@ class FeatureCapture:
 
     def _arranged(self, rows: torch.Tensor, batch_size: int) -> torch.Tensor:
         """(batch_size, D): firings' rows regrouped by the layout, the current observation step kept."""
-        n_cameras = len(getattr(self.policy.config, "image_features", {}) or {}) or 1
         sizes = {"b": batch_size}
         if "n" in self.spec.layout:
-            sizes["n"] = n_cameras
+            sizes["n"] = len(self.policy.config.image_features)
         return einops.rearrange(rows, self.spec.layout, **sizes)[:, -1]
 
     def pop_all(self, batch_size: int, required: bool = False) -> dict[str, torch.Tensor] | None:
@@ -205,10 +209,10 @@ class FeatureCapture:
                     "choose a module it does call with --cknna.hook_path."
                 )
             return None
-        if self.spec.firings is None:
+        expected = self._expected_firings()
+        if expected is None:
             firings, masks = {path: tap_firings[:1] for path, tap_firings in firings.items()}, masks[:1]
         else:
-            expected = self.spec.firings(self.policy.config)
             for path, tap_firings in firings.items():
                 if len(tap_firings) != expected:
                     raise CaptureError(
@@ -230,10 +234,6 @@ class FeatureCapture:
         feats = self.pop_all(batch_size)
         return None if feats is None else feats[self.spec.module_path]
 
-    def pop_required(self, batch_size: int) -> torch.Tensor:
-        """Like :meth:`pop`, but a forward that did not reach the module is an error."""
-        return self.pop_all(batch_size, required=True)[self.spec.module_path]
-
 
 def batch_size_of(batch: dict) -> int:
     """Number of samples in a policy batch (the leading size of its first tensor)."""
@@ -254,40 +254,47 @@ def capture_features(policy: nn.Module, hook_path: str | None = None) -> Feature
     return FeatureCapture(policy, hook_path)
 
 
-@torch.no_grad()
 def _encode_taps(
     policy: nn.Module, batch: dict[str, torch.Tensor], hook_path: str | None, layers: bool
 ) -> dict[str, torch.Tensor]:
-    """Every tap's vectors for ``batch`` by the type's encode-only path (see :func:`encode_features`)."""
-    capture = FeatureCapture(policy, hook_path, layers)
-    batch_size = batch_size_of(batch)
+    """Every tap's vectors for ``batch``, from ``select_action`` stopped at the last tap's firing."""
+    capture = FeatureCapture(policy, hook_path, layers, stop=True)
+    was_training = policy.training
     policy.eval()
-    with capture:
-        if capture.spec.encode is not None:
-            capture.spec.encode(policy, batch)
-            feats = capture.pop_all(batch_size)
-            if feats is not None:
-                return feats
+    try:
+        with capture, contextlib.suppress(StopForward):
+            policy.reset()
+            policy.select_action(dict(batch))
+        return capture.pop_all(batch_size_of(batch), required=True)
+    finally:
         policy.reset()
-        policy.select_action(dict(batch))
-        return capture.pop_all(batch_size, required=True)
+        policy.train(was_training)
 
 
 def encode_features(
     policy: nn.Module, batch: dict[str, torch.Tensor], hook_path: str | None = None
 ) -> torch.Tensor:
-    """Feat A for ``batch`` by the encode-only path of the policy type: no action is generated.
+    """Feat A for ``batch`` from the policy's own inference, stopped once feat A is computed.
+
+    The policy's queues are reset, then its ``select_action`` runs on ``batch`` until the hooked
+    module has fired as often as one forward makes it fire; a :class:`StopForward` raised from
+    the hook ends it there, so no action is generated (baukit's ``Trace(stop=True)``). Nothing of
+    the policy's inference is copied, so this is the same computation as a real
+    ``select_action``. The policy is left as it was found: its train/eval mode restored, its
+    queues empty.
 
     Args:
         policy: a LeRobot policy.
         batch: preprocessed observation batch (what ``select_action`` receives).
-        hook_path: module to capture instead of the hook table's. When the type's encode-only
-            path does not reach it (or the type has none), the policy's full ``select_action``
-            runs instead, after a ``reset`` so that the model does run.
+        hook_path: module to capture instead of the hook table's. It must fire once per forward;
+            the whole ``select_action`` runs, to check that it does not fire again.
 
     Returns:
         (B, D) float32 CPU tensor, equal to what :func:`capture_features` records during
         ``select_action`` on the same observation.
+
+    Raises:
+        CaptureError: the module did not fire during ``select_action``.
     """
     (feats,) = _encode_taps(policy, batch, hook_path, layers=False).values()
     return feats
@@ -296,7 +303,7 @@ def encode_features(
 def encode_layers(
     policy: nn.Module, batch: dict[str, torch.Tensor], hook_path: str | None = None
 ) -> dict[str, torch.Tensor]:
-    """The layer sweep for ``batch``: every layer along the path to feat A's module, in one encode-only forward.
+    """The layer sweep for ``batch``: every layer along the path to feat A's module, in one stopped forward.
 
     Args:
         policy: a policy of a type in the hook table.

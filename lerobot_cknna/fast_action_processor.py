@@ -1,11 +1,16 @@
 """The FAST action tokenizer (Pertsch et al., 2025): DCT of an action chunk, scaled, rounded, then BPE.
 
 Pi0-FAST loads its action tokenizer with ``AutoProcessor.from_pretrained(name,
-trust_remote_code=True)``; on the Hub (``physical-intelligence/fast``) that is remote code.
-This module is a local implementation of the same processor interface LeRobot uses
-(``bpe_tokenizer``, ``scale``, ``min_token``, ``__call__``, ``decode``). It is self-contained
-on purpose: :func:`lerobot_cknna.tiny_pi.write_fast_action_tokenizer` copies this file into a
-tokenizer directory as its processor code, which transformers then imports from there.
+trust_remote_code=True)`` (lerobot 0.6.1 ``policies/pi0_fast/modeling_pi0_fast.py:764`` and
+``processor/tokenizer_processor.py:379``); on the Hub (``lerobot/fast-action-tokenizer``, before
+that ``physical-intelligence/fast``) that is remote code. This module is a local implementation
+of the interface LeRobot uses: ``__call__`` (tokenize, tokenizer_processor.py:466),
+``bpe_tokenizer.decode``, ``min_token`` and ``scale`` (modeling_pi0_fast.py:1066-1098).
+
+It is self-contained on purpose: :func:`lerobot_cknna.tiny_pi.write_fast_action_tokenizer`
+registers it for ``AutoProcessor``, so ``save_pretrained`` copies this file into the tokenizer
+directory and names it in ``auto_map``, and transformers imports it from there. Works with transformers 5.5 (``ProcessorMixin``
+infers the sub-processor ``bpe_tokenizer`` from ``__init__``'s signature).
 """
 
 import numpy as np
@@ -29,7 +34,7 @@ class UniversalActionProcessor(ProcessorMixin):
     bpe_tokenizer_class = "AutoTokenizer"
 
     def __init__(
-        self, bpe_tokenizer, scale: float = 10, vocab_size: int = 1024, min_token: int = 0, **kwargs
+        self, bpe_tokenizer=None, scale: float = 10, vocab_size: int = 1024, min_token: int = 0, **kwargs
     ):
         self.scale = scale
         self.vocab_size = vocab_size
@@ -50,7 +55,7 @@ class UniversalActionProcessor(ProcessorMixin):
         return tokens
 
     def decode(self, tokens: list[list[int]], *, time_horizon: int, action_dim: int) -> np.ndarray:
-        """(B, time_horizon, action_dim) actions from token ids (as LeRobot's Pi0-FAST decodes them)."""
+        """(B, time_horizon, action_dim) actions from token ids."""
         actions = []
         for sequence in tokens:
             text = self.bpe_tokenizer.decode(sequence)

@@ -1,14 +1,15 @@
 """Per-architecture facts: where each LeRobot policy computes its condition embedding (feat A).
 
-One entry per policy type, checked against lerobot 0.4.4. Everything else in the package
-reads this table, so adding a policy type means adding one entry here (and, if it has one,
-its encode-only function in :mod:`lerobot_cknna.encode`).
+One entry per policy type, checked against lerobot 0.6.1. Everything else in the package
+reads this table, so adding a policy type means adding one entry here. An entry is a
+:class:`HookSpec`, or a function of the policy's config choosing between specs where the
+config changes the module tree (Diffusion's shared or per-camera encoders); variants are
+derived from a base spec with ``dataclasses.replace`` rather than copied.
 
 An entry says:
 
 * ``module_path``: dotted attribute path from the policy to the module whose output is
-  feat A (attribute traversal, so a module shared under two names, like SAC's image
-  encoder, is found under either);
+  feat A (:mod:`lerobot_cknna.module_paths`; ``*`` for every child of a container);
 * ``category``: ``VLA`` (vision + language), ``IL`` or ``RL`` (vision only), which decides
   what the scores can be compared with;
 * ``output_key``: how to read the module's output (dict key, tuple index, ``None`` for a
@@ -26,18 +27,19 @@ An entry says:
   encoder gets an all-ones mask), so feat A depends on how far the instruction was padded;
   padding stays out of the mean but still shifts the valid tokens;
 * ``reads_state``: whether the hooked module sees the robot state. Where it does not (the
-  vision encoders of ACT, Diffusion, VQ-BeT and SAC), a policy trained on another robot can be
-  replayed on a dataset with another state size: it gets the cameras alone;
-* ``encode``: the encode-only function that runs just enough of the policy to fire it;
+  vision encoders of ACT, Diffusion, VQ-BeT and the Gaussian actor), a policy trained on
+  another robot can be replayed on a dataset with another state size: it gets the cameras alone;
 * ``layers``: the layer sweep's taps along the path to ``module_path`` (shallow to deep, the
   module itself not included): a function of the policy, since depths come from its config.
   Each tap fires as often as ``module_path`` and is arranged by the same ``layout`` and
   ``token_mask``. Decoder layers are read at the input of their ``input_layernorm`` (the
-  residual stream entering the layer): SmolVLA and the Pi family call layer internals
-  directly, so a hook on the layer module itself never fires there.
+  residual stream entering the layer): SmolVLA calls layer internals directly, so a hook on
+  the layer module itself never fires there;
+* ``full_forward``: why encode-only must run the whole ``select_action`` for this entry,
+  where stopping at the hook cannot work (``None``: it stops there).
 
-The Pi family needs openpi's transformers: its entries are exercised in ``.venv-pi/``
-(:mod:`lerobot_cknna.pi_environment`).
+Encode-only needs nothing else: :func:`lerobot_cknna.capture.encode_features` runs the
+policy's ``select_action`` and stops it once ``module_path`` (and every layer tap) has fired.
 """
 
 import dataclasses
@@ -47,7 +49,7 @@ from dataclasses import dataclass
 import torch
 from lerobot.utils.constants import OBS_LANGUAGE_ATTENTION_MASK
 
-from lerobot_cknna import encode
+from lerobot_cknna.module_paths import resolve_modules
 
 
 @dataclass(frozen=True)
@@ -93,8 +95,8 @@ class HookSpec:
     token_mask: TokenMask | None = None
     attends_padding: bool = False
     reads_state: bool = True
-    encode: Callable | None = None
     layers: Callable[[torch.nn.Module], list[LayerTap]] | None = None
+    full_forward: str | None = None
 
 
 def sweep_taps(spec: HookSpec, policy: torch.nn.Module) -> list[LayerTap]:
@@ -115,7 +117,8 @@ def _children(container_path: str, suffix: str = "", read: str = "output"):
     """Taps on every child of the module list at ``container_path`` (or on ``suffix`` inside each)."""
 
     def taps(policy: torch.nn.Module) -> list[LayerTap]:
-        names = [name for name, _ in policy.get_submodule(container_path).named_children()]
+        container = resolve_modules(policy, container_path)[0]
+        names = [name for name, _ in container.named_children()]
         return [LayerTap(".".join(filter(None, (container_path, name, suffix))), read) for name in names]
 
     return taps
@@ -125,13 +128,13 @@ def _children_of_type(container_path: str, module_type: type, drop_last: bool = 
     """Taps on the outputs of the children of ``container_path`` that are ``module_type`` instances.
 
     Args:
-        container_path: dotted path of the container.
+        container_path: dotted path of the container (with ``*``: the same children of each match).
         module_type: which children to read.
         drop_last: leave out the last one (its output is the hooked module's own output).
     """
 
     def taps(policy: torch.nn.Module) -> list[LayerTap]:
-        container = policy.get_submodule(container_path)
+        container = resolve_modules(policy, container_path)[0]
         names = [name for name, child in container.named_children() if isinstance(child, module_type)]
         return [LayerTap(f"{container_path}.{name}") for name in (names[:-1] if drop_last else names)]
 
@@ -139,7 +142,7 @@ def _children_of_type(container_path: str, module_type: type, drop_last: bool = 
 
 
 def _activations(sequential_path: str, drop_last: bool = False):
-    """The ReLU outputs of a plain conv stack (SAC, TDMPC): one per conv stage."""
+    """The ReLU outputs of a plain conv stack (Gaussian actor, TDMPC): one per conv stage."""
     return _children_of_type(sequential_path, torch.nn.ReLU, drop_last)
 
 
@@ -172,14 +175,13 @@ def _valid_language_tokens(args, model_inputs) -> torch.Tensor:
     return batch[OBS_LANGUAGE_ATTENTION_MASK].bool()
 
 
-def _eagle_attention_mask(args, eagle_output) -> torch.Tensor:
-    """``forward_eagle`` -> (features, attention mask): GR00T's backbone tokens, one per Eagle token.
+def _backbone_attention_mask(args, backbone_output) -> torch.Tensor:
+    """GR00T's backbone output: its attention mask, one entry per token (left padding off).
 
-    ``vlln`` and ``vl_self_attention`` keep the sequence, so the backbone's own mask (left
-    padding off) marks the hooked tokens to keep; the self-attention itself is unmasked.
+    ``vlln`` and ``vl_self_attention`` keep the sequence, so the backbone's own mask marks the
+    hooked tokens to keep; the self-attention itself is unmasked.
     """
-    _, attention_mask = eagle_output
-    return attention_mask.bool()
+    return backbone_output["backbone_attention_mask"].bool()
 
 
 def _prefix_padding_mask(args, prefix) -> torch.Tensor:
@@ -188,121 +190,141 @@ def _prefix_padding_mask(args, prefix) -> torch.Tensor:
 
 
 _TOKENS = "(b s) f -> b s f"
-_PALIGEMMA_LANGUAGE_MODEL = "model.paligemma_with_expert.paligemma.language_model"
+
+ACT = HookSpec(
+    module_path="model.backbone",
+    category="IL",
+    output_key="feature_map",
+    layout="(n b) f -> b 1 (n f)",
+    firings=_n_cameras,
+    reads_state=False,
+    # layer4 is the backbone's own output (feature_map).
+    layers=_resnet_stages("model.backbone", drop_last=True),
+)
+# Older Diffusion checkpoints (use_separate_rgb_encoder_per_camera=false): one encoder, cameras in rows.
+DIFFUSION_SHARED_ENCODER = HookSpec(
+    module_path="diffusion.rgb_encoder",
+    category="IL",
+    layout="(b s n) f -> b s (n f)",
+    reads_state=False,
+    layers=_resnet_stages("diffusion.rgb_encoder.backbone"),
+)
+# lerobot 0.6's default: one encoder per camera, called in camera order (modeling_diffusion.py:278-289).
+DIFFUSION_ENCODER_PER_CAMERA = dataclasses.replace(
+    DIFFUSION_SHARED_ENCODER,
+    module_path="diffusion.rgb_encoder.*",
+    layout="(n b s) f -> b s (n f)",
+    firings=_n_cameras,
+    layers=_resnet_stages("diffusion.rgb_encoder.*.backbone"),
+)
+VQBET = dataclasses.replace(
+    DIFFUSION_SHARED_ENCODER,
+    module_path="vqbet.rgb_encoder",
+    layers=_resnet_stages("vqbet.rgb_encoder.backbone"),
+)
+GAUSSIAN_ACTOR = HookSpec(
+    module_path="actor.encoder.image_encoder",
+    category="RL",
+    layout="(n b) f -> b 1 (n f)",
+    reads_state=False,
+    # The last ReLU's output is the image encoder's own output.
+    layers=_activations("actor.encoder.image_encoder.image_enc_layers", drop_last=True),
+)
+TDMPC = HookSpec(
+    module_path="model._encoder.image_enc_layers",
+    category="RL",
+    layout="(b s) f -> b s f",
+    layers=_activations("model._encoder.image_enc_layers"),
+)
+SMOLVLA = HookSpec(
+    module_path="model.vlm_with_expert.vlm.model.text_model.norm",
+    category="VLA",
+    layout=_TOKENS,
+    token_mask=TokenMask("model.embed_prefix", _valid_tokens_before_state),
+    layers=_decoder_layer_inputs("model.vlm_with_expert.vlm.model.text_model"),
+)
+XVLA = HookSpec(
+    module_path="model.vlm.language_model.encoder",
+    category="VLA",
+    layout=_TOKENS,
+    output_key="last_hidden_state",
+    token_mask=TokenMask("_build_model_inputs", _valid_language_tokens),
+    attends_padding=True,
+    # Post-norm BART layers: each layer's input is the residual stream entering it.
+    layers=_children("model.vlm.language_model.encoder.layers", read="input"),
+)
+_PALIGEMMA_LANGUAGE_MODEL = "model.paligemma_with_expert.paligemma.model.language_model"
+# LeRobot's PiGemmaRMSNorm returns (normed, gate); the gate is None for PaliGemma (pi_gemma.py:120).
+PI0 = HookSpec(
+    module_path=f"{_PALIGEMMA_LANGUAGE_MODEL}.norm",
+    category="VLA",
+    layout=_TOKENS,
+    output_key=0,
+    token_mask=TokenMask("model.embed_prefix", _prefix_padding_mask),
+    layers=_decoder_layer_inputs(_PALIGEMMA_LANGUAGE_MODEL),
+)
+# Pi0.5: the same prefix, with the discretized state in the prompt.
+PI05 = PI0
+# Pi0-FAST: the prefill fires first, then one firing per decoded token; the prefill is kept.
+PI0_FAST = dataclasses.replace(
+    PI0, firings=None, token_mask=TokenMask("model.embed_prefix_fast", _prefix_padding_mask)
+)
+GROOT = HookSpec(
+    module_path="_groot_model.action_head.vl_self_attention",
+    category="VLA",
+    layout=_TOKENS,
+    token_mask=TokenMask("_groot_model.backbone.forward", _backbone_attention_mask),
+    attends_padding=True,
+    # The Qwen3-VL text decoder, cut at select_layer; its tokens are the backbone's.
+    layers=_decoder_layer_inputs("_groot_model.backbone.model.model.language_model"),
+)
 
 
-HOOK_TABLE: dict[str, HookSpec] = {
-    "act": HookSpec(
-        module_path="model.backbone",
-        category="IL",
-        output_key="feature_map",
-        layout="(n b) f -> b 1 (n f)",
-        firings=_n_cameras,
-        reads_state=False,
-        encode=encode.act,
-        # layer4 is the backbone's own output (feature_map).
-        layers=_resnet_stages("model.backbone", drop_last=True),
-    ),
-    "diffusion": HookSpec(
-        module_path="diffusion.rgb_encoder",
-        category="IL",
-        layout="(b s n) f -> b s (n f)",
-        reads_state=False,
-        encode=encode.diffusion,
-        layers=_resnet_stages("diffusion.rgb_encoder.backbone"),
-    ),
-    "vqbet": HookSpec(
-        module_path="vqbet.rgb_encoder",
-        category="IL",
-        layout="(b s n) f -> b s (n f)",
-        reads_state=False,
-        encode=encode.vqbet,
-        layers=_resnet_stages("vqbet.rgb_encoder.backbone"),
-    ),
-    "sac": HookSpec(
-        module_path="actor.encoder.image_encoder",
-        category="RL",
-        layout="(n b) f -> b 1 (n f)",
-        reads_state=False,
-        encode=encode.sac,
-        # The last ReLU's output is the image encoder's own output.
-        layers=_activations("actor.encoder.image_encoder.image_enc_layers", drop_last=True),
-    ),
-    "tdmpc": HookSpec(
-        module_path="model._encoder.image_enc_layers",
-        category="RL",
-        layout="(b s) f -> b s f",
-        encode=encode.tdmpc,
-        layers=_activations("model._encoder.image_enc_layers"),
-    ),
-    "smolvla": HookSpec(
-        module_path="model.vlm_with_expert.vlm.model.text_model.norm",
-        category="VLA",
-        layout=_TOKENS,
-        token_mask=TokenMask("model.embed_prefix", _valid_tokens_before_state),
-        encode=encode.smolvla,
-        layers=_decoder_layer_inputs("model.vlm_with_expert.vlm.model.text_model"),
-    ),
-    "xvla": HookSpec(
-        module_path="model.vlm.language_model.model.encoder",
-        category="VLA",
-        layout=_TOKENS,
-        output_key="last_hidden_state",
-        token_mask=TokenMask("_build_model_inputs", _valid_language_tokens),
-        attends_padding=True,
-        encode=encode.xvla,
-        # Post-norm BART layers: each layer's input is the residual stream entering it.
-        layers=_children("model.vlm.language_model.model.encoder.layers", read="input"),
-    ),
-    "pi0": HookSpec(
-        module_path=f"{_PALIGEMMA_LANGUAGE_MODEL}.norm",
-        category="VLA",
-        layout=_TOKENS,
-        token_mask=TokenMask("model.embed_prefix", _prefix_padding_mask),
-        encode=encode.pi0,
-        layers=_decoder_layer_inputs(_PALIGEMMA_LANGUAGE_MODEL),
-    ),
-    "pi05": HookSpec(
-        module_path=f"{_PALIGEMMA_LANGUAGE_MODEL}.norm",
-        category="VLA",
-        layout=_TOKENS,
-        token_mask=TokenMask("model.embed_prefix", _prefix_padding_mask),
-        encode=encode.pi0,
-        layers=_decoder_layer_inputs(_PALIGEMMA_LANGUAGE_MODEL),
-    ),
-    "pi0_fast": HookSpec(
-        module_path=f"{_PALIGEMMA_LANGUAGE_MODEL}.norm",
-        category="VLA",
-        layout=_TOKENS,
-        firings=None,
-        token_mask=TokenMask("model.embed_prefix_fast", _prefix_padding_mask),
-        encode=encode.pi0_fast,
-        layers=_decoder_layer_inputs(_PALIGEMMA_LANGUAGE_MODEL),
-    ),
-    "groot": HookSpec(
-        module_path="_groot_model.action_head.vl_self_attention",
-        category="VLA",
-        layout=_TOKENS,
-        token_mask=TokenMask("_groot_model.backbone.forward_eagle", _eagle_attention_mask),
-        attends_padding=True,
-        encode=encode.groot,
-        # Eagle's LLM, cut at select_layer; its tokens are the backbone's, one per Eagle token.
-        layers=_decoder_layer_inputs("_groot_model.backbone.eagle_model.language_model.model"),
-    ),
+def _diffusion(config) -> HookSpec:
+    return (
+        DIFFUSION_ENCODER_PER_CAMERA
+        if config.use_separate_rgb_encoder_per_camera
+        else DIFFUSION_SHARED_ENCODER
+    )
+
+
+HOOK_TABLE: dict[str, HookSpec | Callable[[object], HookSpec]] = {
+    "act": ACT,
+    "diffusion": _diffusion,
+    "vqbet": VQBET,
+    "gaussian_actor": GAUSSIAN_ACTOR,
+    "tdmpc": TDMPC,
+    "smolvla": SMOLVLA,
+    "xvla": XVLA,
+    "pi0": PI0,
+    "pi05": PI05,
+    "pi0_fast": PI0_FAST,
+    "groot": GROOT,
 }
 
 # Used for a --cknna.hook_path on a policy type the table does not know.
-GENERIC_SPEC = HookSpec(module_path="", category="unknown", layout=_TOKENS)
+GENERIC_SPEC = HookSpec(
+    module_path="",
+    category="unknown",
+    layout=_TOKENS,
+    full_forward="a module of your choice may fire again later in the forward, which is an error",
+)
 
 
-def spec_for(policy_type: str, hook_path: str | None = None) -> HookSpec:
+def spec_for(policy_type: str, hook_path: str | None = None, config=None) -> HookSpec:
     """The table entry for ``policy_type``, with ``hook_path`` overriding the module when given.
+
+    Args:
+        policy_type: the registered type (``config.type``).
+        hook_path: a module of your choice, expected to fire once per forward.
+        config: the policy's config, for entries that depend on it (Diffusion's encoder layout).
 
     Raises:
         ValueError: unknown type and no ``hook_path`` to fall back on.
     """
     if policy_type in HOOK_TABLE:
-        spec = HOOK_TABLE[policy_type]
+        entry = HOOK_TABLE[policy_type]
+        spec = entry if isinstance(entry, HookSpec) else entry(config)
     elif hook_path:
         spec = GENERIC_SPEC
     else:
@@ -318,5 +340,6 @@ def spec_for(policy_type: str, hook_path: str | None = None) -> HookSpec:
             output_key=None,
             firings=GENERIC_SPEC.firings,
             layers=None,
+            full_forward=GENERIC_SPEC.full_forward,
         )
     return spec

@@ -19,8 +19,7 @@ from dataclasses import dataclass, field
 
 import torch
 from lerobot.configs.types import PipelineFeatureType, PolicyFeature
-from lerobot.processor import ProcessorStep, ProcessorStepRegistry
-from lerobot.processor.core import EnvTransition, TransitionKey
+from lerobot.processor import EnvTransition, ProcessorStep, ProcessorStepRegistry, TransitionKey
 from lerobot.utils.constants import OBS_STATE
 
 

@@ -1,9 +1,9 @@
 """Record a small LeRobotDataset from the LIBERO simulator, offline, with a scripted arm motion.
 
 Each frame is what a policy receives in ``lerobot-eval`` before its own preprocessor: LeRobot's
-LIBERO env (``make_env``), ``preprocess_observation``, ``add_envs_task`` and the env preprocessor
-(``LiberoProcessorStep``: images rotated 180 degrees, 8-D ``observation.state`` = eef position,
-eef axis-angle, gripper joint positions). Stored keys:
+LIBERO env (``make_env``), ``preprocess_observation``, the task description and the env
+preprocessor (``LiberoProcessorStep``: images rotated 180 degrees, 8-D ``observation.state`` =
+eef position, eef axis-angle, gripper joint positions). Stored keys:
 
 * ``observation.images.image``, ``observation.images.image2``: (3, 256, 256) images, stored as PNG
   (no video codec needed) and loaded back as float32 in [0, 1], bit-identical to the env's;
@@ -27,7 +27,7 @@ import torch
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
 from lerobot.envs.configs import LiberoEnv
 from lerobot.envs.factory import make_env, make_env_pre_post_processors
-from lerobot.envs.utils import add_envs_task, preprocess_observation
+from lerobot.envs.utils import preprocess_observation
 from lerobot.utils.utils import init_logging
 
 from lerobot_cknna.libero_offline import prepare_libero, select_mujoco_backend
@@ -35,8 +35,7 @@ from lerobot_cknna.libero_offline import prepare_libero, select_mujoco_backend
 IMAGE_KEYS = ("observation.images.image", "observation.images.image2")
 STATE_NAMES = ["eef_x", "eef_y", "eef_z", "eef_ax", "eef_ay", "eef_az", "gripper_q0", "gripper_q1"]
 ACTION_NAMES = ["dx", "dy", "dz", "droll", "dpitch", "dyaw", "gripper"]
-# The env renders at LiberoEnv's own default (lerobot/envs/libero.py:109); the config's 360x360
-# (envs/configs.py:272) never reaches it (configs.py:343).
+# The size LeRobot's LIBERO datasets and checkpoints use (lerobot 0.6 renders 360 x 360 unless told).
 IMAGE_SIZE = 256
 
 # Scripted motion, in the env's normalised [-1, 1] delta action (OSC_POSE: 1.0 = 5 cm, 0.5 rad).
@@ -106,9 +105,8 @@ def record_libero_dataset(
     """Record ``len(task_ids) * episodes_per_task`` scripted episodes of ``n_steps`` frames.
 
     One env at a time (about 3 GB each). Episode ``e`` of a task starts from the task's ``e``-th
-    LIBERO init state, as ``lerobot-eval`` does. An episode that solves its task ends there with
-    the frames it has; LeRobot's env then resets itself (lerobot/envs/libero.py:348), so later
-    episodes of that task move one init state further.
+    LIBERO init state, as ``lerobot-eval`` does (each reset moves one init state further). An
+    episode that solves its task ends there with the frames it has.
 
     Args:
         root: dataset folder; must not exist yet.
@@ -131,7 +129,9 @@ def record_libero_dataset(
         repo_id, fps, dataset_features(), root=root, robot_type="panda", use_videos=False
     )
     for task_id in task_ids:
-        env_cfg = LiberoEnv(task=suite, task_ids=[task_id])
+        env_cfg = LiberoEnv(
+            task=suite, task_ids=[task_id], observation_height=IMAGE_SIZE, observation_width=IMAGE_SIZE
+        )
         # No policy: the LIBERO processing every policy but XVLA gets (lerobot/envs/factory.py).
         env_preprocessor, _ = make_env_pre_post_processors(env_cfg, policy_cfg=None)
         env = make_env(env_cfg, n_envs=1)[suite][task_id]
@@ -140,7 +140,9 @@ def record_libero_dataset(
                 actions = scripted_actions(n_steps, seed=[seed, task_id, episode])
                 raw, _ = env.reset(seed=seed + episode)
                 for step, action in enumerate(actions):
-                    observation = env_preprocessor(add_envs_task(env, preprocess_observation(raw)))
+                    observation = preprocess_observation(raw)
+                    observation["task"] = list(env.call("task_description"))
+                    observation = env_preprocessor(observation)
                     dataset.add_frame(_to_frame(observation, action))
                     raw, _, terminated, truncated, _ = env.step(action[None])
                     if terminated[0] or truncated[0]:

@@ -44,7 +44,8 @@ def check_dataset_fits(
 
     Returns:
         Whether the policy gets the dataset's state: ``False`` when the sizes differ and feat A
-        never reads it (a policy of another robot, replayed on the cameras alone).
+        never reads it (a policy of another robot, replayed on the cameras alone, gets a zero
+        state of its own size).
     """
     features = dataset.meta.features
     if OBS_STATE not in features:
@@ -63,7 +64,7 @@ def check_dataset_fits(
         logging.warning(
             f"The policy takes a {tuple(expected.shape)} state and {dataset.repo_id} has "
             f"{tuple(features[OBS_STATE]['shape'])}: feat A comes from the cameras alone, so the policy "
-            "gets no state; the dataset's state is feat B."
+            "gets a zero state of its own size (feat A never reads it); the dataset's state is feat B."
         )
     # Slots the policy fills with blank images itself (``empty_cameras`` of Pi0, Pi0.5, SmolVLA).
     blank = {f"{OBS_IMAGES}.empty_camera_{i}" for i in range(getattr(policy.config, "empty_cameras", 0))}
@@ -102,8 +103,10 @@ def frames_already_gathered(dataset: LeRobotDataset, indices: list[int], buffer:
 def single_task_batches(dataset: LeRobotDataset, indices: list[int], batch_size: int) -> list[list[int]]:
     """``indices`` batched in order, at most ``batch_size`` each, one task per batch.
 
-    Some policies' processors read one instruction per batch (GR00T's ``GrootPackInputsStep``
-    takes the first sample's task for all), so a batch never spans two tasks.
+    Some policies pad a batch's instructions to the longest one and let valid tokens attend to
+    the padding (GR00T: ``attends_padding`` in the hook table), so a sample's feat A would depend
+    on which other tasks share its batch. With one task per batch it does not, as in simulation,
+    where each vector env runs one task.
     """
     if not indices:
         return []
@@ -116,8 +119,12 @@ def single_task_batches(dataset: LeRobotDataset, indices: list[int], batch_size:
     return batches
 
 
-def _policy_input(observation: dict, state_to_policy: bool) -> dict:
-    return observation if state_to_policy else {k: v for k, v in observation.items() if k != OBS_STATE}
+def _policy_input(observation: dict, policy, state_to_policy: bool) -> dict:
+    """The observation the policy gets: the dataset's, or with a zero state of the policy's own size."""
+    if state_to_policy:
+        return observation
+    n_samples = observation[OBS_STATE].shape[0]
+    return {**observation, OBS_STATE: torch.zeros(n_samples, *policy.config.robot_state_feature.shape)}
 
 
 def _observation(batch: dict) -> dict:
@@ -140,7 +147,8 @@ def replay(
 
     ``hook_path`` captures that module instead of the hook table's. With ``layer_buffers``, the
     same forward also captures every layer of the sweep, added there. ``state_to_policy=False``
-    keeps the state from the policy (see :func:`check_dataset_fits`); it is still feat B.
+    gives the policy a zero state of its own size instead of the dataset's (see
+    :func:`check_dataset_fits`); the dataset's state is still feat B.
     """
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=num_workers)
     logging.info(f"Replaying {sum(map(len, batches))} frames of {dataset.repo_id} in {len(batches)} batches")
@@ -148,7 +156,7 @@ def replay(
         observation = _observation(batch)
         state = observation[OBS_STATE].clone()
         where = (state, batch["episode_index"], batch["frame_index"])
-        policy_input = preprocessor(_policy_input(observation, state_to_policy))
+        policy_input = preprocessor(_policy_input(observation, policy, state_to_policy))
         if layer_buffers is None:
             feat_a = encode_features(policy, policy_input, hook_path)
         else:

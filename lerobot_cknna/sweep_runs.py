@@ -1,10 +1,10 @@
-"""Running a sweep's policies: each ``lerobot-cknna`` run in its own process and Python environment.
+"""Running a sweep's policies: each ``lerobot-cknna`` run in its own process.
 
 A run is ``PYTHON -m lerobot_cknna.scripts.lerobot_cknna ARGS --output_dir=SWEEP/runs/NAME``;
 its stdout and stderr are kept in ``SWEEP/logs/NAME.{stdout,stderr}.log``. A run that fails is
 recorded (exit status and the last lines of its stderr) and the sweep goes on. Tiny runs get
 their policy saved first by :func:`lerobot_cknna.tiny_policies.save_tiny_policy`, in the run's
-own interpreter (the Pi family builds only in ``.venv-pi/``), one process per interpreter.
+own interpreter, one process per interpreter.
 """
 
 import logging
@@ -85,7 +85,7 @@ def tiny_policy_dir(sweep: SweepSpec, run: RunSpec) -> Path:
     return (sweep.offline_assets / f"tiny_{run.policy_type}").resolve()
 
 
-def save_tiny_policies(sweep: SweepSpec, main_python: str, sweep_dir: Path) -> dict[str, RunOutcome]:
+def save_tiny_policies(sweep: SweepSpec, python: str, sweep_dir: Path) -> dict[str, RunOutcome]:
     """Save the tiny policies the sweep's tiny runs need and do not have yet, per interpreter.
 
     Returns:
@@ -94,7 +94,7 @@ def save_tiny_policies(sweep: SweepSpec, main_python: str, sweep_dir: Path) -> d
     pending: dict[Path, list[RunSpec]] = {}
     for run in sweep.runs:
         if run.tiny and not (tiny_policy_dir(sweep, run) / "model.safetensors").is_file():
-            pending.setdefault(sweep.interpreter(run, main_python), []).append(run)
+            pending.setdefault(sweep.interpreter(run, python), []).append(run)
     failures = {}
     for python, runs in pending.items():
         targets = {run.policy_type: str(tiny_policy_dir(sweep, run)) for run in runs}
@@ -110,12 +110,12 @@ def save_tiny_policies(sweep: SweepSpec, main_python: str, sweep_dir: Path) -> d
     return failures
 
 
-def run_command_line(sweep: SweepSpec, run: RunSpec, main_python: str, sweep_dir: Path) -> list[str]:
+def run_command_line(sweep: SweepSpec, run: RunSpec, python: str, sweep_dir: Path) -> list[str]:
     """The full command of ``run``: interpreter, module, its arguments and its output directory."""
     policy = [f"--policy.path={tiny_policy_dir(sweep, run)}"] if run.tiny else []
     run_dir = sweep_dir / RUNS_DIR / run.name
     return [
-        str(sweep.interpreter(run, main_python)),
+        str(sweep.interpreter(run, python)),
         "-m",
         CKNNA_MODULE,
         *policy,
@@ -124,7 +124,7 @@ def run_command_line(sweep: SweepSpec, run: RunSpec, main_python: str, sweep_dir
     ]
 
 
-def run_policy(sweep: SweepSpec, run: RunSpec, main_python: str, sweep_dir: Path) -> RunOutcome:
+def run_policy(sweep: SweepSpec, run: RunSpec, python: str, sweep_dir: Path) -> RunOutcome:
     """Run one policy of the sweep in its environment; the outcome says how it went."""
-    command = run_command_line(sweep, run, main_python, sweep_dir)
+    command = run_command_line(sweep, run, python, sweep_dir)
     return run_logged(run.name, command, sweep_dir, run_dir=sweep_dir / RUNS_DIR / run.name)

@@ -1,16 +1,15 @@
 """Local stand-ins for the Hub assets that VLA policies load by name: tokenizers and VLM configs.
 
-SmolVLA calls ``AutoConfig`` / ``AutoProcessor`` on ``vlm_model_name`` and X-VLA's processor
-loads a tokenizer by name. Pointing those names at a directory written here lets the real
-loading code run with no network. The tokenizer is a word-level vocabulary of every word in
-LIBERO's task descriptions (read from hf-libero's BDDL file names, without importing
-LIBERO), so every LIBERO instruction tokenizes without unknown words. GR00T N1.5's Eagle
-processor wants a byte-level BPE (``vocab.json`` + ``merges.txt``): one is trained here on the
-same descriptions.
+SmolVLA calls ``AutoConfig`` / ``AutoProcessor`` on ``vlm_model_name``, X-VLA's processor
+loads a tokenizer by name and GR00T N1.7 reads a Qwen3-VL config and processor. Pointing
+those names at a directory written here lets the real loading code run with no network. The
+word-level tokenizer is a vocabulary of every word in LIBERO's task descriptions (read from
+hf-libero's BDDL file names, without importing LIBERO), so every LIBERO instruction
+tokenizes without unknown words; Qwen3-VL's is a byte-level BPE trained on the same
+descriptions.
 """
 
 import importlib.util
-import json
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -128,9 +127,11 @@ def write_word_tokenizer(directory: Path) -> PreTrainedTokenizerFast:
 
 
 def tiny_florence_config(tokenizer: PreTrainedTokenizerFast, width: int = 32) -> dict:
-    """A tiny Florence-2 config for X-VLA (DaViT: 64 patch tokens + 1 pooled token on 256 x 256).
+    """A tiny Florence-2 config for X-VLA, in transformers' native format (``XVLAConfig.florence_config``).
 
-    Florence's ``projection_dim``, the vision projection and the text width must be equal.
+    DaViT with strides (4, 2, 2, 2) on 256 x 256 gives an 8 x 8 map: 64 spatial tokens and one
+    temporal token per camera. The vision ``projection_dim`` must equal the BART ``d_model``:
+    image tokens are concatenated with the text embeddings.
     """
     special_ids = {
         "pad_token_id": tokenizer.pad_token_id,
@@ -138,14 +139,12 @@ def tiny_florence_config(tokenizer: PreTrainedTokenizerFast, width: int = 32) ->
         "eos_token_id": tokenizer.eos_token_id,
     }
     return {
-        "projection_dim": width, "vocab_size": len(tokenizer),
         "vision_config": {
-            "model_type": "davit", "dim_embed": [8, 16, 16, width], "num_heads": [1, 2, 2, 4],
-            "num_groups": [1, 2, 2, 4], "depths": [1, 1, 1, 1], "window_size": 4, "projection_dim": width,
-            "drop_path_rate": 0.0,
+            "embed_dim": [8, 16, 16, width], "num_heads": [1, 2, 2, 4], "num_groups": [1, 2, 2, 4],
+            "depths": [1, 1, 1, 1], "window_size": 4, "projection_dim": width, "drop_path_rate": 0.0,
         },
         "text_config": {
-            "vocab_size": len(tokenizer), "d_model": width, "encoder_layers": 1, "decoder_layers": 1,
+            "vocab_size": len(tokenizer), "d_model": width, "encoder_layers": 2, "decoder_layers": 1,
             "encoder_attention_heads": 2, "decoder_attention_heads": 2, "encoder_ffn_dim": 64,
             "decoder_ffn_dim": 64, "max_position_embeddings": 256, "dropout": 0.0,
             "decoder_start_token_id": tokenizer.eos_token_id, **special_ids,
@@ -154,115 +153,111 @@ def tiny_florence_config(tokenizer: PreTrainedTokenizerFast, width: int = 32) ->
     }  # fmt: skip
 
 
-EAGLE_SPECIAL_TOKENS = ("<|im_start|>", "<|im_end|>", "<img>", "</img>", "<IMG_CONTEXT>")
-EAGLE_PAD_TOKEN = "<|endoftext|>"
-# Eagle 2.5's chat template: one <image-N> placeholder per image, which the processor expands into
-# <img> + tokens_per_tile x <IMG_CONTEXT> + </img>.
-EAGLE_CHAT_TEMPLATE = (
-    "{% set image_count = namespace(value=0) %}{% for message in messages %}"
-    "{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
-    "{% endif %}<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}{{ message['content'] }}"
-    "<|im_end|>\n{% else %}{% for content in message['content'] %}{% if content['type'] == 'image' %}"
-    "{% set image_count.value = image_count.value + 1 %}<image-{{ image_count.value }}>"
-    "{% elif content['type'] == 'text' %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endif %}"
+QWEN_SPECIAL_TOKENS = (
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+)
+# Qwen3-VL's chat template, trimmed to what GR00T's processor renders: one
+# <|vision_start|><|image_pad|><|vision_end|> per image, which the processor expands to one
+# <|image_pad|> per merged patch.
+QWEN3_VL_CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' or 'image' in content %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif content['type'] == 'video' or 'video' in content %}<|vision_start|><|video_pad|><|vision_end|>"
+    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}{% endif %}<|im_end|>\n"
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 
 
 def byte_level_bpe_tokenizer(vocab_size: int = 600) -> Qwen2TokenizerFast:
-    """A Qwen2 byte-level BPE tokenizer trained on LIBERO's task descriptions, with Eagle's special tokens.
+    """A Qwen2 byte-level BPE tokenizer trained on LIBERO's task descriptions, with Qwen3-VL's special tokens.
 
-    Any text tokenizes (byte-level); LIBERO words mostly become single tokens. It saves as
-    ``vocab.json`` + ``merges.txt`` + ``added_tokens.json``, the files GR00T's Eagle processor expects.
+    Any text tokenizes (byte-level); LIBERO words mostly become single tokens.
     """
     backend = Tokenizer(models.BPE())
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     backend.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=[EAGLE_PAD_TOKEN],
+        special_tokens=list(QWEN_SPECIAL_TOKENS),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    backend.train_from_iterator([*libero_task_descriptions(), "You are a helpful assistant."], trainer)
+    backend.train_from_iterator([*libero_task_descriptions(), "Perform the task.", "user assistant"], trainer)
     tokenizer = Qwen2TokenizerFast(
         tokenizer_object=backend,
         unk_token=None,
         bos_token=None,
-        pad_token=EAGLE_PAD_TOKEN,
+        pad_token=QWEN_SPECIAL_TOKENS[0],
         eos_token="<|im_end|>",
+        model_max_length=4096,
     )
-    tokenizer.add_special_tokens({"additional_special_tokens": list(EAGLE_SPECIAL_TOKENS)})
+    tokenizer.add_special_tokens({"additional_special_tokens": list(QWEN_SPECIAL_TOKENS[1:])})
+    tokenizer.chat_template = QWEN3_VL_CHAT_TEMPLATE
     return tokenizer
 
 
-def _add_auto_map(path: Path, auto_map: dict[str, str]) -> None:
-    config = json.loads(path.read_text())
-    path.write_text(json.dumps({**config, "auto_map": auto_map}, indent=2))
+def write_tiny_qwen3_vl(directory: Path, width: int = 64, n_layers: int = 3) -> Path:
+    """Write a tiny Qwen3-VL (config, tokenizer, image and video processors) that GR00T N1.7 loads offline.
 
+    The module tree and classes are Qwen3-VL's; widths and depths are tiny. Images keep
+    Qwen3-VL's geometry (patch 16, spatial merge 2, temporal patch 2), with one deepstack
+    injection after text layer 0.
 
-def write_tiny_eagle(directory: Path, tile_size: int = 112, patch_size: int = 14) -> Path:
-    """Write tiny Eagle 2.5 assets (model config, processor, tokenizer) that GR00T N1.5 loads offline.
-
-    The classes are LeRobot's vendored Eagle 2.5 ones (SigLIP vision tower, pixel-shuffle MLP
-    connector, Qwen3 language model); widths and depths are tiny, except the language model's
-    width, which GR00T's ``EagleBackbone`` hard-codes to 2048 (``nn.Linear(2048, project_to_dim)``).
-    Each camera is one ``tile_size`` tile of ``(tile_size / patch_size)**2 / 4`` image tokens
-    (16 by default). The directory holds every file ``ensure_eagle_cache_ready`` would otherwise
-    download, plus the vendored code it copies, so nothing is fetched.
+    Args:
+        directory: where to write.
+        width: the text width, which is GR00T's ``backbone_embedding_dim`` (N1.7 has no
+            projection between the backbone and the action head).
+        n_layers: text decoder layers (GR00T keeps those up to its ``select_layer``).
 
     Returns:
-        ``directory``, to use as ``GrootConfig.tokenizer_assets_repo`` (an absolute path: LeRobot
-        joins it onto ``HF_LEROBOT_HOME``, and joining an absolute path keeps it as it is).
+        ``directory``, absolute: the base checkpoint's ``model_name``.
     """
-    from lerobot.policies.groot.eagle2_hg_model.configuration_eagle2_5_vl import Eagle25VLConfig
-    from lerobot.policies.groot.eagle2_hg_model.image_processing_eagle2_5_vl_fast import (
-        Eagle25VLImageProcessorFast,
-    )
-    from lerobot.policies.groot.eagle2_hg_model.processing_eagle2_5_vl import Eagle25VLProcessor
-    from lerobot.policies.groot.groot_n1 import DEFAULT_VENDOR_EAGLE_PATH
-    from lerobot.policies.groot.utils import ensure_eagle_cache_ready
-    from transformers import GenerationConfig
+    from transformers import Qwen2VLImageProcessor, Qwen3VLConfig, Qwen3VLProcessor, Qwen3VLVideoProcessor
 
     directory = Path(directory).resolve()
     tokenizer = byte_level_bpe_tokenizer()
-    image_processor = Eagle25VLImageProcessorFast(
-        size={"height": tile_size, "width": tile_size},
-        min_dynamic_tiles=1,
-        max_dynamic_tiles=1,
-        use_thumbnail=False,
-    )
-    tokens_per_tile = (tile_size // patch_size) ** 2 // 4  # pixel shuffle with downsample_ratio 0.5
-    processor = Eagle25VLProcessor(
-        image_processor=image_processor, tokenizer=tokenizer, tokens_per_tile=tokens_per_tile
-    )
-    processor.save_pretrained(directory)
-    # ensure_eagle_cache_ready looks for chat_template.json (transformers now writes a .jinja file).
-    (directory / "chat_template.json").write_text(json.dumps({"chat_template": EAGLE_CHAT_TEMPLATE}))
-    _add_auto_map(
-        directory / "processor_config.json", {"AutoProcessor": "processing_eagle2_5_vl.Eagle25VLProcessor"}
-    )
-    _add_auto_map(directory / "preprocessor_config.json", {
-        "AutoProcessor": "processing_eagle2_5_vl.Eagle25VLProcessor",
-        "AutoImageProcessor": "image_processing_eagle2_5_vl_fast.Eagle25VLImageProcessorFast",
-    })  # fmt: skip
-    Eagle25VLConfig(
-        vision_config={
-            "model_type": "siglip_vision_model", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
-            "num_attention_heads": 2, "image_size": tile_size, "patch_size": patch_size,
-        },
+    geometry = {"patch_size": 16, "temporal_patch_size": 2, "merge_size": 2}
+    pixels = {
+        "size": {"shortest_edge": 64 * 64, "longest_edge": 512 * 512},
+        "image_mean": [0.5] * 3,
+        "image_std": [0.5] * 3,
+    }
+    Qwen3VLProcessor(
+        image_processor=Qwen2VLImageProcessor(**geometry, **pixels),
+        tokenizer=tokenizer,
+        video_processor=Qwen3VLVideoProcessor(**geometry, **pixels),
+        chat_template=QWEN3_VL_CHAT_TEMPLATE,
+    ).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)  # GR00T reads the tokenizer's own chat template
+    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in QWEN_SPECIAL_TOKENS}
+    head_dim = 16
+    Qwen3VLConfig(
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+        tie_word_embeddings=True,
         text_config={
-            "architectures": ["Qwen3ForCausalLM"], "hidden_size": 2048, "intermediate_size": 64,
-            "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 16,
-            "vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id,
+            "vocab_size": len(tokenizer), "hidden_size": width, "intermediate_size": 2 * width,
+            "num_hidden_layers": n_layers, "num_attention_heads": 4, "num_key_value_heads": 2,
+            "head_dim": head_dim, "max_position_embeddings": 4096, "tie_word_embeddings": True,
+            # The rotary sections sum to head_dim / 2, as Cosmos-Reason2's [24, 20, 20] do to 128 / 2.
+            "rope_parameters": {
+                "rope_type": "default", "rope_theta": 5000000.0, "mrope_section": [4, 2, 2],
+                "mrope_interleaved": True,
+            },
+            "pad_token_id": tokenizer.pad_token_id, "bos_token_id": None, "eos_token_id": tokenizer.eos_token_id,
         },
-        select_layer=-1, downsample_ratio=0.5, use_pixel_shuffle=True, mlp_connector_layers=2,
-        image_token_index=tokenizer.convert_tokens_to_ids("<IMG_CONTEXT>"), _attn_implementation="sdpa",
-        auto_map={
-            "AutoConfig": "configuration_eagle2_5_vl.Eagle25VLConfig",
-            "AutoModel": "modeling_eagle2_5_vl.Eagle25VLForConditionalGeneration",
+        vision_config={
+            "depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2,
+            "num_position_embeddings": 64, "out_hidden_size": width, "patch_size": 16,
+            "spatial_merge_size": 2, "temporal_patch_size": 2, "deepstack_visual_indexes": [0],
         },
     ).save_pretrained(directory)  # fmt: skip
-    GenerationConfig().save_pretrained(directory)
-    ensure_eagle_cache_ready(DEFAULT_VENDOR_EAGLE_PATH, directory, assets_repo=str(directory))
     return directory

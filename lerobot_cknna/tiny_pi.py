@@ -1,17 +1,24 @@
-"""Tiny offline builds of LeRobot's Pi0, Pi0.5 and Pi0-FAST (needs openpi's transformers, ``.venv-pi/``).
+"""Tiny offline builds of LeRobot's Pi0, Pi0.5 and Pi0-FAST: the real classes at a few hundred thousand parameters.
 
-LeRobot hard-codes what a tiny build has to change: the Gemma sizes come from a two-entry
-variant table (``get_gemma_config``: ``gemma_300m``, ``gemma_2b``; the configs accept no
-other name), the SigLIP tower from ``CONFIG_MAPPING["paligemma"]()`` defaults, and the Pi0 /
-Pi0.5 processors load the tokenizer ``google/paligemma-3b-pt-224`` from the Hub.
-:func:`tiny_pi_build` swaps those three names in LeRobot's modules while a tiny policy (or
-its processors) is built or loaded, and puts everything back after, so a real checkpoint
-loaded later in the same process gets the real sizes.
+LeRobot builds the Pi models from hard-coded sizes, so :func:`tiny_pi_build` swaps a few
+names in LeRobot's modules while a tiny policy (or its processors) is built or loaded, and
+puts them back after, so that a real checkpoint loaded later in the same process gets the real
+sizes:
 
-What stays at full size because LeRobot sets it after the swapped config is made: the
-PaliGemma vocabulary (257152) and the vision projection (2048, so the Gemma width that
-image and text embeddings share is 2048 too): a 0.53B-parameter embedding. Everything
-else is tiny (one layer, 2 heads of 16, 16 image tokens per camera).
+* ``get_gemma_config``: a two-entry variant table (``gemma_300m``, ``gemma_2b``; the configs
+  accept no other name), answered with tiny sizes under those names;
+* ``PaliGemmaForConditionalGenerationWithPiGemma`` and ``PiGemmaForCausalLM``: LeRobot writes
+  full sizes into the PaliGemma config after making it (a 257152-token vocabulary, a
+  4304-wide SigLIP MLP, a 2048-wide projection), so the tiny build shrinks that config at the
+  construction call and then builds the real class from it;
+* ``TokenizerProcessorStep`` in the Pi0 and Pi0.5 processors, which hard-code the Hub's
+  ``google/paligemma-3b-pt-224``: pointed at a local stand-in. A saved pipeline stores the local
+  path, so loading it back needs no swap. Pi0-FAST names both its tokenizers in its config.
+
+The stand-in PaliGemma tokenizer is word-level (LIBERO's words, the Pi prompt words "Task",
+"State", "Action", the state bins 0-255), keeps PaliGemma's special-token ids and is filled with
+unused tokens to the tiny vocabulary, so every id the model can emit is a token (Pi0-FAST
+decodes its ids as text). The FAST action tokenizer is :mod:`lerobot_cknna.fast_action_processor`.
 """
 
 import contextlib
@@ -22,47 +29,87 @@ import numpy as np
 from lerobot.policies.pi0 import modeling_pi0, processor_pi0
 from lerobot.policies.pi0_fast import modeling_pi0_fast
 from lerobot.policies.pi05 import modeling_pi05, processor_pi05
+from lerobot.policies.pi_gemma import PaliGemmaForConditionalGenerationWithPiGemma, PiGemmaForCausalLM
 from lerobot.processor import TokenizerProcessorStep
-from transformers import PaliGemmaConfig
-from transformers.models.auto import CONFIG_MAPPING
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import PreTrainedTokenizerFast
 
 from lerobot_cknna.fast_action_processor import UniversalActionProcessor
-from lerobot_cknna.tiny_assets import word_tokenizer
+from lerobot_cknna.patching import patched
+from lerobot_cknna.tiny_assets import libero_task_descriptions
 
 PALIGEMMA_TOKENIZER_ID = "google/paligemma-3b-pt-224"
-PALIGEMMA_VOCAB_SIZE = 257152  # hard-coded in the models; Pi0-FAST maps action tokens to its last ids
-PALIGEMMA_WIDTH = 2048  # = the hard-coded vision projection_dim, which image embeddings come out at
+# PaliGemma's ids for these: pad 0, eos 1, bos 2, unk 3.
+PALIGEMMA_SPECIAL_TOKENS = {
+    "pad_token": "<pad>",
+    "eos_token": "<eos>",
+    "bos_token": "<bos>",
+    "unk_token": "<unk>",
+}
 # Pi0.5 / Pi0-FAST prompts read "Task: ..., State: <one bin 0-255 per state dim>;\nAction: ".
-PROMPT_WORDS = ["task", "state", "action", *map(str, range(256))]
+PROMPT_WORDS = ["Task", "State", "Action", *map(str, range(256))]
+VOCAB_SIZE = 1024  # the tiny PaliGemma vocabulary, = the stand-in tokenizer's size
+# Joint attention concatenates PaliGemma's and the expert's heads, so both share depth, heads and
+# head_dim; the training path reshapes to 8 heads.
+DEPTH, HEADS, KV_HEADS, HEAD_DIM = 2, 8, 1, 8
+WIDTHS = {"gemma_2b": (64, 128), "gemma_300m": (32, 64)}  # (width, mlp_dim): PaliGemma, action expert
+# A one-layer SigLIP: 224 x 224 images in 56 x 56 patches, 16 tokens per camera.
+VISION = {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+          "patch_size": 56}  # fmt: skip
 _MODELING = (modeling_pi0, modeling_pi05, modeling_pi0_fast)
-_PROCESSORS = (processor_pi0, processor_pi05)
 
 
 def tiny_gemma_config(variant: str) -> modeling_pi0.GemmaConfig:
-    """Tiny sizes under the two variant names LeRobot accepts (heads must match: layers attend jointly)."""
-    width = {"gemma_2b": PALIGEMMA_WIDTH, "gemma_300m": 32}[variant]
+    """Tiny sizes under the two variant names LeRobot accepts."""
+    width, mlp_dim = WIDTHS[variant]
     return modeling_pi0.GemmaConfig(
-        width=width, depth=1, mlp_dim=64, num_heads=2, num_kv_heads=1, head_dim=16
+        width=width, depth=DEPTH, mlp_dim=mlp_dim, num_heads=HEADS, num_kv_heads=KV_HEADS, head_dim=HEAD_DIM
     )
 
 
-def tiny_paligemma_config() -> PaliGemmaConfig:
-    """PaliGemma with a one-layer SigLIP: 224 x 224 images in 56 x 56 patches, 16 tokens per camera."""
-    return PaliGemmaConfig(
-        vision_config={"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "patch_size": 56}
+def tiny_paligemma(config) -> PaliGemmaForConditionalGenerationWithPiGemma:
+    """The real PaliGemma with LeRobot's hard-coded vocabulary, SigLIP and projection sizes made tiny."""
+    text, vision = config.text_config, config.vision_config
+    text.vocab_size = config.vocab_size = VOCAB_SIZE
+    config.hidden_size = config.projection_dim = vision.projection_dim = text.hidden_size
+    for name, value in VISION.items():
+        setattr(vision, name, value)
+    text.num_image_tokens = (vision.image_size // vision.patch_size) ** 2
+    return PaliGemmaForConditionalGenerationWithPiGemma(config=config)
+
+
+def tiny_expert(config) -> PiGemmaForCausalLM:
+    """The real Pi0 / Pi0.5 action expert with the tiny vocabulary (its LM head is unused)."""
+    config.vocab_size = VOCAB_SIZE
+    return PiGemmaForCausalLM(config=config)
+
+
+def paligemma_tokenizer() -> PreTrainedTokenizerFast:
+    """A word-level, case-preserving PaliGemma stand-in of exactly :data:`VOCAB_SIZE` tokens."""
+    words = {word for task in libero_task_descriptions() for word in task.split()}
+    words |= {word.lower() for word in words} | set(PROMPT_WORDS)
+    tokens = [*PALIGEMMA_SPECIAL_TOKENS.values(), *".,;:!?'\"|-_()", *sorted(words)]
+    tokens += [f"<unused{index}>" for index in range(VOCAB_SIZE - len(tokens))]
+    vocab = {token: index for index, token in enumerate(tokens)}
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token=PALIGEMMA_SPECIAL_TOKENS["unk_token"]))
+    backend.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()]
+    )
+    # transformers rebuilds the post-processor from these flags; Pi0-FAST reloads the tokenizer
+    # with add_eos_token=True, add_bos_token=False.
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        model_max_length=512,
+        add_bos_token=True,
+        add_eos_token=False,
+        **PALIGEMMA_SPECIAL_TOKENS,
     )
 
 
 def write_paligemma_tokenizer(directory: Path) -> Path:
-    """Save a word-level stand-in for the PaliGemma tokenizer: LIBERO words plus the Pi prompt words.
-
-    Unused tokens fill it to PaliGemma's vocabulary size, so every id the model can emit
-    (Pi0-FAST decodes them as text) is a token.
-    """
-    n_words = len(word_tokenizer(extra_words=PROMPT_WORDS))
-    unused = [f"<unused{index}>" for index in range(PALIGEMMA_VOCAB_SIZE - n_words)]
-    word_tokenizer(extra_words=[*PROMPT_WORDS, *unused]).save_pretrained(directory)
-    return directory
+    """Save :func:`paligemma_tokenizer` to ``directory`` (loadable with ``AutoTokenizer``)."""
+    paligemma_tokenizer().save_pretrained(directory)
+    return Path(directory)
 
 
 def write_fast_action_tokenizer(directory: Path, chunk_size: int, action_dim: int, seed: int = 0) -> Path:
@@ -70,33 +117,23 @@ def write_fast_action_tokenizer(directory: Path, chunk_size: int, action_dim: in
 
     The BPE is fitted on smooth random-walk chunks in normalized action units; the saved
     directory holds the processor's code (:mod:`lerobot_cknna.fast_action_processor`) and
-    names it in ``auto_map``, as the Hub's ``physical-intelligence/fast`` does.
+    names it in ``auto_map``, as the Hub's FAST tokenizer does.
     """
     steps = np.random.default_rng(seed).normal(scale=0.1, size=(2000, chunk_size, action_dim))
     processor = UniversalActionProcessor.fit(np.cumsum(steps, axis=1), scale=10, vocab_size=256)
     UniversalActionProcessor.register_for_auto_class("AutoProcessor")
     processor.save_pretrained(directory)
-    return directory
-
-
-@contextlib.contextmanager
-def _swapped(owner: object, name: str, value: object) -> Iterator[None]:
-    original = getattr(owner, name)
-    setattr(owner, name, value)
-    try:
-        yield
-    finally:
-        setattr(owner, name, original)
+    return Path(directory)
 
 
 @contextlib.contextmanager
 def tiny_pi_build(assets: Path) -> Iterator[None]:
-    """Within this block, LeRobot's Pi-family classes build tiny models and load the local tokenizer.
+    """Within this block, LeRobot's Pi-family classes build tiny models and their processors a local tokenizer.
 
     Args:
         assets: directory holding (or receiving) the local PaliGemma tokenizer.
     """
-    tokenizer_dir = Path(assets) / "paligemma_tokenizer"
+    tokenizer_dir = Path(assets).resolve() / "paligemma_tokenizer"
     if not (tokenizer_dir / "tokenizer.json").exists():
         write_paligemma_tokenizer(tokenizer_dir)
 
@@ -105,11 +142,14 @@ def tiny_pi_build(assets: Path) -> Iterator[None]:
             kwargs["tokenizer_name"] = str(tokenizer_dir)
         return TokenizerProcessorStep(**kwargs)
 
-    tiny_config_mapping = {"paligemma": tiny_paligemma_config, "gemma": CONFIG_MAPPING["gemma"]}
     with contextlib.ExitStack() as stack:
         for module in _MODELING:
-            stack.enter_context(_swapped(module, "get_gemma_config", tiny_gemma_config))
-            stack.enter_context(_swapped(module, "CONFIG_MAPPING", tiny_config_mapping))
-        for module in _PROCESSORS:
-            stack.enter_context(_swapped(module, "TokenizerProcessorStep", local_tokenizer_step))
+            stack.enter_context(patched(module, "get_gemma_config", tiny_gemma_config))
+            stack.enter_context(
+                patched(module, "PaliGemmaForConditionalGenerationWithPiGemma", tiny_paligemma)
+            )
+        for module in (modeling_pi0, modeling_pi05):
+            stack.enter_context(patched(module, "PiGemmaForCausalLM", tiny_expert))
+        for module in (processor_pi0, processor_pi05):
+            stack.enter_context(patched(module, "TokenizerProcessorStep", local_tokenizer_step))
         yield

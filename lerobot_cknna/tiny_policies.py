@@ -8,6 +8,7 @@ No pretrained vision weights are loaded (``pretrained_backbone_weights=None``).
 """
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -16,16 +17,15 @@ from pathlib import Path
 
 import torch
 from lerobot.configs.types import FeatureType, PolicyFeature
-from lerobot.policies.factory import get_policy_class, make_pre_post_processors
+from lerobot.policies.factory import get_policy_class
 from lerobot.policies.pretrained import PreTrainedPolicy
 
-from lerobot_cknna.fixes import apply_runtime_fixes, construction_fixes, groot_processor_assets
-from lerobot_cknna.pi_environment import PI_FAMILY, has_openpi_transformers, require_pi_environment
+from lerobot_cknna.fixes import apply_policy_fixes, construction_fixes, make_pre_post_processors
 from lerobot_cknna.provenance import write_provenance
 from lerobot_cknna.tiny_assets import (
     libero_task_descriptions,
     tiny_florence_config,
-    write_tiny_eagle,
+    write_tiny_qwen3_vl,
     write_tiny_smolvlm,
     write_word_tokenizer,
 )
@@ -52,19 +52,24 @@ def _act_config(assets: Path):
     return ACTConfig(
         input_features=inputs, output_features=outputs, pretrained_backbone_weights=None,
         dim_model=64, n_heads=2, dim_feedforward=128, n_encoder_layers=1, n_decoder_layers=1,
-        n_vae_encoder_layers=1, latent_dim=8, chunk_size=4, n_action_steps=4,
+        n_vae_encoder_layers=1, latent_dim=8, chunk_size=4, n_action_steps=4, device="cpu",
     )  # fmt: skip
 
 
 def _diffusion_config(assets: Path):
+    """Lerobot 0.6's layout: one encoder per camera (see :data:`DIFFUSION_SHARED_ENCODER` for the other)."""
     from lerobot.policies.diffusion.configuration_diffusion import DiffusionConfig
 
     inputs, outputs = libero_features()
     return DiffusionConfig(
         input_features=inputs, output_features=outputs, pretrained_backbone_weights=None,
         n_obs_steps=2, horizon=8, n_action_steps=4, down_dims=(16, 32), diffusion_step_embed_dim=16,
-        num_inference_steps=2, spatial_softmax_num_keypoints=8,
+        num_inference_steps=2, spatial_softmax_num_keypoints=8, device="cpu",
     )  # fmt: skip
+
+
+# The layout of Diffusion checkpoints saved before lerobot 0.5: one encoder shared by the cameras.
+DIFFUSION_SHARED_ENCODER = {"use_separate_rgb_encoder_per_camera": False, "use_group_norm": True}
 
 
 def _vqbet_config(assets: Path):
@@ -72,15 +77,19 @@ def _vqbet_config(assets: Path):
 
     inputs, outputs = libero_features(n_cameras=1)
     return VQBeTConfig(
-        input_features=inputs, output_features=outputs, n_obs_steps=2, n_action_pred_token=2,
-        action_chunk_size=2, spatial_softmax_num_keypoints=8, vqvae_n_embed=8, vqvae_embedding_dim=16,
-        vqvae_enc_hidden_dim=16, gpt_block_size=16, gpt_input_dim=32, gpt_output_dim=32, gpt_n_layer=1,
-        gpt_n_head=2, gpt_hidden_dim=32,
+        input_features=inputs, output_features=outputs, pretrained_backbone_weights=None, n_obs_steps=2,
+        n_action_pred_token=2, action_chunk_size=2, spatial_softmax_num_keypoints=8, vqvae_n_embed=8,
+        vqvae_embedding_dim=16, vqvae_enc_hidden_dim=16, gpt_block_size=16, gpt_input_dim=32,
+        gpt_output_dim=32, gpt_n_layer=1, gpt_n_head=2, gpt_hidden_dim=32, device="cpu",
     )  # fmt: skip
 
 
-def _sac_config(assets: Path):
-    from lerobot.policies.sac.configuration_sac import SACConfig
+def _gaussian_actor_config(assets: Path):
+    from lerobot.policies.gaussian_actor.configuration_gaussian_actor import (
+        ActorNetworkConfig,
+        CriticNetworkConfig,
+        GaussianActorConfig,
+    )
 
     inputs, outputs = libero_features()
     stats = {
@@ -88,9 +97,10 @@ def _sac_config(assets: Path):
         "action": {"min": [-1.0] * ACTION_DIM, "max": [1.0] * ACTION_DIM},
         **{key: {"mean": [0.5] * 3, "std": [0.25] * 3} for key in CAMERAS},
     }
-    return SACConfig(
+    return GaussianActorConfig(
         input_features=inputs, output_features=outputs, dataset_stats=stats, image_encoder_hidden_dim=8,
-        latent_dim=16, state_encoder_hidden_dim=16, use_torch_compile=False,
+        latent_dim=16, state_encoder_hidden_dim=16, actor_network_kwargs=ActorNetworkConfig(hidden_dims=[32, 32]),
+        discrete_critic_network_kwargs=CriticNetworkConfig(hidden_dims=[32, 32]), device="cpu",
     )  # fmt: skip
 
 
@@ -101,7 +111,7 @@ def _tdmpc_config(assets: Path):
     return TDMPCConfig(
         input_features=inputs, output_features=outputs, image_encoder_hidden_dim=8,
         state_encoder_hidden_dim=16, latent_dim=16, mlp_dim=32, q_ensemble_size=2, horizon=2,
-        cem_iterations=1, n_gaussian_samples=16, n_pi_samples=4, n_elites=4,
+        cem_iterations=1, n_gaussian_samples=16, n_pi_samples=4, n_elites=4, device="cpu",
     )  # fmt: skip
 
 
@@ -130,42 +140,38 @@ def _xvla_config(assets: Path):
     )  # fmt: skip
 
 
-def write_tiny_groot_base(directory: Path, eagle_dir: Path, action_horizon: int = 4) -> Path:
-    """Write a tiny GR00T N1.5 base checkpoint (random weights), the local stand-in for ``nvidia/GR00T-N1.5-3B``.
+def write_tiny_groot_base(directory: Path, backbone_dir: Path, action_horizon: int = 4) -> Path:
+    """Write a tiny GR00T N1.7 base checkpoint (random weights), the local stand-in for ``nvidia/GR00T-N1.7-3B``.
 
-    The model is LeRobot's ``GR00TN15``: the Eagle backbone from ``eagle_dir`` (layers past
-    ``select_layer`` dropped, as in N1.5), projected to 64, then the flow-matching action
-    head with its ``vlln`` + ``vl_self_attention`` and a small cross-attention DiT. State and
-    action are padded to N1.5's 64 and 32 dimensions.
+    The model is LeRobot's ``GR00TN17``: the Qwen3-VL backbone from ``backbone_dir`` (built from
+    its config, cut at ``select_layer``), then the flow-matching action head with its ``vlln`` +
+    ``vl_self_attention`` and a small DiT. N1.7 has no projection between backbone and head, so
+    the backbone width is the head's ``backbone_embedding_dim``.
 
     Returns:
-        ``directory``, to use as ``GrootConfig.base_model_path`` (an absolute path, which
-        ``GR00TN15.from_pretrained`` loads without asking the Hub).
+        ``directory``, absolute, to use as ``GrootConfig.base_model_path`` (an absolute path is
+        loaded without asking the Hub; a relative one is taken for a repository id).
     """
-    from lerobot.policies.groot.groot_n1 import GR00TN15, GR00TN15Config
+    from lerobot.policies.groot.groot_n1_7 import GR00TN17, GR00TN17Config
 
     directory = Path(directory).resolve()
     vl_width, action_width = 64, 32
-    config = GR00TN15Config(
-        backbone_cfg={"tokenizer_assets_repo": str(eagle_dir), "select_layer": 2, "project_to_dim": vl_width},
-        action_head_cfg={
-            "action_dim": 32, "action_horizon": action_horizon, "max_action_dim": 32, "max_state_dim": 64,
-            "backbone_embedding_dim": vl_width, "input_embedding_dim": action_width, "hidden_size": action_width,
-            "num_inference_timesteps": 2, "num_target_vision_tokens": 4, "max_seq_len": 64,
-            "diffusion_model_cfg": {
-                "num_attention_heads": 2, "attention_head_dim": action_width // 2, "output_dim": action_width,
-                "num_layers": 2, "cross_attention_dim": vl_width, "interleave_self_attention": True,
-                "norm_type": "ada_norm", "positional_embeddings": None, "dropout": 0.0,
-            },
-            "vl_self_attention_cfg": {
-                "num_attention_heads": 2, "attention_head_dim": vl_width // 2, "num_layers": 1,
-                "positional_embeddings": None, "dropout": 0.0,
-            },
+    config = GR00TN17Config(
+        model_name=str(backbone_dir), backbone_model_type="qwen", model_dtype="float32", dtype="float32",
+        backbone_embedding_dim=vl_width, select_layer=2, max_state_dim=132, max_action_dim=132,
+        action_horizon=action_horizon, hidden_size=action_width, input_embedding_dim=action_width,
+        max_seq_len=16, attn_dropout=0.0, num_inference_timesteps=2,
+        diffusion_model_cfg={
+            "positional_embeddings": None, "num_layers": 4, "num_attention_heads": 2,
+            "attention_head_dim": action_width // 2, "norm_type": "ada_norm", "dropout": 0.0,
+            "final_dropout": True, "output_dim": action_width, "interleave_self_attention": True,
         },
-        action_horizon=action_horizon, action_dim=32, compute_dtype="float32",
+        vl_self_attention_cfg={
+            "positional_embeddings": None, "num_layers": 2, "num_attention_heads": 2,
+            "attention_head_dim": vl_width // 2, "dropout": 0.0, "final_dropout": True,
+        },
     )  # fmt: skip
-    with construction_fixes():
-        GR00TN15(config, local_model_path=str(directory)).save_pretrained(directory)
+    GR00TN17(config, load_backbone_weights=False).save_pretrained(directory)
     return directory
 
 
@@ -173,11 +179,12 @@ def _groot_config(assets: Path):
     from lerobot.policies.groot.configuration_groot import GrootConfig
 
     inputs, outputs = libero_features()
-    eagle_dir = write_tiny_eagle(assets / "eagle2hg_processor")
+    base = assets / "groot_n1_7_base"
+    if not (base / "model.safetensors").is_file():
+        write_tiny_groot_base(base, write_tiny_qwen3_vl(assets / "qwen3_vl"), action_horizon=4)
     return GrootConfig(
-        input_features=inputs, output_features=outputs, tokenizer_assets_repo=str(eagle_dir),
-        base_model_path=str(write_tiny_groot_base(assets / "groot_n1p5_base", eagle_dir, action_horizon=4)),
-        chunk_size=4, n_action_steps=4, use_bf16=False, device="cpu",
+        input_features=inputs, output_features=outputs, base_model_path=str(base.resolve()), chunk_size=4,
+        n_action_steps=4, use_bf16=False, device="cpu",
     )  # fmt: skip
 
 
@@ -188,7 +195,7 @@ def _pi0_config(assets: Path):
     # One empty camera slot: its image tokens are in the prefix, masked out.
     return PI0Config(
         input_features=inputs, output_features=outputs, empty_cameras=1, chunk_size=4, n_action_steps=4,
-        num_inference_steps=2, tokenizer_max_length=32, device="cpu",
+        num_inference_steps=2, device="cpu",
     )  # fmt: skip
 
 
@@ -199,7 +206,7 @@ def _pi05_config(assets: Path):
     # The prompt holds the discretized 8-D state too.
     return PI05Config(
         input_features=inputs, output_features=outputs, chunk_size=4, n_action_steps=4, num_inference_steps=2,
-        max_state_dim=8, tokenizer_max_length=48, device="cpu",
+        device="cpu",
     )  # fmt: skip
 
 
@@ -211,12 +218,11 @@ def _pi0_fast_config(assets: Path):
     action_tokenizer = write_fast_action_tokenizer(
         assets / "fast_tokenizer", chunk_size=4, action_dim=ACTION_DIM
     )
-    # Random weights decode no "Action:" prefix; 4 decoding steps: the prefill, then 3 one-token firings.
+    # Random weights decode no "Action:" prefix; at most 6 decoding steps: the prefill, then one-token firings.
     return PI0FastConfig(
-        input_features=inputs, output_features=outputs, chunk_size=4, n_action_steps=4, max_state_dim=8,
-        tokenizer_max_length=48, text_tokenizer_name=str(text_tokenizer),
-        action_tokenizer_name=str(action_tokenizer), max_decoding_steps=4, validate_action_token_prefix=False,
-        device="cpu",
+        input_features=inputs, output_features=outputs, chunk_size=4, n_action_steps=4,
+        text_tokenizer_name=str(text_tokenizer.resolve()), action_tokenizer_name=str(action_tokenizer.resolve()),
+        max_decoding_steps=6, validate_action_token_prefix=False, device="cpu",
     )  # fmt: skip
 
 
@@ -224,7 +230,7 @@ TINY_CONFIGS: dict[str, Callable[[Path], object]] = {
     "act": _act_config,
     "diffusion": _diffusion_config,
     "vqbet": _vqbet_config,
-    "sac": _sac_config,
+    "gaussian_actor": _gaussian_actor_config,
     "tdmpc": _tdmpc_config,
     "smolvla": _smolvla_config,
     "xvla": _xvla_config,
@@ -235,9 +241,7 @@ TINY_CONFIGS: dict[str, Callable[[Path], object]] = {
 }
 
 
-def tiny_types_here() -> list[str]:
-    """The tiny types this environment runs: the Pi family in ``.venv-pi/``, the others elsewhere."""
-    return sorted(t for t in TINY_CONFIGS if (t in PI_FAMILY) == has_openpi_transformers())
+PI_FAMILY = ("pi0", "pi05", "pi0_fast")
 
 
 @contextlib.contextmanager
@@ -245,12 +249,8 @@ def tiny_build(policy_type: str, assets: Path, fixes: bool = True) -> Iterator[N
     """What building or loading a tiny ``policy_type`` needs in force.
 
     LeRobot's Pi size tables swapped for the Pi family, and with ``fixes`` the construction
-    fixes (:func:`lerobot_cknna.fixes.construction_fixes`, e.g. GR00T's flash-attention).
-
-    Raises:
-        PiEnvironmentError: a Pi-family type outside ``.venv-pi/``.
+    fixes (:func:`lerobot_cknna.fixes.construction_fixes`).
     """
-    require_pi_environment(policy_type)
     with contextlib.ExitStack() as stack:
         if fixes:
             stack.enter_context(construction_fixes())
@@ -288,7 +288,7 @@ def default_assets_dir() -> Path:
 
 
 def build_tiny_policy(
-    policy_type: str, seed: int = 0, assets: Path | None = None, apply_fixes: bool = True
+    policy_type: str, seed: int = 0, assets: Path | None = None, apply_fixes: bool = True, **config_changes
 ) -> PreTrainedPolicy:
     """A tiny, randomly initialised policy of the real class for ``policy_type``, in eval mode.
 
@@ -299,20 +299,18 @@ def build_tiny_policy(
             (default: :func:`default_assets_dir`).
         apply_fixes: apply the run-time fixes for LeRobot defects (:mod:`lerobot_cknna.fixes`)
             whose defect this policy shows; off only to show a defect.
+        **config_changes: config fields to change from the tiny build's, e.g.
+            :data:`DIFFUSION_SHARED_ENCODER`.
     """
     if policy_type not in TINY_CONFIGS:
         raise ValueError(f"No tiny build for {policy_type!r}; available: {', '.join(TINY_CONFIGS)}.")
     torch.manual_seed(seed)
     assets = Path(assets or default_assets_dir())
     with tiny_build(policy_type, assets, fixes=apply_fixes):
-        config = TINY_CONFIGS[policy_type](assets)
+        config = dataclasses.replace(TINY_CONFIGS[policy_type](assets), **config_changes)
         policy = get_policy_class(policy_type)(config).eval()
-    if policy_type == "xvla":
-        # Florence-2 makes image_projection with torch.empty and never initialises it
-        # (modeling_florence2.py:2467): a from-config build would hold whatever memory held.
-        torch.nn.init.trunc_normal_(policy.model.vlm.image_projection, std=0.02)
     if apply_fixes:
-        apply_runtime_fixes(policy)
+        apply_policy_fixes(policy)
     return policy
 
 
@@ -334,7 +332,7 @@ def libero_stats() -> dict[str, dict[str, torch.Tensor]]:
     return {"observation.state": stats((STATE_DIM,)), "action": stats((ACTION_DIM,)), **image}
 
 
-def save_tiny_policy(policy_type: str, directory: Path, seed: int = 0) -> PreTrainedPolicy:
+def save_tiny_policy(policy_type: str, directory: Path, seed: int = 0, **config_changes) -> PreTrainedPolicy:
     """Build a tiny policy and save it with its pre/post-processors, loadable with ``--policy.path``.
 
     Local assets (a VLA's VLM config and tokenizer) go to ``directory/assets``, so the
@@ -346,14 +344,12 @@ def save_tiny_policy(policy_type: str, directory: Path, seed: int = 0) -> PreTra
         The policy that was saved.
     """
     directory = Path(directory).resolve()
-    policy = build_tiny_policy(policy_type, seed, assets=directory / "assets")
+    policy = build_tiny_policy(policy_type, seed, assets=directory / "assets", **config_changes)
     with tiny_build(policy_type, directory / "assets"):
         preprocessor, postprocessor = make_pre_post_processors(policy.config, dataset_stats=libero_stats())
     policy.save_pretrained(directory)
     preprocessor.save_pretrained(directory)
     postprocessor.save_pretrained(directory)
-    if policy_type == "groot" and groot_processor_assets.is_present():
-        groot_processor_assets.record_assets_repo(directory, policy.config.tokenizer_assets_repo)
     write_provenance(
         directory, "random", f"tiny {policy_type} of the real LeRobot class, random init (seed {seed})"
     )

@@ -7,17 +7,36 @@ from lerobot_cknna.capture import (
     capture_features,
     encode_features,
     encode_layers,
-    resolve_module,
 )
-from lerobot_cknna.hook_table import HOOK_TABLE, sweep_taps
-from lerobot_cknna.tiny_policies import build_tiny_policy, libero_batch, tiny_types_here
+from lerobot_cknna.hook_table import HOOK_TABLE, HookSpec, spec_for, sweep_taps
+from lerobot_cknna.module_paths import resolve_module, resolve_modules
+from lerobot_cknna.tiny_policies import (
+    DIFFUSION_SHARED_ENCODER,
+    TINY_CONFIGS,
+    build_tiny_policy,
+    libero_batch,
+)
 
-TYPES = tiny_types_here()
+TYPES = sorted(TINY_CONFIGS)
+# Each tiny type, and Diffusion with the shared encoder of checkpoints saved before lerobot 0.5.
+VARIANTS = {
+    **{policy_type: (policy_type, {}) for policy_type in TYPES},
+    "diffusion_shared": ("diffusion", DIFFUSION_SHARED_ENCODER),
+}
 
 
-@pytest.fixture(scope="module", params=TYPES)
+@pytest.fixture(scope="module", params=sorted(VARIANTS))
 def tiny(request):
-    return request.param, build_tiny_policy(request.param)
+    policy_type, changes = VARIANTS[request.param]
+    policy = build_tiny_policy(policy_type, **changes)
+    # transformers adds hooks of its own to a model on its first forward (to capture hidden states):
+    # they belong to the model, so hook counts are taken after one.
+    policy.select_action(libero_batch(policy, batch_size=1))
+    return policy_type, policy
+
+
+def spec_of(policy):
+    return spec_for(policy.config.type, config=policy.config)
 
 
 def hook_count(policy) -> int:
@@ -86,21 +105,24 @@ def test_hooks_are_removed_even_on_error(tiny):
 
 def test_table_paths_are_the_real_modules(tiny):
     policy_type, policy = tiny
-    module = resolve_module(policy, HOOK_TABLE[policy_type].module_path)
+    modules = resolve_modules(policy, spec_of(policy).module_path)
     expected = {
         "act": "IntermediateLayerGetter",
         "diffusion": "DiffusionRgbEncoder",
         "vqbet": "VQBeTRgbEncoder",
-        "sac": "DefaultImageEncoder",
+        "gaussian_actor": "DefaultImageEncoder",
         "tdmpc": "Sequential",
         "smolvla": "LlamaRMSNorm",
-        "xvla": "Florence2Encoder",
+        "xvla": "BartEncoder",
         "groot": "SelfAttentionTransformer",
-        "pi0": "GemmaRMSNorm",
-        "pi05": "GemmaRMSNorm",
-        "pi0_fast": "GemmaRMSNorm",
+        "pi0": "PiGemmaRMSNorm",
+        "pi05": "PiGemmaRMSNorm",
+        "pi0_fast": "PiGemmaRMSNorm",
     }[policy_type]
-    assert type(module).__name__ == expected
+    # Diffusion's encoders per camera (lerobot 0.6's default): one module per camera, in camera order.
+    separate = getattr(policy.config, "use_separate_rgb_encoder_per_camera", False)
+    assert len(modules) == (len(policy.config.image_features) if separate else 1)
+    assert {type(module).__name__ for module in modules} == {expected}
 
 
 def test_bad_hook_path_suggests_close_names():
@@ -115,7 +137,9 @@ def test_hook_that_never_fires_is_an_error():
     with capture_features(policy, hook_path="model.decoder") as capture:
         policy.model.backbone(batch["observation.images.image"])
         with pytest.raises(CaptureError, match="did not fire"):
-            capture.pop_required(2)
+            capture.pop_all(2, required=True)
+    with pytest.raises(CaptureError, match="did not fire"):
+        encode_features(policy, batch, hook_path="model.vae_encoder")
 
 
 def test_unexpected_number_of_firings_is_an_error():
@@ -146,32 +170,34 @@ def test_unknown_policy_type_needs_a_hook_path():
     assert spec_for("my_policy", "encoder.out").module_path == "encoder.out"
 
 
-# Where a type's preprocessor puts the token ids and mask of the language sequence, and on which side it pads.
-# GR00T's Eagle processor pads its whole chat (images and instruction) on the left.
-TOKEN_KEYS = {"groot": ("eagle_input_ids", "eagle_attention_mask", "left")}
-LANGUAGE_KEYS = ("observation.language.tokens", "observation.language.attention_mask", "right")
+# Where a type's preprocessor puts the per-token tensors of its language sequence (ids first, mask second),
+# and on which side it pads. GR00T's Qwen3-VL processor pads its whole chat (images and instruction) on the left.
+TOKEN_KEYS = {"groot": (("input_ids", "attention_mask", "mm_token_type_ids"), "left")}
+LANGUAGE_KEYS = (("observation.language.tokens", "observation.language.attention_mask"), "right")
+
+
+def language_mask(batch: dict, policy_type: str) -> torch.Tensor:
+    (_, mask_key, *_), _ = TOKEN_KEYS.get(policy_type, LANGUAGE_KEYS)
+    return batch[mask_key]
 
 
 def with_padded_language(batch: dict, extra: int, policy_type: str = "") -> dict:
-    """The same batch with ``extra`` padding tokens (id 0) added to every instruction, where the type pads."""
-    tokens_key, mask_key, side = TOKEN_KEYS.get(policy_type, LANGUAGE_KEYS)
+    """The same batch with ``extra`` padding tokens (all zeros) added to every instruction, where the type pads."""
+    keys, side = TOKEN_KEYS.get(policy_type, LANGUAGE_KEYS)
     padding = (extra, 0) if side == "left" else (0, extra)
-    return {
-        **batch,
-        tokens_key: torch.nn.functional.pad(batch[tokens_key], padding, value=0),
-        mask_key: torch.nn.functional.pad(batch[mask_key], padding, value=0),
-    }
+    return {**batch, **{key: torch.nn.functional.pad(batch[key], padding, value=0) for key in keys}}
 
 
-TOKEN_TYPES = [t for t in TYPES if HOOK_TABLE[t].token_mask is not None]
+TOKEN_TYPES = [
+    t for t in TYPES if isinstance(HOOK_TABLE[t], HookSpec) and HOOK_TABLE[t].token_mask is not None
+]
 
 
 @pytest.mark.parametrize("policy_type", TOKEN_TYPES)
 def test_padding_tokens_change_a_pooled_vla_vector_only_where_the_model_attends_to_them(policy_type):
     policy = build_tiny_policy(policy_type)
     batch = libero_batch(policy, batch_size=3, seed=2)
-    if policy_type != "groot":  # lerobot 0.4.4 gives a GR00T batch one instruction: nothing pads
-        assert not batch[LANGUAGE_KEYS[1]].all(), "instructions of different lengths"
+    assert not language_mask(batch, policy_type).all(), "instructions of different lengths"
     plain = encode_features(policy, batch)
     padded = encode_features(policy, with_padded_language(batch, 7, policy_type))
     if HOOK_TABLE[policy_type].attends_padding:
@@ -186,8 +212,8 @@ def test_padding_tokens_change_a_pooled_vla_vector_only_where_the_model_attends_
 
 def expected_pooling_mask(policy_type: str, batch: dict) -> torch.Tensor:
     """Which tokens of the hooked sequence are image or language tokens, from the model's documented layout."""
-    if policy_type == "groot":  # one backbone token per Eagle token (images + chat), left padding off
-        return batch["eagle_attention_mask"].bool()
+    if policy_type == "groot":  # one backbone token per Qwen3-VL token (images + chat), left padding off
+        return batch["attention_mask"].bool()
     language = batch["observation.language.attention_mask"].bool()
     if policy_type == "smolvla":  # 64 tokens per camera, language, then the state token
         images = torch.ones(language.shape[0], 2 * 64, dtype=torch.bool)
@@ -208,7 +234,7 @@ def expected_pooling_mask(policy_type: str, batch: dict) -> torch.Tensor:
 def test_vla_pooling_averages_exactly_the_image_and_language_tokens(policy_type):
     policy = build_tiny_policy(policy_type)
     batch = libero_batch(policy, batch_size=2, seed=2)
-    if policy_type == "groot":  # lerobot 0.4.4 gives a whole batch one instruction: no padding of its own
+    if policy_type == "groot":  # nothing but padding is left out: every row gets some
         batch = with_padded_language(batch, 3, policy_type)
     sequences = []
     handle = resolve_module(policy, HOOK_TABLE[policy_type].module_path).register_forward_hook(
@@ -232,8 +258,7 @@ def raw_firings(policy, taps, run) -> dict[str, list[torch.Tensor]]:
     """Every tensor each tap's module sees (``input`` taps) or returns while ``run()`` runs, by hooks of our own."""
     seen = {tap.path: [] for tap in taps}
     handles = []
-    for tap in taps:
-        module = resolve_module(policy, tap.path)
+    for tap, module in [(each, module) for each in taps for module in resolve_modules(policy, each.path)]:
         if tap.read == "input":
             handles.append(
                 module.register_forward_pre_hook(lambda m, inputs, p=tap.path: seen[p].append(inputs[0]))
@@ -256,7 +281,7 @@ def raw_firings(policy, taps, run) -> dict[str, list[torch.Tensor]]:
 
 def test_every_layer_of_the_sweep_fires_once_per_encode_only_forward(tiny):
     policy_type, policy = tiny
-    spec = HOOK_TABLE[policy_type]
+    spec = spec_of(policy)
     taps = sweep_taps(spec, policy)
     assert len(taps) >= 2 and taps[-1].path == spec.module_path
     assert len({tap.path for tap in taps}) == len(taps)
@@ -278,27 +303,33 @@ def test_every_layer_of_the_sweep_fires_once_per_encode_only_forward(tiny):
 
 
 def expected_layer_vector(policy_type: str, policy, batch: dict, firings: list[torch.Tensor]) -> torch.Tensor:
-    """A layer's (B, D) vectors from its raw firings, by each type's documented call pattern."""
+    """A layer's (B, D) vectors from its raw firings, by each type's documented call pattern.
+
+    Image encoders see every observation step in the policy's queue (``n_obs_steps``); the
+    current one, the last, is feat A.
+    """
     if firings[0].ndim == 3:  # token sequences: mean over the image and language tokens
         mask = expected_pooling_mask(policy_type, batch)
         (sequence,) = firings
         return torch.stack([sequence[row][mask[row]].float().mean(dim=0) for row in range(len(sequence))])
-    maps = [firing.float().mean(dim=(2, 3)) if firing.ndim == 4 else firing.float() for firing in firings]
-    n_cameras = len(policy.config.image_features)
+    rows = [firing.float().mean(dim=(2, 3)) if firing.ndim == 4 else firing.float() for firing in firings]
+    n_samples, n_cameras = batch["observation.state"].shape[0], len(policy.config.image_features)
     if policy_type == "act":  # one backbone call per camera
-        return torch.cat(maps, dim=1)
-    (rows,) = maps
-    if policy_type == "sac":  # all cameras batched camera-first
-        return torch.cat(rows.chunk(n_cameras), dim=1)
-    return rows.reshape(rows.shape[0] // n_cameras, -1)  # diffusion, vqbet, tdmpc: sample-first rows
+        return torch.cat(rows, dim=1)
+    if policy_type == "gaussian_actor":  # one call, all cameras batched camera-first
+        return torch.cat(rows[0].chunk(n_cameras), dim=1)
+    if len(rows) == n_cameras > 1:  # Diffusion's encoder per camera: one call each, rows (sample, step)
+        return torch.cat([camera.reshape(n_samples, -1, camera.shape[1])[:, -1] for camera in rows], dim=1)
+    (rows,) = rows  # Diffusion's shared encoder, VQ-BeT, TDMPC: rows (sample, step, camera)
+    return rows.reshape(n_samples, -1, n_cameras * rows.shape[1])[:, -1]
 
 
 def test_each_layer_is_pooled_like_feat_a(tiny):
     policy_type, policy = tiny
     batch = libero_batch(policy, batch_size=2, seed=2)
-    if policy_type == "groot":  # lerobot 0.4.4 gives a whole batch one instruction: no padding of its own
+    if policy_type == "groot":  # nothing but padding is left out: every row gets some
         batch = with_padded_language(batch, 3, policy_type)
-    taps = sweep_taps(HOOK_TABLE[policy_type], policy)
+    taps = sweep_taps(spec_of(policy), policy)
     layers = {}
     seen = raw_firings(policy, taps, lambda: layers.update(encode_layers(policy, batch)))
     for tap in taps:
@@ -311,3 +342,21 @@ def test_a_hook_path_of_your_own_has_no_layer_sweep():
     batch = libero_batch(policy, batch_size=2)
     with pytest.raises(ValueError, match="No layer path"):
         encode_layers(policy, batch, hook_path="model.encoder_robot_state_input_proj")
+
+
+def test_pi0_fast_keeps_the_prefill_not_the_decode_steps():
+    policy = build_tiny_policy("pi0_fast")
+    batch = libero_batch(policy, batch_size=2)
+    norm = resolve_module(policy, spec_of(policy).module_path)
+    firings = []
+    handle = norm.register_forward_hook(lambda module, inputs, output: firings.append(output[0]))
+    try:
+        policy.reset()
+        with capture_features(policy) as capture:
+            policy.select_action(dict(batch))
+            captured = capture.pop(2)
+    finally:
+        handle.remove()
+    prefill, *decode_steps = firings
+    assert decode_steps and all(step.shape[1] == 1 for step in decode_steps) and prefill.shape[1] > 1
+    torch.testing.assert_close(captured, encode_features(policy, batch), rtol=1e-5, atol=1e-6)

@@ -10,10 +10,10 @@ import torch
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
 from lerobot.envs.configs import LiberoEnv
 from lerobot.envs.factory import make_env, make_env_pre_post_processors
-from lerobot.envs.utils import add_envs_task, preprocess_observation
+from lerobot.envs.utils import preprocess_observation
 
 from lerobot_cknna.libero_offline import prepare_libero, select_mujoco_backend
-from lerobot_cknna.record_libero import IMAGE_KEYS, scripted_actions
+from lerobot_cknna.record_libero import IMAGE_KEYS, IMAGE_SIZE, scripted_actions
 
 REPO = Path(__file__).resolve().parents[1]
 SUITE = "libero_spatial"
@@ -28,12 +28,15 @@ def fresh_reset():
     """The first observation of a new LeRobot LIBERO env, through lerobot-eval's env processing."""
     select_mujoco_backend()
     prepare_libero()
-    env_cfg = LiberoEnv(task=SUITE, task_ids=[TASK_ID])
+    env_cfg = LiberoEnv(
+        task=SUITE, task_ids=[TASK_ID], observation_height=IMAGE_SIZE, observation_width=IMAGE_SIZE
+    )
     env_preprocessor, _ = make_env_pre_post_processors(env_cfg, policy_cfg=None)
     env = make_env(env_cfg, n_envs=1)[SUITE][TASK_ID]
     try:
         raw, _ = env.reset(seed=SEED)
-        return raw, env_preprocessor(add_envs_task(env, preprocess_observation(raw)))
+        observation = {**preprocess_observation(raw), "task": list(env.call("task_description"))}
+        return raw, env_preprocessor(observation)
     finally:
         env.close()
 

@@ -2,10 +2,11 @@
 
 import einops
 import numpy as np
+import pytest
 import torch
 
 from lerobot_cknna.features_io import FeatureBuffer
-from lerobot_cknna.simulation import SimulationRecorder, _Rollout
+from lerobot_cknna.simulation import SimulationRecorder, _Rollout, step_successes
 
 
 def lerobot_success(dones: torch.Tensor, successes: torch.Tensor) -> torch.Tensor:
@@ -16,27 +17,53 @@ def lerobot_success(dones: torch.Tensor, successes: torch.Tensor) -> torch.Tenso
     return einops.reduce(successes * mask, "b n -> b", "any")
 
 
-def play(rollout: _Rollout, terminated: np.ndarray, successes: np.ndarray) -> None:
+def final_info(successes: np.ndarray) -> dict:
+    """What a vector env that auto-resets on the same step reports: ``final_info`` when an env finished."""
+    return {"final_info": {"is_success": successes}} if successes.any() else {}
+
+
+def per_step_success(successes: np.ndarray) -> dict:
+    """What lerobot 0.6's LIBERO env reports: ``is_success`` on every step, no ``final_info``."""
+    return {"is_success": successes}
+
+
+def play(rollout: _Rollout, terminated: np.ndarray, successes: np.ndarray, info=final_info) -> None:
     for step in range(terminated.shape[1]):
-        info = {"final_info": {"is_success": successes[:, step]}} if successes[:, step].any() else {}
-        rollout.observe_step(terminated[:, step], np.zeros(rollout.num_envs, dtype=bool), info)
+        rollout.observe_step(
+            terminated[:, step], np.zeros(rollout.num_envs, dtype=bool), info(successes[:, step])
+        )
 
 
-def test_episode_success_follows_lerobots_rule():
+@pytest.mark.parametrize("info", [final_info, per_step_success])
+def test_episode_success_follows_lerobots_rule(info):
     rng = np.random.default_rng(0)
     for _ in range(50):
-        rollout = _Rollout("libero_spatial", 0, first_episode=0, num_envs=4, max_steps=12)
+        rollout = _Rollout("libero_spatial", first_episode=0, num_envs=4, max_steps=12)
         terminated = rng.random((4, 12)) < 0.15
         successes = rng.random((4, 12)) < 0.3
-        play(rollout, terminated, successes)
+        play(rollout, terminated, successes, info)
         dones = torch.from_numpy(np.stack(rollout.done_history, axis=1))
         expected = lerobot_success(dones, torch.from_numpy(successes)).numpy()
         assert (rollout.episode_success() == expected).all()
 
 
+def test_step_successes_reads_every_form_lerobot_eval_reads():
+    assert step_successes({"is_success": np.array([True, False])}, 2).tolist() == [True, False]
+    assert step_successes({"final_info": {"is_success": np.array([False, True])}}, 2).tolist() == [
+        False,
+        True,
+    ]
+    assert step_successes({"final_info": [None, {"is_success": True}]}, 2).tolist() == [False, True]
+    assert step_successes({"final_info": {}, "is_success": np.array([True, True])}, 2).tolist() == [
+        False,
+        False,
+    ]
+    assert step_successes({}, 3).tolist() == [False, False, False]
+
+
 def test_steps_after_an_env_is_done_are_masked_and_extra_episodes_dropped(tmp_path):
     recorder = SimulationRecorder(FeatureBuffer(tmp_path), n_episodes=2)
-    recorder._rollout = rollout = _Rollout("libero_spatial", 0, first_episode=0, num_envs=3, max_steps=5)
+    recorder._rollout = rollout = _Rollout("libero_spatial", first_episode=0, num_envs=3, max_steps=5)
     terminated = np.zeros((3, 5), dtype=bool)
     terminated[0, 1] = True  # env 0 finishes at step 1 (successfully)
     successes = np.zeros((3, 5), dtype=bool)

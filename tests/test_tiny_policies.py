@@ -7,36 +7,39 @@ import pytest
 import torch
 from lerobot.configs.policies import PreTrainedConfig
 from lerobot.envs.configs import LiberoEnv
-from lerobot.policies.factory import make_policy, make_pre_post_processors
+from lerobot.policies.factory import make_policy
 
 from lerobot_cknna.capture import capture_features, encode_features
-from lerobot_cknna.fixes import action_tokenizer_config, apply_runtime_fixes
-from lerobot_cknna.hook_table import HOOK_TABLE
-from lerobot_cknna.pi_environment import has_openpi_transformers
+from lerobot_cknna.fixes import apply_policy_fixes, make_pre_post_processors
 from lerobot_cknna.tiny_policies import (
+    DIFFUSION_SHARED_ENCODER,
     TINY_BUILD_MARKER,
+    TINY_CONFIGS,
     build_tiny_policy,
     libero_observation,
     save_tiny_policy,
     tiny_build,
-    tiny_types_here,
 )
 
+TYPES = sorted(TINY_CONFIGS)
+# Each tiny type, and Diffusion with the shared encoder of checkpoints saved before lerobot 0.5.
+VARIANTS = {
+    **{policy_type: (policy_type, {}) for policy_type in TYPES},
+    "diffusion_shared": ("diffusion", DIFFUSION_SHARED_ENCODER),
+}
 
-@pytest.mark.parametrize("policy_type", tiny_types_here())
-def test_saved_tiny_policy_loads_through_the_policy_path_code(policy_type, tmp_path):
-    saved = save_tiny_policy(policy_type, tmp_path)
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_saved_tiny_policy_loads_through_the_policy_path_code(variant, tmp_path):
+    policy_type, changes = VARIANTS[variant]
+    saved = save_tiny_policy(policy_type, tmp_path, **changes)
     # What lerobot-eval does with --policy.path=DIR (configs/eval.py, lerobot_eval.eval_main).
     cfg = PreTrainedConfig.from_pretrained(tmp_path)
     cfg.pretrained_path = str(tmp_path)
     with tiny_build(policy_type, tmp_path / "assets"):  # Pi family: LeRobot's size tables, made tiny
         policy = make_policy(cfg, env_cfg=LiberoEnv()).eval()
-    preprocessor, _ = make_pre_post_processors(
-        cfg,
-        pretrained_path=str(tmp_path),
-        preprocessor_overrides=action_tokenizer_config.preprocessor_overrides(cfg),
-    )
-    apply_runtime_fixes(policy)
+    preprocessor, _ = make_pre_post_processors(cfg, pretrained_path=str(tmp_path))
+    apply_policy_fixes(policy)
 
     for (name, loaded), (_, built) in zip(
         policy.state_dict().items(), saved.state_dict().items(), strict=True
@@ -49,10 +52,9 @@ def test_saved_tiny_policy_loads_through_the_policy_path_code(policy_type, tmp_p
         policy.select_action(dict(batch))
         captured = capture.pop(2)
     torch.testing.assert_close(captured, encode_features(policy, batch), rtol=1e-5, atol=1e-6)
-    assert HOOK_TABLE[policy_type].category in ("VLA", "IL", "RL")
 
 
-@pytest.mark.parametrize("policy_type", tiny_types_here())
+@pytest.mark.parametrize("policy_type", TYPES)
 def test_tiny_builds_are_reproducible_and_hold_no_uninitialised_memory(policy_type):
     first, second = build_tiny_policy(policy_type, seed=3), build_tiny_policy(policy_type, seed=3)
     for (name, a), (_, b) in zip(first.state_dict().items(), second.state_dict().items(), strict=True):
@@ -61,8 +63,8 @@ def test_tiny_builds_are_reproducible_and_hold_no_uninitialised_memory(policy_ty
             assert torch.isfinite(a).all() and a.abs().max() < 1e4, name
 
 
-# One per environment; in .venv-pi/ a Pi0, whose sizes exist only under tiny_build (the marker's reason).
-MARKER_REPLAY_TYPE = "pi0" if has_openpi_transformers() else "sac"
+# A Pi0, whose sizes exist only under tiny_build (the marker's reason).
+MARKER_REPLAY_TYPE = "pi0"
 
 
 def test_lerobot_cknna_builds_a_saved_tiny_policy_at_its_tiny_size_through_policy_path(

@@ -1,5 +1,6 @@
 """The ``--cknna.*`` option group: what to compute from paired features, and how."""
 
+import functools
 from dataclasses import dataclass, field
 
 import torch
@@ -50,7 +51,16 @@ class CKNNAConfig:
             raise ValueError(f"--cknna.n_permutations must be >= 0, got {self.n_permutations}.")
         if self.interval_level is not None and not 0 < self.interval_level < 1:
             raise ValueError(f"--cknna.interval_level must be in (0, 1), got {self.interval_level}.")
-        self.metrics_device = resolve_metrics_device(self.device, torch.cuda.device_count())
+        parse_metrics_device(self.device)
+
+    @functools.cached_property
+    def metrics_device(self) -> torch.device:
+        """The device the metrics run on (``--cknna.device`` against the GPUs torch sees here).
+
+        Raises:
+            ValueError: ``--cknna.device`` names a GPU this machine does not have.
+        """
+        return resolve_metrics_device(self.device, torch.cuda.device_count())
 
     def exclusion(self, episode_index, frame_index) -> NeighborExclusion | None:
         """The neighbour exclusion these options ask for, over the given samples."""
@@ -61,20 +71,32 @@ class CKNNAConfig:
         return None
 
 
-def resolve_metrics_device(name: str, n_gpus: int) -> torch.device:
-    """The device ``--cknna.device=name`` asks for on a machine where torch sees ``n_gpus`` GPUs.
+def parse_metrics_device(name: str) -> torch.device | None:
+    """The device ``--cknna.device=name`` names (``None`` for ``auto``), without asking what this machine has.
 
     Raises:
-        ValueError: the name is not a device, or names a GPU this machine does not have.
+        ValueError: the name is not auto, cpu, cuda or cuda:N.
     """
     if name == "auto":
-        return torch.device("cuda" if n_gpus else "cpu")
+        return None
     try:
         device = torch.device(name)
     except RuntimeError as error:
         raise ValueError(f"--cknna.device must be auto, cpu, cuda or cuda:N, got {name!r}.") from error
     if device.type not in ("cpu", "cuda"):
         raise ValueError(f"--cknna.device must be auto, cpu, cuda or cuda:N, got {name!r}.")
+    return device
+
+
+def resolve_metrics_device(name: str, n_gpus: int) -> torch.device:
+    """The device ``--cknna.device=name`` asks for on a machine where torch sees ``n_gpus`` GPUs.
+
+    Raises:
+        ValueError: the name is not a device, or names a GPU this machine does not have.
+    """
+    device = parse_metrics_device(name)
+    if device is None:
+        return torch.device("cuda" if n_gpus else "cpu")
     if device.type == "cuda" and (device.index or 0) >= n_gpus:
         raise ValueError(
             f"--cknna.device={name} but torch sees {n_gpus} CUDA device(s) here; "

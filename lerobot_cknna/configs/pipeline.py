@@ -4,22 +4,24 @@
 (hub id or local directory), ``--env.*``, ``--eval.*``, ``--seed``, ``--rename_map``,
 ``--output_dir`` and ``--job_name`` mean exactly what they mean to ``lerobot-eval``.
 Exactly one of ``--env.type=...`` (simulation) and ``--dataset.repo_id=...`` (replay)
-selects the mode.
+selects the mode. In LIBERO simulation the env renders at the size the policy's cameras
+expect, unless ``--env.observation_height/width`` say otherwise (then they must agree).
 """
 
 import datetime as dt
-import sys
-import tempfile
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
 from lerobot import envs
 from lerobot.configs import parser
 from lerobot.configs.default import DatasetConfig
 from lerobot.configs.eval import EvalPipelineConfig
+from lerobot.envs.configs import LiberoEnv
 
+from lerobot_cknna.checkpoints import read_checkpoint_config
 from lerobot_cknna.configs.cknna import CKNNAConfig
-from lerobot_cknna.fixes.stale_config_keys import without_stale_keys
 
 WEIGHTS_CHOICES = ("finetuned on target", "other domain", "random")
 PARALLEL_TASKS_REFUSED = (
@@ -59,20 +61,39 @@ class CKNNARunConfig(CKNNAConfig):
             raise ValueError(f"--cknna.batch_size must be at least 1, got {self.batch_size}.")
 
 
-def _clean_policy_path_arg() -> Path | None:
-    """Point ``--policy.path`` at a copy without stale config keys before LeRobot parses it.
+LIBERO_SIZE_FLAGS = ("env.observation_height", "env.observation_width")
 
-    Returns:
-        The path the user gave when it was replaced, else ``None``.
+
+def _set_in_config_file(dotted: str) -> bool:
+    """Whether the ``--config_path`` file, if any, sets ``dotted`` (e.g. ``env.observation_height``)."""
+    config_path = parser.parse_arg("config_path")
+    if not config_path or not Path(config_path).is_file():
+        return False
+    values = yaml.safe_load(Path(config_path).read_text()) or {}
+    for part in dotted.split("."):
+        if not isinstance(values, dict) or part not in values:
+            return False
+        values = values[part]
+    return True
+
+
+def _user_set(dotted: str) -> bool:
+    return parser.parse_arg(dotted) is not None or _set_in_config_file(dotted)
+
+
+def policy_camera_size(policy_config) -> tuple[int, int] | None:
+    """The (height, width) every camera of the policy expects, ``None`` if it declares none.
+
+    Raises:
+        ValueError: the cameras expect different sizes, which one LIBERO render cannot give.
     """
-    policy_path = parser.get_path_arg("policy")
-    if not policy_path or not (Path(policy_path) / "config.json").is_file():
-        return None
-    cleaned = without_stale_keys(Path(policy_path), Path(tempfile.gettempdir()) / "lerobot_cknna_policies")
-    if cleaned == Path(policy_path):
-        return None
-    sys.argv = [f"--policy.path={cleaned}" if arg.startswith("--policy.path=") else arg for arg in sys.argv]
-    return Path(policy_path)
+    sizes = {tuple(feature.shape[-2:]) for feature in policy_config.image_features.values()}
+    if len(sizes) > 1:
+        raise ValueError(
+            f"The policy's cameras expect different image sizes {sorted(sizes)}, but LIBERO renders every "
+            "camera at one size (--env.observation_height/width)."
+        )
+    return sizes.pop() if sizes else None
 
 
 @dataclass
@@ -113,12 +134,9 @@ class CKNNAPipelineConfig(EvalPipelineConfig):
             )
         if self.env is not None and getattr(self.env, "max_parallel_tasks", 1) > 1:
             raise ValueError(PARALLEL_TASKS_REFUSED)
-        if self.env is not None and self.eval.use_async_envs:
-            raise ValueError(
-                "--eval.use_async_envs=true does not work with lerobot 0.4.4's eval loop (it reads "
-                "env.envs[0]); use --eval.batch_size=N for vectorized sync envs."
-            )
-        given_policy_path = _clean_policy_path_arg()
+        policy_path = parser.get_path_arg("policy")
+        if policy_path:
+            read_checkpoint_config(policy_path)
         job_name, output_dir = self.job_name, self.output_dir
         super().__post_init__()
         if self.policy is None:
@@ -126,12 +144,34 @@ class CKNNAPipelineConfig(EvalPipelineConfig):
                 "Give a policy: --policy.path=HUB_ID_OR_DIR (a trained policy), or --policy.type=act "
                 "(built from config: random weights)."
             )
-        if given_policy_path is not None:
-            # The config is parsed; weights and processors load from the user's directory as they are.
-            self.policy.pretrained_path = given_policy_path
+        if isinstance(self.env, LiberoEnv):
+            self._render_libero_at_the_policys_size()
         if not job_name:
             mode = self.env.type if self.env is not None else "replay"
             self.job_name = f"{mode}_{self.policy.type}"
         if not output_dir:
             now = dt.datetime.now()
             self.output_dir = Path("outputs/cknna") / f"{now:%Y-%m-%d}/{now:%H-%M-%S}_{self.job_name}"
+
+    def _render_libero_at_the_policys_size(self) -> None:
+        """LIBERO renders 360 x 360 unless told: render at the size the policy's cameras expect.
+
+        Raises:
+            ValueError: ``--env.observation_height/width`` were given and differ from what the policy expects.
+        """
+        expected = policy_camera_size(self.policy)
+        rendered = (self.env.observation_height, self.env.observation_width)
+        if expected is None or expected == rendered:
+            return
+        if any(_user_set(flag) for flag in LIBERO_SIZE_FLAGS):
+            raise ValueError(
+                f"LIBERO would render {rendered[0]}x{rendered[1]} images (--env.observation_height/width) but the "
+                f"policy's cameras expect {expected[0]}x{expected[1]}. Drop those flags (LIBERO then renders at the "
+                f"policy's size) or set --env.observation_height={expected[0]} --env.observation_width={expected[1]}."
+            )
+        logging.info(
+            f"LIBERO renders at the policy's camera size, {expected[0]}x{expected[1]} (LeRobot's default is "
+            f"{rendered[0]}x{rendered[1]}; set --env.observation_height/width to choose)."
+        )
+        self.env.observation_height, self.env.observation_width = expected
+        self.env.__post_init__()

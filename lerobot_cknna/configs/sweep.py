@@ -5,14 +5,13 @@ cannot set it), so a run is described by the ``lerobot-cknna`` arguments it pass
 draccus file. A **run file** (``configs/study/smolvla.yaml``)::
 
     name: smolvla                       # the run's directory and row label
-    policy_type: smolvla                # picks the Python environment (Pi family: .venv-pi/)
+    policy_type: smolvla                # the LeRobot policy type (tiny runs build it)
     args:                               # lerobot-cknna arguments of this policy
       - --policy.path=HuggingFaceVLA/smolvla_libero
     weights: finetuned on target        # passed as --cknna.weights (finetuned on target / other domain / random)
     provenance: >-                      # where the weights come from and how that was checked
       LeRobot's LIBERO fine-tune of smolvla_base ...
-    environment: main                   # optional: main or pi (default from policy_type)
-    python: /path/to/python             # optional: this run's interpreter
+    python: /path/to/python             # optional: this run's interpreter (default: the sweep's)
     tiny: false                         # optional: run the tiny offline build of policy_type instead
 
 A **sweep file** (``configs/study/sweep.yaml``) lists the runs and what every run shares::
@@ -21,7 +20,6 @@ A **sweep file** (``configs/study/sweep.yaml``) lists the runs and what every ru
     common_args:                        # appended to every run: the same samples for every policy
       - --dataset.repo_id=HuggingFaceVLA/libero
       - --dataset.episodes=[0,1,2,3]
-    interpreters: {pi: .venv-pi/bin/python}   # optional: the interpreter of an environment
     offline_assets: outputs/cknna/tiny_assets # tiny policies and the recorded dataset, made once
     record_libero: {task_ids: [0, 1], episodes_per_task: 2, n_steps: 10}  # optional, needs offline_assets
 
@@ -34,34 +32,23 @@ from pathlib import Path
 import yaml
 
 from lerobot_cknna.configs.pipeline import WEIGHTS_CHOICES
-from lerobot_cknna.pi_environment import PI_ENV_DIR, PI_ENV_SETUP_COMMAND, PI_FAMILY
 
-ENVIRONMENTS = ("main", "pi")
-DEFAULT_PI_PYTHON = Path(PI_ENV_DIR) / "bin" / "python"
 RECORDED_REPO_ID = "local/libero_spatial_sim"
 
 
 @dataclass
 class RunSpec:
-    """One policy of a sweep: a ``lerobot-cknna`` invocation in one Python environment."""
+    """One policy of a sweep: a ``lerobot-cknna`` invocation."""
 
     name: str
     policy_type: str
     args: list[str] = field(default_factory=list)
     weights: str | None = None
     provenance: str = ""
-    environment: str | None = None
     python: str | None = None
     tiny: bool = False
 
     def __post_init__(self) -> None:
-        if self.environment is None:
-            self.environment = "pi" if self.policy_type in PI_FAMILY else "main"
-        if self.environment not in ENVIRONMENTS:
-            raise ValueError(
-                f"Run {self.name!r}: environment must be one of {', '.join(ENVIRONMENTS)}, "
-                f"got {self.environment!r}."
-            )
         if self.weights is not None and self.weights not in WEIGHTS_CHOICES:
             raise ValueError(
                 f"Run {self.name!r}: weights must be one of {', '.join(map(repr, WEIGHTS_CHOICES))}, "
@@ -93,7 +80,6 @@ class SweepSpec:
 
     runs: list[RunSpec]
     common_args: list[str] = field(default_factory=list)
-    interpreters: dict[str, str] = field(default_factory=dict)
     offline_assets: Path | None = None
     record_libero: LiberoRecording | None = None
 
@@ -103,11 +89,6 @@ class SweepSpec:
             raise ValueError(f"A sweep compares runs: list at least two under runs:, got {names}.")
         if len(set(names)) != len(names):
             raise ValueError(f"Run names must be unique in a sweep; got {names}.")
-        unknown = set(self.interpreters) - set(ENVIRONMENTS)
-        if unknown:
-            raise ValueError(
-                f"interpreters: unknown environments {sorted(unknown)}; use {', '.join(ENVIRONMENTS)}."
-            )
         needs_assets = self.record_libero is not None or any(run.tiny for run in self.runs)
         if needs_assets and self.offline_assets is None:
             raise ValueError("Tiny runs and record_libero need offline_assets: DIR in the sweep file.")
@@ -120,13 +101,9 @@ class SweepSpec:
                     "run must see the same samples. Remove it from the run or from common_args."
                 )
 
-    def interpreter(self, run: RunSpec, main_python: str) -> Path:
-        """The Python that runs ``run``: its own, its environment's, else the default of the environment."""
-        if run.python:
-            return Path(run.python)
-        if run.environment in self.interpreters:
-            return Path(self.interpreters[run.environment])
-        return Path(main_python) if run.environment == "main" else DEFAULT_PI_PYTHON
+    def interpreter(self, run: RunSpec, python: str) -> Path:
+        """The Python that runs ``run``: its own, else the sweep's ``python``."""
+        return Path(run.python or python)
 
     def run_args(self, run: RunSpec) -> list[str]:
         """The run's ``lerobot-cknna`` arguments before its ``--policy.path`` and ``--output_dir``."""
@@ -199,20 +176,14 @@ def load_sweep(path: Path, offline_assets: Path | None = None) -> SweepSpec:
     return _build(SweepSpec, values, str(path))
 
 
-def missing_interpreters(sweep: SweepSpec, main_python: str) -> list[str]:
-    """A line per interpreter the sweep's runs need that does not exist, saying how to get one."""
+def missing_interpreters(sweep: SweepSpec, python: str) -> list[str]:
+    """A line per interpreter the sweep's runs need that does not exist."""
     needed: dict[Path, list[RunSpec]] = {}
     for run in sweep.runs:
-        needed.setdefault(sweep.interpreter(run, main_python), []).append(run)
-    missing = []
-    for python, runs in needed.items():
-        if python.is_file():
-            continue
-        hint = (
-            f"build it with `{PI_ENV_SETUP_COMMAND}` from the repository root, or give --pi_python=PATH"
-            if any(run.environment == "pi" for run in runs)
-            else "give --main_python=PATH, or set interpreters: in the sweep file or python: in the run"
-        )
-        names = ", ".join(run.name for run in runs)
-        missing.append(f"The interpreter {python} (for {names}) does not exist: {hint}.")
-    return missing
+        needed.setdefault(sweep.interpreter(run, python), []).append(run)
+    return [
+        f"The interpreter {interpreter} (for {', '.join(run.name for run in runs)}) does not exist: "
+        "give --python=PATH, or set python: in the run file."
+        for interpreter, runs in needed.items()
+        if not interpreter.is_file()
+    ]

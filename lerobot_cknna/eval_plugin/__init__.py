@@ -3,24 +3,29 @@ r"""One flag turns an existing ``lerobot-eval`` into an alignment study.
 Add ``--env.discover_packages_path=lerobot_cknna.eval_plugin`` to a ``lerobot-eval`` command::
 
     lerobot-eval --policy.path=HuggingFaceVLA/smolvla_libero --env.type=libero \\
-        --env.task=libero_spatial --eval.n_episodes=10 --eval.batch_size=2 \\
+        --env.task=libero_spatial --eval.n_episodes=10 \\
         --env.discover_packages_path=lerobot_cknna.eval_plugin
 
 LeRobot imports this package before parsing its flags (its plugin loading). Importing it
-wraps ``eval_policy_all`` of the running ``lerobot-eval`` so that features are captured
-during the evaluation and ``features.safetensors``, ``cknna.json``, ``report.md`` and the
-plots are written beside ``eval_info.json``, with the default ``--cknna.*`` settings (use
-``lerobot-cknna`` to change them). It also lets LIBERO run offline from the installed asset
-packages and picks a MuJoCo backend that renders. Importing ``lerobot_cknna`` itself
-changes nothing; only this package does.
+makes the running ``lerobot-eval`` capture features during the evaluation and write
+``features.safetensors``, ``cknna.json``, ``report.md`` and the plots beside
+``eval_info.json``, with the default ``--cknna.*`` settings (use ``lerobot-cknna`` to change
+them). It also applies this package's fixes for LeRobot defects (loading old checkpoints,
+preprocessors), lets LIBERO run offline from the installed asset packages and picks a MuJoCo
+backend that renders. Importing ``lerobot_cknna`` itself changes nothing; only this package does.
 """
 
+import contextlib
 import logging
 import sys
 
 from lerobot_cknna.configs.pipeline import CKNNARunConfig
+from lerobot_cknna.fixes import fixed_config_loading
 from lerobot_cknna.libero_offline import prepare_libero, select_mujoco_backend
-from lerobot_cknna.simulation import instrument_eval_policy_all
+from lerobot_cknna.simulation import instrument_lerobot_eval
+
+# Kept open for the life of the lerobot-eval process.
+_INSTALLED = contextlib.ExitStack()
 
 
 def _install() -> None:
@@ -29,13 +34,12 @@ def _install() -> None:
         select_mujoco_backend()
     except RuntimeError as error:
         logging.warning(f"lerobot_cknna.eval_plugin: {error}")
+    _INSTALLED.enter_context(fixed_config_loading())
     running = [sys.modules.get("lerobot.scripts.lerobot_eval"), sys.modules.get("__main__")]
     for module in {id(m): m for m in running if m is not None and hasattr(m, "eval_policy_all")}.values():
-        if not hasattr(module.eval_policy_all, "__wrapped__"):
-            module.eval_policy_all = instrument_eval_policy_all(module.eval_policy_all, CKNNARunConfig())
-            logging.info(
-                f"lerobot_cknna.eval_plugin: capturing features in {module.__name__}.eval_policy_all"
-            )
+        stack, _ = instrument_lerobot_eval(module, CKNNARunConfig())
+        _INSTALLED.enter_context(stack)
+        logging.info(f"lerobot_cknna.eval_plugin: capturing features in {module.__name__}.eval_policy_all")
 
 
 _install()

@@ -1,12 +1,4 @@
-"""Policies call some submodules as ``self.child.forward(...)``, which skips every hook on them.
-
-``nn.Module.__call__`` runs forward hooks; calling ``.forward`` directly does not. SmolVLA
-calls ``self.vlm_with_expert.forward(...)`` for the prefill and every denoising step
-(modeling_smolvla.py:785, :824, :892); Pi0, Pi0.5, Pi0-FAST and GR00T do the same with
-their backbones. A hook placed on such a module never fires. The fix routes the child's
-direct ``.forward`` calls through ``__call__`` for that policy instance, so hooks run exactly
-once per call however the module is invoked.
-"""
+"""Policies call some submodules as ``self.child.forward(...)``, which skips every hook on them."""
 
 import functools
 import inspect
@@ -14,8 +6,34 @@ import re
 
 from torch import nn
 
-DESCRIPTION = "submodules called as .forward() directly, bypassing forward hooks"
-PATCH = "patches/direct_forward_calls.diff"
+from lerobot_cknna.fixes.registry import PolicyFix, register
+
+_DIRECT_CALL = re.compile(r"self\.([\w.]+)\.forward\(")
+
+
+@register("direct_forward_calls")
+class DirectForwardCalls(PolicyFix):
+    """SmolVLA, Pi0, Pi0.5, Pi0-FAST and GR00T call submodules as ``self.child.forward(...)``, which skips ``nn.Module.__call__`` and so every hook on them.
+
+    SmolVLA calls ``self.vlm_with_expert.forward(...)`` for the prefill and every denoising step
+    (modeling_smolvla.py:712, :750, :796); the Pi family does the same with
+    ``paligemma_with_expert`` and with PaliGemma's language model, GR00T with ``_groot_model``
+    in training. A hook placed on such a module never fires.
+    """
+
+    symptom = (
+        "a forward hook on `model.vlm_with_expert` (or the Pi family's `paligemma_with_expert`) never fires"
+    )
+    remedy = "that policy's direct `.forward` calls on those submodules go through `__call__`, so hooks fire once per call"
+
+    def is_present(self, policy: nn.Module) -> bool:
+        """Whether some submodule of this policy is called in a way that skips its hooks."""
+        return bool(bypassed_modules(policy))
+
+    def apply(self, policy: nn.Module) -> None:
+        """Make direct ``.forward`` calls on the bypassed submodules of this policy run their hooks."""
+        for _, module in bypassed_modules(policy):
+            _route_through_call(module)
 
 
 @functools.cache
@@ -24,23 +42,24 @@ def _children_called_directly(owner_class: type) -> frozenset[str]:
         source = inspect.getsource(owner_class)
     except (OSError, TypeError):
         return frozenset()
-    return frozenset(re.findall(r"self\.(\w+)\.forward\(", source))
+    return frozenset(_DIRECT_CALL.findall(source))
+
+
+def _attribute(owner: object, dotted: str) -> object:
+    for part in dotted.split("."):
+        owner = getattr(owner, part, None)
+    return owner
 
 
 def bypassed_modules(policy: nn.Module) -> list[tuple[str, nn.Module]]:
     """``(dotted name, module)`` for every submodule whose owner calls its ``.forward`` directly."""
-    found = []
+    found = {}
     for owner_name, owner in policy.named_modules():
-        for child_name in _children_called_directly(type(owner)):
-            child = getattr(owner, child_name, None)
+        for child_path in _children_called_directly(type(owner)):
+            child = _attribute(owner, child_path)
             if isinstance(child, nn.Module) and not getattr(child.forward, "routes_through_call", False):
-                found.append((f"{owner_name}.{child_name}".lstrip("."), child))
-    return found
-
-
-def is_present(policy: nn.Module) -> bool:
-    """Whether some submodule of this policy is called in a way that skips its hooks."""
-    return bool(bypassed_modules(policy))
+                found.setdefault(id(child), (f"{owner_name}.{child_path}".lstrip("."), child))
+    return list(found.values())
 
 
 def _route_through_call(module: nn.Module) -> None:
@@ -66,9 +85,3 @@ def _route_through_call(module: nn.Module) -> None:
 
     forward.routes_through_call = True
     module.forward = forward
-
-
-def apply(policy: nn.Module) -> None:
-    """Make direct ``.forward`` calls on the bypassed submodules of this policy run their hooks."""
-    for _, module in bypassed_modules(policy):
-        _route_through_call(module)

@@ -25,18 +25,18 @@ import logging
 from accelerate import PartialState
 from lerobot.configs import parser
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
-from lerobot.policies.factory import get_policy_class, make_policy, make_pre_post_processors
+from lerobot.policies.factory import get_policy_class, make_policy
 from lerobot.policies.pretrained import PreTrainedPolicy
 from lerobot.utils.constants import ACTION
 from lerobot.utils.random_utils import set_seed
 
-from lerobot_cknna.capture import resolve_module
+from lerobot_cknna.checkpoints import refuse_removed_policy_type
 from lerobot_cknna.configs.pipeline import CKNNAPipelineConfig
 from lerobot_cknna.features_io import FeatureBuffer, refuse_earlier_run
-from lerobot_cknna.fixes import action_tokenizer_config, apply_runtime_fixes
+from lerobot_cknna.fixes import apply_policy_fixes, fixed_config_loading, make_pre_post_processors
 from lerobot_cknna.hook_table import spec_for, sweep_taps
 from lerobot_cknna.layer_features import LayerBuffers
-from lerobot_cknna.pi_environment import require_pi_environment
+from lerobot_cknna.module_paths import resolve_modules
 from lerobot_cknna.provenance import run_source, weights_provenance
 from lerobot_cknna.replay import (
     check_dataset_fits,
@@ -134,9 +134,9 @@ def run_replay(cfg: CKNNAPipelineConfig, state: PartialState) -> dict | None:
         video_backend=cfg.dataset.video_backend,
     )
     policy = build_policy(cfg, dataset)
-    apply_runtime_fixes(policy)
-    spec = spec_for(policy.config.type, cfg.cknna.hook_path)
-    resolve_module(policy, spec.module_path)
+    apply_policy_fixes(policy)
+    spec = spec_for(policy.config.type, cfg.cknna.hook_path, policy.config)
+    resolve_modules(policy, spec.module_path)
     state_to_policy = check_dataset_fits(dataset, policy, spec.reads_state, cfg.rename_map)
     preprocessor, _ = make_pre_post_processors(
         cfg.policy,
@@ -145,7 +145,6 @@ def run_replay(cfg: CKNNAPipelineConfig, state: PartialState) -> dict | None:
         preprocessor_overrides={
             "device_processor": {"device": str(policy.config.device)},
             "rename_observations_processor": {"rename_map": cfg.rename_map},
-            **action_tokenizer_config.preprocessor_overrides(cfg.policy),
         },
     )
     indices, sampling = sample_frames(dataset, cfg.cknna.max_samples)
@@ -182,7 +181,7 @@ def run_simulation(cfg: CKNNAPipelineConfig) -> None:
 
         prepare_libero()
         select_mujoco_backend()
-    with instrumented_lerobot_eval(cfg.cknna), policy_construction(cfg.policy.pretrained_path):
+    with instrumented_lerobot_eval(cfg.cknna, cfg.env), policy_construction(cfg.policy.pretrained_path):
         lerobot_eval.eval_main.__wrapped__(cfg)
 
 
@@ -190,7 +189,7 @@ def run_simulation(cfg: CKNNAPipelineConfig) -> None:
 def cknna_main(cfg: CKNNAPipelineConfig) -> None:
     """Parse the command line (LeRobot's draccus parser, ``--policy.path`` included) and run."""
     set_seed(cfg.seed)
-    require_pi_environment(cfg.policy.type)
+    cfg.cknna.metrics_device  # noqa: B018  (a GPU this machine lacks is reported before any work)
     state = PartialState()
     if state.num_processes > 1:
         agree_on_run_dir(cfg, state)
@@ -218,7 +217,13 @@ def cknna_main(cfg: CKNNAPipelineConfig) -> None:
 
 def main():
     """Console entry point."""
-    run_command(cknna_main)
+    run_command(_main)
+
+
+def _main() -> None:
+    refuse_removed_policy_type(parser.get_type_arg("policy"))
+    with fixed_config_loading():
+        cknna_main()
 
 
 if __name__ == "__main__":

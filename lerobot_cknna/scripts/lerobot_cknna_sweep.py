@@ -1,17 +1,17 @@
-"""``lerobot-cknna-sweep``: the study over many policies, each in its own environment, on the same samples.
+"""``lerobot-cknna-sweep``: the study over many policies, each run in its own process, on the same samples.
 
 Usage::
 
     lerobot-cknna-sweep configs/study/sweep.yaml                 # the study on real checkpoints
     lerobot-cknna-sweep configs/study_tiny/sweep.yaml            # all eleven types, offline, tiny builds
-    lerobot-cknna-sweep SWEEP.yaml --output_dir=DIR --pi_python=.venv-pi/bin/python --only=act,smolvla
+    lerobot-cknna-sweep SWEEP.yaml --output_dir=DIR --only=act,smolvla
 
 The sweep file (:mod:`lerobot_cknna.configs.sweep`) lists the runs (one small YAML per policy:
-its ``lerobot-cknna`` arguments, the weights' provenance, its Python environment) and the
-arguments every run shares (the same dataset episodes, or the same simulation seeds). Each run
-is ``PYTHON -m lerobot_cknna.scripts.lerobot_cknna ARGS`` in a fresh process: Pi0 / Pi0.5 /
-Pi0-FAST with ``.venv-pi/bin/python`` (``--pi_python``), the others with this interpreter
-(``--main_python``). A run that fails is recorded and the sweep goes on.
+its ``lerobot-cknna`` arguments and the weights' provenance) and the arguments every run
+shares (the same dataset episodes, or the same simulation seeds). Each run is
+``PYTHON -m lerobot_cknna.scripts.lerobot_cknna ARGS`` in a fresh process, with this
+interpreter (``--python``) unless its run file names another. A run that fails is recorded and
+the sweep goes on.
 
 Writes into ``--output_dir`` (default ``outputs/cknna/DATE/TIME_sweep``): ``runs/NAME/`` (each
 run's own output), ``logs/NAME.stdout.log`` and ``logs/NAME.stderr.log``, ``sweep.json`` (every
@@ -48,8 +48,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("sweep_file", type=Path, help="the sweep YAML (configs/study/sweep.yaml)")
     parser.add_argument("--output_dir", type=Path, default=None, help="where the sweep writes")
-    parser.add_argument("--main_python", default=sys.executable, help="interpreter of the main environment")
-    parser.add_argument("--pi_python", default=None, help="interpreter of .venv-pi/ (Pi0, Pi0.5, Pi0-FAST)")
+    parser.add_argument(
+        "--python", default=sys.executable, help="interpreter of the runs (default: this one)"
+    )
     parser.add_argument(
         "--offline_assets", type=Path, default=None, help="overrides the file's offline_assets"
     )
@@ -65,21 +66,19 @@ def load_selected(args: argparse.Namespace) -> SweepSpec:
         ValueError: bad content, an unknown ``--only`` name, or an interpreter that does not exist.
     """
     sweep = load_sweep(args.sweep_file, offline_assets=args.offline_assets)
-    if args.pi_python:
-        sweep.interpreters["pi"] = args.pi_python
     if args.only:
         wanted = args.only.split(",")
         unknown = sorted(set(wanted) - {run.name for run in sweep.runs})
         if unknown:
             raise ValueError(f"--only names runs the sweep does not have: {unknown}.")
         sweep = dataclasses.replace(sweep, runs=[run for run in sweep.runs if run.name in wanted])
-    missing = missing_interpreters(sweep, args.main_python)
+    missing = missing_interpreters(sweep, args.python)
     if missing:
         raise ValueError(" ".join(missing))
     return sweep
 
 
-def run_sweep(sweep: SweepSpec, sweep_dir: Path, main_python: str) -> list[RunOutcome]:
+def run_sweep(sweep: SweepSpec, sweep_dir: Path, python: str) -> list[RunOutcome]:
     """Prepare what the sweep records or builds offline, then run every policy; failures do not stop it."""
     sweep_dir.mkdir(parents=True, exist_ok=True)
     if sweep.record_libero is not None:
@@ -91,13 +90,13 @@ def run_sweep(sweep: SweepSpec, sweep_dir: Path, main_python: str) -> list[RunOu
             episodes_per_task=recording.episodes_per_task,
             n_steps=recording.n_steps,
         )
-    not_built = save_tiny_policies(sweep, main_python, sweep_dir)
+    not_built = save_tiny_policies(sweep, python, sweep_dir)
     outcomes = []
     for run in tqdm(sweep.runs, desc="sweep", unit="run"):
         if run.name in not_built:
             outcomes.append(dataclasses.replace(not_built[run.name], name=run.name))
             continue
-        outcomes.append(run_policy(sweep, run, main_python, sweep_dir))
+        outcomes.append(run_policy(sweep, run, python, sweep_dir))
     return outcomes
 
 
@@ -122,7 +121,7 @@ def sweep_main(argv: list[str] | None = None) -> None:
     sweep = load_selected(args)
     now = dt.datetime.now()
     sweep_dir = args.output_dir or Path("outputs/cknna") / f"{now:%Y-%m-%d}" / f"{now:%H-%M-%S}_sweep"
-    outcomes = run_sweep(sweep, sweep_dir, args.main_python)
+    outcomes = run_sweep(sweep, sweep_dir, args.python)
     obstacles = write_comparison(sweep, outcomes, sweep_dir)
     record = {
         "sweep_file": str(args.sweep_file),

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -21,6 +22,7 @@ from lerobot_cknna.configs.cknna import CKNNAConfig
 from lerobot_cknna.features_io import FEATURES_FILE, load_features
 from lerobot_cknna.layer_features import load_layer_features
 from lerobot_cknna.record_libero import IMAGE_KEYS, dataset_features
+from lerobot_cknna.testing.defects import write_sac_checkpoint_of_lerobot_0_4
 from lerobot_cknna.tiny_policies import build_tiny_policy, libero_stats, save_tiny_policy
 from tests.test_plots import assert_is_a_real_figure
 
@@ -145,10 +147,12 @@ def test_simulation_pairs_every_model_call_and_writes_eval_info(policy_dirs, tmp
     done = lerobot_cknna(
         f"--policy.path={policy_dirs['smolvla']}", "--env.type=libero", "--env.task=libero_spatial",
         "--env.task_ids=[0]", "--env.episode_length=9", "--eval.n_episodes=3", "--eval.batch_size=2",
-        "--cknna.k=3", "--cknna.n_permutations=10", f"--output_dir={out}",
+        "--cknna.k=3", "--cknna.n_permutations=10", "--eval.recording=true", f"--output_dir={out}",
         cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
+    # LeRobot's recording of the rollouts: one dataset per env of each batch (2 batches x 2 envs).
+    assert len(list((out / "recordings").rglob("meta/info.json"))) == 4
     eval_info = json.loads((out / "eval_info.json").read_text())
     features = load_features(out)
     record = json.loads((out / "cknna.json").read_text())
@@ -181,7 +185,10 @@ def test_simulation_pairs_every_model_call_and_writes_eval_info(policy_dirs, tmp
         (["--env.type=libero", "--dataset.repo_id=x/y"], "Choose one mode"),
         (["--dataset.repo_id=x/y", "--cknna.prep_a=zscore"], "prep"),
         (["--dataset.repo_id=x/y", "--cknna.weights=great"], "--cknna.weights must be one of"),
-        (["--env.type=libero", "--eval.use_async_envs=true"], "use_async_envs"),
+        (
+            ["--env.type=libero", "--env.observation_height=360", "--env.observation_width=360"],
+            "the policy's cameras expect 256x256",
+        ),
         (["--env.type=libero", "--output_dir=/dev/null/run"], "Cannot create the output directory"),
         (["--dataset.repo_id=x/y", "--resume=true"], "--resume=true continues the run in --output_dir"),
         (["--env.type=libero", "--resume=true", "--output_dir=x"], "--resume=true continues replay runs"),
@@ -199,15 +206,43 @@ def test_bad_flags_give_a_clear_error_and_exit_2(args, message, policy_dirs, tmp
     assert not (tmp_path / "outputs").exists()
 
 
+def test_removed_policy_types_are_refused_with_what_to_do(policy_dirs, tmp_path):
+    done = lerobot_cknna("--policy.type=sac", "--dataset.repo_id=x/y", cwd=tmp_path)
+    assert done.returncode == 2 and "--policy.type=gaussian_actor" in done.stderr, done.stderr[-2000:]
+    n15 = tmp_path / "groot_n15"
+    shutil.copytree(policy_dirs["groot"], n15)
+    config = json.loads((n15 / "config.json").read_text())
+    (n15 / "config.json").write_text(
+        json.dumps({**config, "tokenizer_assets_repo": "lerobot/eagle2hg-processor-groot-n1p5"})
+    )
+    done = lerobot_cknna(f"--policy.path={n15}", "--dataset.repo_id=x/y", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "GR00T N1.5 checkpoint" in done.stderr and "lerobot-cknna 0.1.0" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "outputs").exists()
+
+
+def test_a_sac_saved_by_lerobot_0_4_replays_as_a_gaussian_actor(libero_dataset, tmp_path):
+    save_tiny_policy("gaussian_actor", tmp_path / "gaussian_actor")
+    old = write_sac_checkpoint_of_lerobot_0_4(tmp_path / "gaussian_actor", tmp_path / "sac")
+    done = lerobot_cknna(
+        f"--policy.path={old}", f"--dataset.repo_id={libero_dataset.repo_id}",
+        f"--dataset.root={libero_dataset.root}", "--cknna.k=5", "--cknna.n_permutations=10",
+        "--cknna.report=false", f"--output_dir={tmp_path / 'run'}", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "policy type 'sac' read as 'gaussian_actor'" in done.stderr and "num_critics" in done.stderr
+    source = json.loads((tmp_path / "run" / "cknna.json").read_text())["source"]
+    assert source["policy_type"] == "gaussian_actor" and source["policy"] == str(old)
+
+
 def test_replay_on_a_dataset_without_the_policys_cameras_says_what_to_do(libero_dataset, tmp_path):
     saved = tmp_path / "act"
-    policy = save_tiny_policy("act", saved)
+    save_tiny_policy("act", saved)
     config = json.loads((saved / "config.json").read_text())
     config["input_features"]["observation.images.wrist"] = config["input_features"].pop(
         "observation.images.image2"
     )
     (saved / "config.json").write_text(json.dumps(config))
-    assert policy is not None
     done = lerobot_cknna(
         f"--policy.path={saved}", f"--dataset.repo_id={libero_dataset.repo_id}",
         f"--dataset.root={libero_dataset.root}", f"--output_dir={tmp_path / 'run'}", cwd=tmp_path,
@@ -253,18 +288,22 @@ def test_a_policy_of_another_robot_replays_on_the_cameras_alone(libero_dataset, 
 
 
 def test_one_flag_on_lerobot_eval_writes_the_study_beside_eval_info(policy_dirs, tmp_path):
+    """The user's own lerobot-eval with its default eval flags (async envs, batch size chosen by LeRobot)."""
     out = tmp_path / "eval"
     done = lerobot_cknna(
         f"--policy.path={policy_dirs['smolvla']}", "--env.type=libero", "--env.task=libero_spatial",
-        "--env.task_ids=[0]", "--env.episode_length=6", "--eval.n_episodes=4", "--eval.batch_size=2",
-        "--policy.n_action_steps=1", f"--output_dir={out}",
-        "--env.discover_packages_path=lerobot_cknna.eval_plugin",
+        "--env.task_ids=[0]", "--env.episode_length=6", "--eval.n_episodes=3", "--policy.n_action_steps=1",
+        f"--output_dir={out}", "--env.discover_packages_path=lerobot_cknna.eval_plugin",
         cwd=tmp_path, script="lerobot-eval",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    assert (out / "eval_info.json").is_file()
+    eval_info = json.loads((out / "eval_info.json").read_text())
+    features = load_features(out)
     record = json.loads((out / "cknna.json").read_text())
-    assert record["n"] == 4 * 6 and record["k"] == 10 and record["source"]["policy_type"] == "smolvla"
+    assert record["n"] == 3 * 6 and record["k"] == 10 and record["source"]["policy_type"] == "smolvla"
+    assert features.episode_index.tolist() == [e for e in range(3) for _ in range(6)]
+    successes = [bool(s) for task in eval_info["per_task"] for s in task["metrics"]["successes"]]
+    assert [bool(features.success[features.episode_index == e].all()) for e in range(3)] == successes
     assert (out / "report.md").is_file()
 
 

@@ -11,14 +11,12 @@ import pytest
 import yaml
 
 from lerobot_cknna.configs.sweep import load_sweep
-from lerobot_cknna.pi_environment import PI_FAMILY
 from lerobot_cknna.report import HEADLINE_COLUMNS, MISSING
 from tests.test_plots import assert_is_a_real_figure
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
 REPO = Path(__file__).resolve().parents[2]
 TINY_STUDY = REPO / "configs" / "study_tiny" / "sweep.yaml"
-PI_PYTHON = REPO / ".venv-pi" / "bin" / "python"
 FAST = ["--cknna.k=5", "--cknna.n_permutations=20", "--cknna.report=false"]
 
 
@@ -59,21 +57,13 @@ def comparison_rows(out: Path, first_column: str) -> dict[str, list[str]]:
     return {row[columns.index("Run")]: row for row in rows}
 
 
-def test_the_tiny_study_runs_all_eleven_types_offline_each_in_its_environment(offline_assets, tmp_path):
+def test_the_tiny_study_runs_all_eleven_types_offline(offline_assets, tmp_path):
     out = tmp_path / "sweep"
-    done = sweep(
-        str(TINY_STUDY),
-        f"--offline_assets={offline_assets}",
-        f"--output_dir={out}",
-        f"--pi_python={PI_PYTHON}",
-        cwd=tmp_path,
-    )
+    done = sweep(str(TINY_STUDY), f"--offline_assets={offline_assets}", f"--output_dir={out}", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-5000:]
     runs = json.loads((out / "sweep.json").read_text())["runs"]
     assert len(runs) == 11 and all(run["succeeded"] for run in runs)
-    for run in runs:
-        expected = PI_PYTHON if run["name"] in PI_FAMILY else Path(sys.executable)
-        assert run["command"][0] == str(expected), run["name"]
+    assert all(run["command"][0] == sys.executable for run in runs)
     pi_log = (out / "logs" / "pi0.stderr.log").read_text()
     assert "is a tiny build (cknna_tiny_build.json)" in pi_log
 
@@ -101,15 +91,15 @@ def test_a_failing_run_is_recorded_and_the_others_still_compared(offline_assets,
         tmp_path / "sweep.yaml",
         [
             {
-                "name": "sac",
-                "policy_type": "sac",
+                "name": "gaussian_actor",
+                "policy_type": "gaussian_actor",
                 "tiny": True,
-                "provenance": "tiny SAC, stated in the run file",
+                "provenance": "tiny Gaussian actor, stated in the run file",
             },
             {"name": "tdmpc", "policy_type": "tdmpc", "tiny": True},
             {
                 "name": "broken",
-                "policy_type": "sac",
+                "policy_type": "gaussian_actor",
                 "tiny": True,
                 "args": ["--cknna.hook_path=actor.nowhere"],
             },
@@ -122,14 +112,14 @@ def test_a_failing_run_is_recorded_and_the_others_still_compared(offline_assets,
     runs = {run["name"]: run for run in json.loads((out / "sweep.json").read_text())["runs"]}
     assert runs["broken"]["returncode"] == 2 and "actor.nowhere" in runs["broken"]["stderr_tail"]
     assert "actor.nowhere" in (out / "logs" / "broken.stderr.log").read_text()
-    assert runs["sac"]["succeeded"] and runs["tdmpc"]["succeeded"]
+    assert runs["gaussian_actor"]["succeeded"] and runs["tdmpc"]["succeeded"]
 
     rows = comparison_rows(out, "Rank")
     assert rows["broken"][0] == "—" and rows["broken"][2].startswith("**failed**: exit 2")
-    assert {rows["sac"][0], rows["tdmpc"][0]} == {"1", "2"}
+    assert {rows["gaussian_actor"][0], rows["tdmpc"][0]} == {"1", "2"}
     report = (out / "comparison.md").read_text()
     assert "**1 run(s) failed** and have no score: broken." in report
-    assert "tiny SAC, stated in the run file" in report
+    assert "tiny Gaussian actor, stated in the run file" in report
     assert_is_a_real_figure(out / "comparison.png")
 
 
@@ -137,8 +127,8 @@ def test_runs_on_different_samples_are_not_ranked_and_the_report_says_why(offlin
     sweep_file = write_sweep(
         tmp_path / "sweep.yaml",
         [
-            {"name": "first", "policy_type": "sac", "tiny": True, "args": ["--dataset.episodes=[0,1,2]"]},
-            {"name": "last", "policy_type": "sac", "tiny": True, "args": ["--dataset.episodes=[1,2,3]"]},
+            {"name": "first", "policy_type": "tdmpc", "tiny": True, "args": ["--dataset.episodes=[0,1,2]"]},
+            {"name": "last", "policy_type": "tdmpc", "tiny": True, "args": ["--dataset.episodes=[1,2,3]"]},
         ],
     )
     out = tmp_path / "out"
@@ -153,7 +143,7 @@ def test_runs_on_different_samples_are_not_ranked_and_the_report_says_why(offlin
 @pytest.mark.parametrize(
     "case, message",
     [
-        ("missing interpreter", "make setup-pi"),
+        ("missing interpreter", "give --python=PATH"),
         ("missing file", "No such sweep or run file"),
         ("unknown key", "unknown keys ['polcy_type']"),
         ("run overrides the common samples", "every run must see the same samples"),
@@ -162,18 +152,18 @@ def test_runs_on_different_samples_are_not_ranked_and_the_report_says_why(offlin
 def test_bad_input_exits_2_with_what_to_do_before_anything_runs(case, message, tmp_path):
     runs = [
         {"name": "pi0", "policy_type": "pi0", "tiny": True},
-        {"name": "sac", "policy_type": "sac", "tiny": True},
+        {"name": "tdmpc", "policy_type": "tdmpc", "tiny": True},
     ]
     args = [f"--offline_assets={tmp_path / 'assets'}", f"--output_dir={tmp_path / 'out'}"]
     sweep_file = write_sweep(tmp_path / "sweep.yaml", runs)
     if case == "missing interpreter":
-        args.append(f"--pi_python={tmp_path / 'no_venv' / 'bin' / 'python'}")
+        args.append(f"--python={tmp_path / 'no_venv' / 'bin' / 'python'}")
     elif case == "missing file":
         sweep_file = tmp_path / "absent.yaml"
     elif case == "unknown key":
-        write_sweep(sweep_file, [{"name": "sac", "polcy_type": "sac"}, *runs])
+        write_sweep(sweep_file, [{"name": "act", "polcy_type": "act"}, *runs])
     else:
-        write_sweep(sweep_file, [{**runs[1], "args": ["--cknna.k=7"]}, {**runs[1], "name": "sac2"}])
+        write_sweep(sweep_file, [{**runs[1], "args": ["--cknna.k=7"]}, {**runs[1], "name": "tdmpc2"}])
     done = sweep(str(sweep_file), *args, cwd=tmp_path)
     assert done.returncode == 2, done.stderr[-3000:]
     assert message in done.stderr and "Traceback" not in done.stderr
