@@ -1,6 +1,6 @@
 """Feature capture on the real policy classes: encode-only against ``select_action``, and hook overhead.
 
-For every tiny LIBERO-shaped build (:mod:`lerobot_cknna.tiny_policies`), on the same batch,
+For every tiny LIBERO-shaped build (:mod:`lerobot_cknna.testing.tiny_policies`), on the same batch,
 in one process and interleaved so that machine noise hits both sides alike:
 
 * ``select_action``: the policy's own inference after a ``reset`` (so the model runs; the
@@ -23,8 +23,8 @@ import time
 
 import torch
 
-from lerobot_cknna.capture import capture_features, encode_features
-from lerobot_cknna.tiny_policies import TINY_CONFIGS, build_tiny_policy, libero_batch
+from lerobot_cknna.capture.hooks import capture_features, encode_features
+from lerobot_cknna.testing.tiny_policies import TINY_CONFIGS, build_tiny_policy, libero_batch
 
 
 def _timed(fn) -> float:

@@ -7,7 +7,7 @@ torch import included) belongs to that measurement alone; workers run with
 adaptive heap reuse. Printed per N:
 
 * ``fast64``: this package on float64 input, compared with ``dense64`` (the
-  definition, :mod:`lerobot_cknna.dense_reference`, float64) for the value;
+  definition, :mod:`lerobot_cknna.testing.dense_reference`, float64) for the value;
 * ``fast32``: this package on float32 input (what a policy's features are);
 * ratios dense / fast for time and peak memory.
 
@@ -52,8 +52,8 @@ def make_features(n: int, dtype, device: str, seed: int = 0):
 def worker(method: str, n: int, device: str) -> dict:
     import torch
 
-    from lerobot_cknna import dense_reference
-    from lerobot_cknna.metrics import cknna
+    from lerobot_cknna.metrics.alignment import cknna
+    from lerobot_cknna.testing import dense_reference
 
     dtype = torch.float32 if method == "fast32" else torch.float64
     a, b = make_features(n, dtype, device)

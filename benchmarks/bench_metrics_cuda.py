@@ -24,8 +24,8 @@ import time
 import torch
 
 from lerobot_cknna.configs.cknna import CKNNAConfig
-from lerobot_cknna.features_io import SavedFeatures
-from lerobot_cknna.scoring import score_features
+from lerobot_cknna.results.features_io import SavedFeatures
+from lerobot_cknna.results.scoring import score_features
 
 D_A, D_B = 2048, 8
 

@@ -22,8 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from lerobot_cknna.libero_offline import prepare_libero, select_mujoco_backend
-from lerobot_cknna.tiny_policies import save_tiny_policy
+from lerobot_cknna.drivers.libero.offline import prepare_libero, select_mujoco_backend
+from lerobot_cknna.testing.tiny_policies import save_tiny_policy
 
 
 def rollout_seconds(command: str, policy_path: Path, out: Path, args: argparse.Namespace) -> float:

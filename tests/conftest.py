@@ -8,7 +8,9 @@ import pytest
 # Nothing in the tests may reach the Hugging Face Hub: what is not local fails at once.
 os.environ["HF_HUB_OFFLINE"] = "1"
 
-from lerobot_cknna.record_libero import record_libero_dataset  # noqa: E402
+from lerobot_cknna.drivers.libero.record import record_libero_dataset  # noqa: E402
+from lerobot_cknna.testing.tiny_policies import build_tiny_policy, libero_batch  # noqa: E402
+from tests.utils import TINY_VARIANTS  # noqa: E402
 
 RECORDED_REPO_ID = "local/libero_spatial_sim"
 
@@ -20,6 +22,28 @@ def libero_dataset(tmp_path_factory):
     return record_libero_dataset(
         root, repo_id=RECORDED_REPO_ID, task_ids=(0, 1), episodes_per_task=2, n_steps=10
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_policies():
+    """``tiny_policies(variant)``: the tiny build of a :data:`~tests.utils.TINY_VARIANTS` key, built once per session.
+
+    Tests that use it leave the policy as they found it (hooks removed, queues reset). transformers
+    adds hooks of its own to a model on its first forward (to capture hidden states); they belong to
+    the model, so each policy has run once before it is handed out.
+    """
+    built = {}
+
+    def get(variant: str):
+        if variant not in built:
+            policy_type, changes = TINY_VARIANTS[variant]
+            policy = build_tiny_policy(policy_type, **changes)
+            policy.select_action(libero_batch(policy, batch_size=1))
+            policy.reset()
+            built[variant] = policy
+        return built[variant]
+
+    return get
 
 
 @pytest.fixture(autouse=True)

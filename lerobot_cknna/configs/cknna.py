@@ -5,8 +5,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from lerobot_cknna.feature_prep import FeaturePrep
-from lerobot_cknna.knn import NeighborExclusion
+from lerobot_cknna.metrics.feature_prep import FeaturePrep
+from lerobot_cknna.metrics.knn import NeighborExclusion
+from lerobot_cknna.results.provenance import parse_weights
 
 
 @dataclass
@@ -103,3 +104,36 @@ def resolve_metrics_device(name: str, n_gpus: int) -> torch.device:
             "use --cknna.device=auto (CUDA when there is one) or --cknna.device=cpu."
         )
     return device
+
+
+@dataclass
+class CKNNARunConfig(CKNNAConfig):
+    """The ``--cknna.*`` group of lerobot-cknna: what to capture, then how to score it."""
+
+    # Dotted module path to capture instead of the hook table's (any policy, third-party ones too).
+    hook_path: str | None = None
+    # Replay: at most this many frames, evenly spaced over the selected episodes (all if unset).
+    max_samples: int | None = None
+    # Replay: frames per forward pass.
+    batch_size: int = 16
+    # Replay: DataLoader workers decoding frames.
+    num_workers: int = 0
+    # Weights provenance: finetuned on target, other domain or random. Read from the checkpoint if unset.
+    weights: str | None = None
+    # Seconds between writes of the gathered features to disk; a killed run keeps what was written.
+    flush_every_s: float = 30.0
+    # Write report.md and the PNG plots beside cknna.json.
+    report: bool = True
+    # Replay: also score every layer along the path to the hooked module (layers.json, layers.png).
+    layers: bool = False
+    # Simulation: record the rollouts losslessly, replay the recorded frames through the encode-only
+    # path and write how far replay's features are from simulation's (replay_parity in cknna.json).
+    check_replay: bool = False
+
+    def __post_init__(self):
+        super().__post_init__()
+        parse_weights(self.weights)
+        if self.max_samples is not None and self.max_samples < 4:
+            raise ValueError(f"--cknna.max_samples must be at least 4, got {self.max_samples}.")
+        if self.batch_size < 1:
+            raise ValueError(f"--cknna.batch_size must be at least 1, got {self.batch_size}.")

@@ -3,9 +3,11 @@
 :class:`CKNNAPipelineConfig` subclasses LeRobot's ``EvalPipelineConfig``, so ``--policy.path``
 (hub id or local directory), ``--env.*``, ``--eval.*``, ``--seed``, ``--rename_map``,
 ``--output_dir`` and ``--job_name`` mean exactly what they mean to ``lerobot-eval``.
-Exactly one of ``--env.type=...`` (simulation) and ``--dataset.repo_id=...`` (replay)
-selects the mode. In LIBERO simulation the env renders at the size the policy's cameras
-expect, unless ``--env.observation_height/width`` say otherwise (then they must agree).
+``--env.type=...`` selects simulation and ``--dataset.repo_id=...`` replay
+(:mod:`lerobot_cknna.configs.mode`); with neither, the run simulates the LIBERO suite the
+checkpoint was trained or evaluated on (:func:`~lerobot_cknna.configs.checkpoints.libero_suite_of`)
+with LeRobot's LIBERO defaults. In LIBERO simulation the env renders at the size the policy's
+cameras expect, unless ``--env.observation_height/width`` say otherwise (then they must agree).
 """
 
 import datetime as dt
@@ -18,47 +20,20 @@ from lerobot import envs
 from lerobot.configs import parser
 from lerobot.configs.default import DatasetConfig
 from lerobot.configs.eval import EvalPipelineConfig
+from lerobot.configs.types import FeatureType
 from lerobot.envs.configs import LiberoEnv
 
-from lerobot_cknna.checkpoints import read_checkpoint_config
-from lerobot_cknna.configs.cknna import CKNNAConfig
+from lerobot_cknna.configs.checkpoints import libero_suite_of, read_checkpoint_config
+from lerobot_cknna.configs.cknna import CKNNARunConfig
+from lerobot_cknna.configs.mode import Mode, check_mode_options, choose_mode
 
-WEIGHTS_CHOICES = ("finetuned on target", "other domain", "random")
+# Fewer episodes give no jackknife interval over episodes (and one gives no episode null).
+MIN_EPISODES_FOR_AN_INTERVAL = 3
+
 PARALLEL_TASKS_REFUSED = (
     "--env.max_parallel_tasks > 1 runs tasks in threads that share the policy, so captured "
     "features could not be paired with their observations. Use --env.max_parallel_tasks=1."
 )
-
-
-@dataclass
-class CKNNARunConfig(CKNNAConfig):
-    """The ``--cknna.*`` group of lerobot-cknna: what to capture, then how to score it."""
-
-    # Dotted module path to capture instead of the hook table's (any policy, third-party ones too).
-    hook_path: str | None = None
-    # Replay: at most this many frames, evenly spaced over the selected episodes (all if unset).
-    max_samples: int | None = None
-    # Replay: frames per forward pass.
-    batch_size: int = 16
-    # Replay: DataLoader workers decoding frames.
-    num_workers: int = 0
-    # Weights provenance: finetuned on target, other domain or random. Read from the checkpoint if unset.
-    weights: str | None = None
-    # Seconds between writes of the gathered features to disk; a killed run keeps what was written.
-    flush_every_s: float = 30.0
-    # Write report.md and the PNG plots beside cknna.json.
-    report: bool = True
-    # Replay: also score every layer along the path to the hooked module (layers.json, layers.png).
-    layers: bool = False
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.weights is not None and self.weights not in WEIGHTS_CHOICES:
-            raise ValueError(f"--cknna.weights must be one of {', '.join(map(repr, WEIGHTS_CHOICES))}.")
-        if self.max_samples is not None and self.max_samples < 4:
-            raise ValueError(f"--cknna.max_samples must be at least 4, got {self.max_samples}.")
-        if self.batch_size < 1:
-            raise ValueError(f"--cknna.batch_size must be at least 1, got {self.batch_size}.")
 
 
 LIBERO_SIZE_FLAGS = ("env.observation_height", "env.observation_width")
@@ -81,13 +56,21 @@ def _user_set(dotted: str) -> bool:
     return parser.parse_arg(dotted) is not None or _set_in_config_file(dotted)
 
 
-def policy_camera_size(policy_config) -> tuple[int, int] | None:
-    """The (height, width) every camera of the policy expects, ``None`` if it declares none.
+def rendered_camera_size(policy_config, env_config) -> tuple[int, int] | None:
+    """The (height, width) the policy expects of every camera the env renders, ``None`` if none is.
+
+    Cameras the env does not render (the blank slots some VLAs declare, such as
+    ``observation.images.empty_camera_0``) do not count.
 
     Raises:
-        ValueError: the cameras expect different sizes, which one LIBERO render cannot give.
+        ValueError: the rendered cameras expect different sizes, which one LIBERO render cannot give.
     """
-    sizes = {tuple(feature.shape[-2:]) for feature in policy_config.image_features.values()}
+    rendered = set(env_config.features_map.values())
+    sizes = {
+        tuple(feature.shape[-2:])
+        for key, feature in policy_config.input_features.items()
+        if feature.type is FeatureType.VISUAL and key in rendered
+    }
     if len(sizes) > 1:
         raise ValueError(
             f"The policy's cameras expect different image sizes {sorted(sizes)}, but LIBERO renders every "
@@ -108,32 +91,8 @@ class CKNNAPipelineConfig(EvalPipelineConfig):
     resume: bool = False
 
     def __post_init__(self) -> None:
-        if (self.env is None) == (self.dataset is None):
-            raise ValueError(
-                "Choose one mode: --env.type=libero (simulation through lerobot-eval's loop) or "
-                "--dataset.repo_id=... (replay of a LeRobotDataset), not both and not neither."
-            )
-        if self.resume and self.env is not None:
-            raise ValueError(
-                "--resume=true continues replay runs only: lerobot-eval's loop cannot start mid-way "
-                "through its episodes. The killed simulation's features are still in its directory "
-                "(score them with lerobot-cknna-score DIR); start a new run for the rest."
-            )
-        if self.resume and not self.output_dir:
-            raise ValueError("--resume=true continues the run in --output_dir=DIR; give that directory.")
-        if self.cknna.layers and self.env is not None:
-            raise ValueError(
-                "--cknna.layers=true sweeps layers in replay only: the simulation capture (inside "
-                "lerobot-eval's rollout) gathers feat A alone. Replay a LeRobotDataset of the same "
-                "episodes (--dataset.repo_id=...) with --cknna.layers=true."
-            )
-        if self.cknna.layers and self.resume:
-            raise ValueError(
-                "--cknna.layers=true runs cannot be resumed (each layer streams on its own clock, so a "
-                "killed run's layers may hold different samples); start a new run."
-            )
-        if self.env is not None and getattr(self.env, "max_parallel_tasks", 1) > 1:
-            raise ValueError(PARALLEL_TASKS_REFUSED)
+        mode = choose_mode(self.env is not None, self.dataset is not None)
+        check_mode_options(mode, self.cknna, self.resume, self.output_dir)
         policy_path = parser.get_path_arg("policy")
         if policy_path:
             read_checkpoint_config(policy_path)
@@ -144,14 +103,31 @@ class CKNNAPipelineConfig(EvalPipelineConfig):
                 "Give a policy: --policy.path=HUB_ID_OR_DIR (a trained policy), or --policy.type=act "
                 "(built from config: random weights)."
             )
+        if mode is Mode.SIMULATION and self.env is None:
+            self._simulate_the_checkpoints_libero_suite()
+        if self.env is not None and getattr(self.env, "max_parallel_tasks", 1) > 1:
+            raise ValueError(PARALLEL_TASKS_REFUSED)
         if isinstance(self.env, LiberoEnv):
             self._render_libero_at_the_policys_size()
+        if mode is Mode.SIMULATION and self.eval.n_episodes < MIN_EPISODES_FOR_AN_INTERVAL:
+            logging.warning(
+                f"--eval.n_episodes={self.eval.n_episodes}: the score will have no jackknife interval over "
+                f"episodes (it needs {MIN_EPISODES_FOR_AN_INTERVAL}); the result will say so."
+            )
         if not job_name:
-            mode = self.env.type if self.env is not None else "replay"
-            self.job_name = f"{mode}_{self.policy.type}"
+            self.job_name = f"{self.env.type if self.env is not None else 'replay'}_{self.policy.type}"
         if not output_dir:
             now = dt.datetime.now()
             self.output_dir = Path("outputs/cknna") / f"{now:%Y-%m-%d}/{now:%H-%M-%S}_{self.job_name}"
+
+    def _simulate_the_checkpoints_libero_suite(self) -> None:
+        """No ``--env.*`` and no ``--dataset.*``: LIBERO simulation of the checkpoint's suite, LeRobot's defaults."""
+        suite, reason = libero_suite_of(self.policy.pretrained_path)
+        logging.info(
+            f"No --env.* or --dataset.*: simulating LIBERO {suite} ({reason}); choose with --env.type=libero "
+            "--env.task=SUITE, or replay a dataset with --dataset.repo_id=..."
+        )
+        self.env = LiberoEnv(task=suite)
 
     def _render_libero_at_the_policys_size(self) -> None:
         """LIBERO renders 360 x 360 unless told: render at the size the policy's cameras expect.
@@ -159,7 +135,7 @@ class CKNNAPipelineConfig(EvalPipelineConfig):
         Raises:
             ValueError: ``--env.observation_height/width`` were given and differ from what the policy expects.
         """
-        expected = policy_camera_size(self.policy)
+        expected = rendered_camera_size(self.policy, self.env)
         rendered = (self.env.observation_height, self.env.observation_width)
         if expected is None or expected == rendered:
             return

@@ -19,10 +19,10 @@ import contextlib
 import logging
 import sys
 
-from lerobot_cknna.configs.pipeline import CKNNARunConfig
-from lerobot_cknna.fixes import fixed_config_loading
-from lerobot_cknna.libero_offline import prepare_libero, select_mujoco_backend
-from lerobot_cknna.simulation import instrument_lerobot_eval
+from lerobot_cknna.compat import fixed_config_loading
+from lerobot_cknna.configs.cknna import CKNNARunConfig
+from lerobot_cknna.drivers.libero.offline import prepare_libero, select_mujoco_backend
+from lerobot_cknna.drivers.simulation import instrument_lerobot_eval
 
 # Kept open for the life of the lerobot-eval process.
 _INSTALLED = contextlib.ExitStack()

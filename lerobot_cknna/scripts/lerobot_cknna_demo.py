@@ -1,78 +1,30 @@
-"""The embedded default: a real LIBERO simulation and a replay, with nothing downloaded.
+"""``lerobot-cknna-demo``: the embedded default (``make demo``), a LIBERO simulation and a replay, offline.
 
-1. Saves a tiny SmolVLA of the real LeRobot class (local SmolVLM config and tokenizer,
-   random weights) as a policy directory.
-2. Records a small LIBERO dataset (libero_spatial, two tasks, four scripted episodes of 12
-   frames) from the simulator.
-3. Runs ``lerobot-cknna`` in simulation: LeRobot's own LIBERO evaluation loop, two
-   vectorized envs, features captured at every step.
-4. Runs ``lerobot-cknna`` in replay on the recorded dataset.
-
-Both runs print their numbers and write a report. The weights are random, so the numbers
-describe an untrained architecture on real robot trajectories: what the pipeline, nulls and
-intervals look like, not how well any trained policy aligns.
+See :mod:`lerobot_cknna.study.demo` for what it runs.
 """
 
 import argparse
-import datetime as dt
-import logging
-import subprocess
-import sys
 from pathlib import Path
 
 from lerobot.utils.utils import init_logging
 
-RANDOM_WEIGHTS_NOTE = (
-    "The tiny SmolVLA has random weights: its CKNNA measures an untrained architecture against real "
-    "LIBERO state trajectories. Expect values near the permutation null; a trained checkpoint "
-    "(--policy.path=HuggingFaceVLA/smolvla_libero) is what answers the research question."
-)
-
-
-def prepare_assets(assets: Path, n_steps: int = 12) -> tuple[Path, Path]:
-    """The tiny policy directory and the recorded dataset, made once and reused."""
-    from lerobot_cknna.record_libero import record_once
-    from lerobot_cknna.tiny_policies import save_tiny_policy
-
-    policy_dir = assets / "tiny_smolvla"
-    if not (policy_dir / "model.safetensors").is_file():
-        save_tiny_policy("smolvla", policy_dir)
-    dataset_root = record_once(
-        assets / "libero_spatial_sim", task_ids=(0, 1), episodes_per_task=2, n_steps=n_steps
-    )
-    return policy_dir, dataset_root
-
-
-def run_cknna(args: list[str]) -> None:
-    """``lerobot-cknna ARGS`` in a fresh process, as a user would type it."""
-    logging.info("$ lerobot-cknna " + " ".join(args))
-    subprocess.run([sys.executable, "-m", "lerobot_cknna.scripts.lerobot_cknna", *args], check=True)
+from lerobot_cknna.study.demo import RANDOM_WEIGHTS_NOTE, run_demo
+from lerobot_cknna.utils.io import OUTPUT_ROOT
 
 
 def main():
     """Prepare the offline assets, run simulation and replay, print where the reports are."""
+    from lerobot_cknna.study import demo
+
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=demo.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--output_root", type=Path, default=Path("outputs/cknna"))
+    parser.add_argument("--output_root", type=Path, default=OUTPUT_ROOT)
     parser.add_argument("--episodes", type=int, default=4, help="simulated episodes")
     parser.add_argument("--episode_length", type=int, default=20, help="env steps per simulated episode")
     args = parser.parse_args()
     init_logging()
-    policy_dir, dataset_root = prepare_assets(args.output_root / "demo_assets")
-    stamp = f"{dt.datetime.now():%Y-%m-%d}/{dt.datetime.now():%H-%M-%S}"
-    sim_dir = args.output_root / f"{stamp}_demo_libero_sim"
-    replay_dir = args.output_root / f"{stamp}_demo_libero_replay"
-    common = [f"--policy.path={policy_dir}", "--cknna.k=5"]
-    run_cknna([
-        *common, "--env.type=libero", "--env.task=libero_spatial", "--env.task_ids=[0]",
-        f"--env.episode_length={args.episode_length}", f"--eval.n_episodes={args.episodes}",
-        "--eval.batch_size=2", "--policy.n_action_steps=1", f"--output_dir={sim_dir}",
-    ])  # fmt: skip
-    run_cknna([
-        *common, "--dataset.repo_id=local/libero_spatial_sim", f"--dataset.root={dataset_root}",
-        f"--output_dir={replay_dir}",
-    ])  # fmt: skip
+    sim_dir, replay_dir = run_demo(args.output_root, args.episodes, args.episode_length)
     print(f"\nSimulation report: {sim_dir / 'report.md'}\nReplay report:     {replay_dir / 'report.md'}")
     print(RANDOM_WEIGHTS_NOTE)
 

@@ -7,10 +7,9 @@ Usage::
 
 Reads ``DIR/features.safetensors`` and writes ``cknna.json``, its figures and ``report.md``
 into ``--output_dir`` (default: ``DIR``). Every ``--cknna.*`` option of lerobot-cknna applies.
-A run gathered with ``--cknna.layers=true`` gets its layer sweep re-scored too (``layers.json``).
+A run gathered with ``--cknna.layers=true`` gets its layer taps re-scored too (``layers.json``).
 """
 
-import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,11 +17,8 @@ from pathlib import Path
 from lerobot.configs import parser
 
 from lerobot_cknna.configs.cknna import CKNNAConfig
-from lerobot_cknna.features_io import load_features
-from lerobot_cknna.layer_features import has_layer_features, load_layer_features
-from lerobot_cknna.results import publish
-from lerobot_cknna.scoring import RESULTS_FILE
-from lerobot_cknna.scripts.user_errors import run_command
+from lerobot_cknna.results.publish import rescore
+from lerobot_cknna.utils.cli import run_command
 
 
 @dataclass
@@ -41,27 +37,11 @@ class ScoreConfig:
             raise ValueError("Give the run directory: lerobot-cknna-score DIR (or --run_dir=DIR).")
 
 
-def score_run(cfg: ScoreConfig) -> dict:
-    """Score ``cfg.run_dir`` and write ``cknna.json``, the figures and ``report.md``; returns the record."""
-    features = load_features(cfg.run_dir)
-    layers = load_layer_features(cfg.run_dir) if has_layer_features(cfg.run_dir) else None
-    previous_path = Path(cfg.run_dir) / RESULTS_FILE
-    previous = json.loads(previous_path.read_text()) if previous_path.is_file() else {}
-    output_dir = cfg.output_dir or cfg.run_dir
-    return publish(
-        output_dir,
-        features,
-        cfg.cknna,
-        previous.get("source", {}),
-        previous.get("task_suites"),
-        layers=layers,
-    )
-
-
 @parser.wrap()
 def score_main(cfg: ScoreConfig) -> dict:
     """Parse the command line (draccus, as LeRobot's scripts do) and score."""
-    return score_run(cfg)
+    cfg.cknna.metrics_device  # noqa: B018  (a GPU this machine lacks is reported before any work)
+    return rescore(cfg.run_dir, cfg.cknna, cfg.output_dir)
 
 
 def main():

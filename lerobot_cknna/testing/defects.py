@@ -1,6 +1,6 @@
 """The LeRobot defects this package fixes at run time, each shown by what a user would do.
 
-One scenario per registered fix (:data:`lerobot_cknna.fixes.FIXES`), with the error a user of
+One scenario per registered fix (:data:`lerobot_cknna.compat.FIXES`), with the error a user of
 plain LeRobot gets. Run without the fix, a scenario raises that error while the defect is
 present in the installed LeRobot; run with the fix, or on a LeRobot patched with the fix's
 upstream diff, it completes. The tests run every scenario all three ways::
@@ -22,14 +22,19 @@ from pathlib import Path
 import draccus
 import torch
 from lerobot.configs.policies import PreTrainedConfig
-from lerobot.datasets.lerobot_dataset import LeRobotDataset
 from lerobot.policies import factory
 from safetensors.torch import load_file, save_file
 
-from lerobot_cknna import fixes
-from lerobot_cknna.fixes.sac_policy_type import ALGORITHM_KEYS
-from lerobot_cknna.record_libero import IMAGE_KEYS, dataset_features
-from lerobot_cknna.tiny_policies import build_tiny_policy, libero_observation, libero_stats, save_tiny_policy
+from lerobot_cknna import compat
+from lerobot_cknna.compat.policy_construction import policy_construction
+from lerobot_cknna.compat.sac_policy_type import ALGORITHM_KEYS
+from lerobot_cknna.testing.datasets import random_libero_dataset
+from lerobot_cknna.testing.tiny_policies import (
+    build_tiny_policy,
+    libero_observation,
+    libero_stats,
+    save_tiny_policy,
+)
 
 
 class SymptomError(AssertionError):
@@ -52,7 +57,7 @@ class Defect:
 
 
 def _act(policy) -> torch.Tensor:
-    preprocessor, _ = fixes.make_pre_post_processors(policy.config, dataset_stats=libero_stats())
+    preprocessor, _ = compat.make_pre_post_processors(policy.config, dataset_stats=libero_stats())
     policy.reset()
     return policy.select_action(preprocessor(libero_observation(policy, batch_size=2)))
 
@@ -77,33 +82,17 @@ def direct_forward_calls(work_dir: Path, fixed: bool) -> None:
         raise SymptomError(f"a hook on model.vlm_with_expert fired {len(calls)} times, not 1 + num_steps")
 
 
-def _small_dataset(root: Path) -> LeRobotDataset:
-    """Four random LIBERO-shaped frames, as a LeRobotDataset on disk (no simulator)."""
-    dataset = LeRobotDataset.create("local/defects", 10, dataset_features(), root=root, use_videos=False)
-    generator = torch.Generator().manual_seed(0)
-    for _ in range(4):
-        dataset.add_frame({
-            **{key: torch.randint(0, 256, (3, 256, 256), generator=generator, dtype=torch.uint8).numpy()
-               for key in IMAGE_KEYS},
-            "observation.state": torch.randn(8, generator=generator).numpy(),
-            "action": torch.randn(7, generator=generator).numpy(), "task": "put the bowl on the plate",
-        })  # fmt: skip
-    dataset.save_episode()
-    dataset.finalize()
-    return dataset
-
-
 def dataset_kwargs(work_dir: Path, fixed: bool) -> None:
     """A Gaussian actor is built for a dataset, as replay builds it (``make_policy`` with ``ds_meta``)."""
-    dataset = _small_dataset(work_dir / "dataset")
+    dataset = random_libero_dataset(work_dir / "dataset", [("put the bowl on the plate", 4)])
     config = factory.make_policy_config("gaussian_actor", device="cpu")
-    with fixes.construction_fixes() if fixed else contextlib.nullcontext():
+    with compat.construction_fixes() if fixed else contextlib.nullcontext():
         policy = factory.make_policy(config, ds_meta=dataset.meta)
     assert set(policy.config.input_features) == {"observation.state", *dataset.meta.camera_keys}
 
 
 def _loaded_config(policy_dir: Path, fixed: bool) -> PreTrainedConfig:
-    with fixes.fixed_config_loading() if fixed else contextlib.nullcontext():
+    with compat.fixed_config_loading() if fixed else contextlib.nullcontext():
         return PreTrainedConfig.from_pretrained(policy_dir)
 
 
@@ -122,7 +111,7 @@ def write_sac_checkpoint_of_lerobot_0_4(gaussian_actor_dir: Path, directory: Pat
 
     lerobot 0.4's ``SACPolicy`` held the same encoder and actor modules under the same names,
     plus a critic ensemble, its target copy and ``log_alpha``; its config had type ``sac`` and
-    the algorithm's settings (:data:`~lerobot_cknna.fixes.sac_policy_type.ALGORITHM_KEYS`).
+    the algorithm's settings (:data:`~lerobot_cknna.compat.sac_policy_type.ALGORITHM_KEYS`).
     The critic tensors here have 0.4's names but not its sizes: a Gaussian actor does not load them.
     """
     shutil.copytree(gaussian_actor_dir, directory)
@@ -161,7 +150,7 @@ def action_tokenizer_config(work_dir: Path, fixed: bool) -> None:
     saved = work_dir / "pi0_fast"
     save_tiny_policy("pi0_fast", saved)
     config = PreTrainedConfig.from_pretrained(saved)
-    make = fixes.make_pre_post_processors if fixed else factory.make_pre_post_processors
+    make = compat.make_pre_post_processors if fixed else factory.make_pre_post_processors
     preprocessor, _ = make(config, pretrained_path=str(saved))
     step = next(step for step in preprocessor.steps if type(step).__name__ == "ActionTokenizerProcessorStep")
     assert step.paligemma_tokenizer_name == config.text_tokenizer_name
@@ -170,61 +159,109 @@ def action_tokenizer_config(work_dir: Path, fixed: bool) -> None:
 def groot_backbone_processor(work_dir: Path, fixed: bool) -> None:
     """A GR00T on a local backbone acts offline (its preprocessor tokenizes with that backbone's processor)."""
     policy = build_tiny_policy("groot", assets=work_dir)
-    make = fixes.make_pre_post_processors if fixed else factory.make_pre_post_processors
+    make = compat.make_pre_post_processors if fixed else factory.make_pre_post_processors
     preprocessor, _ = make(policy.config, dataset_stats=libero_stats())
     policy.reset()
     assert policy.select_action(preprocessor(libero_observation(policy, batch_size=2))).shape == (2, 7)
 
 
-def _evaluate_libero_with_recording(work_dir: Path, n_episodes: int, fixes_in_force) -> None:
-    """``lerobot-eval --eval.recording=true`` on a tiny ACT in LIBERO (one env, short episodes)."""
+# Steps of each LIBERO episode in the evaluation scenarios (a tiny policy never succeeds in so few).
+_EPISODE_LENGTH = 3
+
+
+def _evaluate_libero(
+    work_dir: Path, policy_type: str, n_episodes: int, recording: bool, fixes_in_force
+) -> None:
+    """``lerobot-eval`` of a tiny policy in LIBERO (one env, short episodes), with the given eval fixes."""
     from lerobot.configs.default import EvalConfig
     from lerobot.configs.eval import EvalPipelineConfig
     from lerobot.envs.configs import LiberoEnv
 
-    from lerobot_cknna.libero_offline import prepare_libero, select_mujoco_backend
+    from lerobot_cknna.drivers.libero.offline import prepare_libero, select_mujoco_backend
 
     select_mujoco_backend()
     prepare_libero()
     from lerobot.scripts import lerobot_eval
 
-    policy_dir = work_dir / "act"
-    save_tiny_policy("act", policy_dir)
+    policy_dir = work_dir / policy_type
+    save_tiny_policy(policy_type, policy_dir)
     policy_config = PreTrainedConfig.from_pretrained(policy_dir)
     policy_config.pretrained_path = policy_dir
     env = LiberoEnv(
-        task="libero_spatial", task_ids=[0], episode_length=3, observation_height=256, observation_width=256
+        task="libero_spatial",
+        task_ids=[0],
+        episode_length=_EPISODE_LENGTH,
+        observation_height=256,
+        observation_width=256,
     )
     cfg = EvalPipelineConfig(
         env=env,
-        eval=EvalConfig(n_episodes=n_episodes, batch_size=1, recording=True),
+        eval=EvalConfig(n_episodes=n_episodes, batch_size=1, recording=recording),
         policy=policy_config,
         output_dir=work_dir / "eval",
     )
     with contextlib.ExitStack() as stack:
+        stack.enter_context(policy_construction(policy_dir))
         for fix in fixes_in_force:
             stack.enter_context(fix.active(lerobot_eval, env))
         lerobot_eval.eval_main(cfg)
-    recorded = sorted((work_dir / "eval" / "recordings").rglob("meta/info.json"))
+
+
+def _evaluate_libero_with_recording(work_dir: Path, n_episodes: int, fixes_in_force) -> list[dict]:
+    """``lerobot-eval --eval.recording=true`` on a tiny ACT in LIBERO: one recorded dataset per episode.
+
+    Returns:
+        The ``meta/info.json`` of each recorded dataset.
+    """
+    _evaluate_libero(work_dir, "act", n_episodes, recording=True, fixes_in_force=fixes_in_force)
+    recorded = [
+        json.loads(path.read_text())
+        for path in sorted((work_dir / "eval" / "recordings").rglob("meta/info.json"))
+    ]
     if len(recorded) != n_episodes:
         raise SymptomError(f"{len(recorded)} recorded datasets for {n_episodes} episodes")
-    features = json.loads(recorded[0].read_text())["features"]
-    assert "observation.state.eef_pos" in features and "observation.images.image" in features
+    assert (
+        "observation.state.eef_pos" in recorded[0]["features"]
+        and "observation.images.image" in recorded[0]["features"]
+    )
+    return recorded
 
 
 def eval_recording_features(work_dir: Path, fixed: bool) -> None:
     """A LIBERO evaluation of one batch is recorded (``--eval.recording=true``)."""
-    fix = fixes.FIXES["eval_recording_features"]()
+    fix = compat.FIXES["eval_recording_features"]()
     _evaluate_libero_with_recording(work_dir, n_episodes=1, fixes_in_force=[fix] if fixed else [])
 
 
 def eval_recording_rollouts(work_dir: Path, fixed: bool) -> None:
     """A LIBERO evaluation of two batches of episodes is recorded (with LIBERO's features named for recording)."""
     in_force = [
-        fixes.FIXES["eval_recording_features"](),
-        *([fixes.FIXES["eval_recording_rollouts"]()] if fixed else []),
+        compat.FIXES["eval_recording_features"](),
+        *([compat.FIXES["eval_recording_rollouts"]()] if fixed else []),
     ]
     _evaluate_libero_with_recording(work_dir, n_episodes=2, fixes_in_force=in_force)
+
+
+def eval_recording_timeouts(work_dir: Path, fixed: bool) -> None:
+    """The recording of a LIBERO episode that runs to its step limit holds that episode, every step of it."""
+    in_force = [
+        compat.FIXES["eval_recording_features"](),
+        compat.FIXES["eval_recording_rollouts"](),
+        *([compat.FIXES["eval_recording_timeouts"]()] if fixed else []),
+    ]
+    (recorded,) = _evaluate_libero_with_recording(work_dir, n_episodes=1, fixes_in_force=in_force)
+    if (recorded["total_episodes"], recorded["total_frames"]) != (1, _EPISODE_LENGTH):
+        raise SymptomError(
+            f"{recorded['total_episodes']} episodes and {recorded['total_frames']} frames recorded "
+            f"of 1 episode of {_EPISODE_LENGTH} steps"
+        )
+
+
+def xvla_env_steps(work_dir: Path, fixed: bool) -> None:
+    """``lerobot-eval`` runs an X-VLA saved by lerobot 0.6.1 in LIBERO."""
+    fixes = [compat.FIXES["xvla_env_steps"]()] if fixed else []
+    _evaluate_libero(work_dir, "xvla", n_episodes=1, recording=False, fixes_in_force=fixes)
+    assert json.loads((work_dir / "eval" / "eval_info.json").read_text())["overall"]["n_episodes"] == 1
 
 
 DEFECTS: dict[str, Defect] = {
@@ -242,7 +279,11 @@ DEFECTS: dict[str, Defect] = {
     "eval_recording_features": Defect(
         eval_recording_features, ValueError, "Feature names should not contain '/'"
     ),
+    "xvla_env_steps": Defect(xvla_env_steps, ValueError, r"has values outside \[0, 255\] range"),
     "eval_recording_rollouts": Defect(
         eval_recording_rollouts, FileExistsError, "recordings/libero_spatial_0"
+    ),
+    "eval_recording_timeouts": Defect(
+        eval_recording_timeouts, SymptomError, "0 episodes and 0 frames recorded"
     ),
 }

@@ -1,31 +1,20 @@
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import torch
 
 from lerobot_cknna.configs.cknna import CKNNAConfig
-from lerobot_cknna.features_io import SavedFeatures, load_features, save_features
-from lerobot_cknna.scoring import score_features, write_results
-from lerobot_cknna.scripts.lerobot_cknna_compare import ranking_obstacles
-from tests.test_plots import assert_is_a_real_figure
-from tests.test_report import table_rows
-from tests.test_scoring import episodic_features
-
-BIN = Path(sys.executable).parent
-REPO = Path(__file__).resolve().parents[2]
-
-
-def run(*args, cwd):
-    return subprocess.run(
-        [str(BIN / args[0]), *args[1:]], cwd=cwd, capture_output=True, text=True, timeout=600
-    )
+from lerobot_cknna.results.compare import ranking_obstacles
+from lerobot_cknna.results.features_io import SavedFeatures, load_features, save_features
+from lerobot_cknna.results.scoring import score_features, write_results
+from tests.utils import REPO, assert_is_a_real_figure, console_script, episodic_features, table_rows
 
 
 def test_score_positional_dir_and_overrides(tmp_path):
     save_features(tmp_path, episodic_features())
-    done = run("lerobot-cknna-score", str(tmp_path), "--cknna.k=5", "--cknna.n_permutations=20", cwd=tmp_path)
+    done = console_script(
+        "lerobot-cknna-score", str(tmp_path), "--cknna.k=5", "--cknna.n_permutations=20", cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr
     record = json.loads((tmp_path / "cknna.json").read_text())
     assert record["k"] == 5 and len(record["headline"]["cknna"]["null"]["samples"]) == 20
@@ -38,7 +27,7 @@ def test_score_positional_dir_and_overrides(tmp_path):
 
 def test_score_with_a_ready_config(tmp_path):
     save_features(tmp_path, episodic_features())
-    done = run(
+    done = console_script(
         "lerobot-cknna-score",
         str(tmp_path),
         f"--config_path={REPO / 'configs/score_trajectories.yaml'}",
@@ -52,19 +41,19 @@ def test_score_with_a_ready_config(tmp_path):
 
 
 def test_score_bad_input_exits_non_zero_with_a_message(tmp_path):
-    done = run("lerobot-cknna-score", str(tmp_path), cwd=tmp_path)
+    done = console_script("lerobot-cknna-score", str(tmp_path), cwd=tmp_path)
     assert done.returncode == 2 and "No features.safetensors" in done.stderr
     assert not (tmp_path / "cknna.json").exists()
     save_features(tmp_path, episodic_features())
-    done = run("lerobot-cknna-score", str(tmp_path), "--cknna.prep_b=zscore", cwd=tmp_path)
+    done = console_script("lerobot-cknna-score", str(tmp_path), "--cknna.prep_b=zscore", cwd=tmp_path)
     assert done.returncode == 2 and "choose one of" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "cknna.json").exists()
-    done = run("lerobot-cknna-score", cwd=tmp_path)
+    done = console_script("lerobot-cknna-score", cwd=tmp_path)
     assert done.returncode == 2 and "Give the run directory" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_demo_writes_both_runs_and_separates_them(tmp_path):
-    done = run("lerobot-cknna-synthetic-demo", "--episodes=8", "--length=30", cwd=tmp_path)
+    done = console_script("lerobot-cknna-synthetic-demo", "--episodes=8", "--length=30", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     results = {
         path.parent.name.rsplit("_", 1)[1]: json.loads(path.read_text())
@@ -79,7 +68,7 @@ def test_demo_writes_both_runs_and_separates_them(tmp_path):
 
 
 def test_lerobot_cknna_help_lists_the_eval_and_cknna_options(tmp_path):
-    done = run("lerobot-cknna", "--help", cwd=tmp_path)
+    done = console_script("lerobot-cknna", "--help", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     for option in (
         "--cknna.k",
@@ -108,7 +97,9 @@ def test_compare_ranks_runs_on_the_same_samples_and_refuses_otherwise(tmp_path):
     )
     scored_run(tmp_path / "elsewhere", episodic_features(seed=3), {"policy": "act", "category": "IL"})
 
-    done = run("lerobot-cknna-compare", "unrelated", "aligned", "--output_dir=ranked", cwd=tmp_path)
+    done = console_script(
+        "lerobot-cknna-compare", "unrelated", "aligned", "--output_dir=ranked", cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr
     text = (tmp_path / "ranked/comparison.md").read_text()
     assert "Ranked by calibrated score" in text and "Not ranked" not in text
@@ -120,7 +111,7 @@ def test_compare_ranks_runs_on_the_same_samples_and_refuses_otherwise(tmp_path):
     assert "random weights" in text.lower()
     assert_is_a_real_figure(tmp_path / "ranked/comparison.png", min_size=(800, 250))
 
-    done = run(
+    done = console_script(
         "lerobot-cknna-compare", "aligned", "unrelated", "elsewhere", "--output_dir=mixed", cwd=tmp_path
     )
     assert done.returncode == 0, done.stderr
@@ -140,7 +131,7 @@ def test_compare_ranks_each_category_on_its_own(tmp_path):
     scored_run(tmp_path / "il_noise", SavedFeatures(-noise, same.feat_b, same.episode_index, same.frame_index),
                {"category": "IL"})  # fmt: skip
 
-    done = run(
+    done = console_script(
         "lerobot-cknna-compare", "vla_noise", "il_noise", "vla_aligned", "--output_dir=out", cwd=tmp_path
     )
     assert done.returncode == 0, done.stderr
@@ -178,6 +169,6 @@ def test_compare_bad_input_exits_2_with_a_message(tmp_path):
         (("a",), "Give at least two run directories"),
         (("a", "broken"), "is not valid JSON"),
     ):
-        done = run("lerobot-cknna-compare", *args, "--output_dir=out", cwd=tmp_path)
+        done = console_script("lerobot-cknna-compare", *args, "--output_dir=out", cwd=tmp_path)
         assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
         assert not (tmp_path / "out").exists()

@@ -2,33 +2,25 @@
 
 import itertools
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-from lerobot_cknna.configs.sweep import load_sweep
-from lerobot_cknna.report import HEADLINE_COLUMNS, MISSING
-from tests.test_plots import assert_is_a_real_figure
-
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
-REPO = Path(__file__).resolve().parents[2]
-TINY_STUDY = REPO / "configs" / "study_tiny" / "sweep.yaml"
-FAST = ["--cknna.k=5", "--cknna.n_permutations=20", "--cknna.report=false"]
+from lerobot_cknna.results.report import HEADLINE_COLUMNS, MISSING
+from lerobot_cknna.study.sweep_spec import load_sweep
+from tests.utils import (
+    TINY_SIMULATION_STUDY,
+    TINY_STUDY,
+    assert_is_a_real_figure,
+    console_script,
+    write_sweep,
+)
 
 
 def sweep(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "lerobot_cknna.scripts.lerobot_cknna_sweep", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=ENV,
-        timeout=3000,
-    )
+    return console_script("lerobot-cknna-sweep", *args, cwd=cwd, timeout=3000)
 
 
 @pytest.fixture(scope="module")
@@ -38,13 +30,6 @@ def offline_assets(tmp_path_factory, libero_dataset):
     recording = load_sweep(TINY_STUDY).record_libero.directory(assets)
     recording.symlink_to(Path(libero_dataset.root).resolve(), target_is_directory=True)
     return assets
-
-
-def write_sweep(path: Path, runs: list[dict], common_args: list[str] = FAST) -> Path:
-    """A sweep over tiny ``runs`` on the tiny study's recording."""
-    recording = yaml.safe_load(TINY_STUDY.read_text())["record_libero"]
-    path.write_text(yaml.safe_dump({"runs": runs, "common_args": common_args, "record_libero": recording}))
-    return path
 
 
 def comparison_rows(out: Path, first_column: str) -> dict[str, list[str]]:
@@ -80,10 +65,40 @@ def test_the_tiny_study_runs_all_eleven_types_offline(offline_assets, tmp_path):
     assert "CKNNA is not comparable across categories" in report and "## Weights" in report
     assert "Random weights (" in report
     assert_is_a_real_figure(out / "comparison.png")
-    layer_rows = [line for line in report.split("## Layer sweep")[1].splitlines() if line.startswith("| ")]
+    layer_rows = [
+        line for line in report.split("## Per-layer scores")[1].splitlines() if line.startswith("| ")
+    ]
     assert sorted(row.split(" | ")[0].strip("| ") for row in layer_rows[1:]) == sorted(rows)
     assert all((out / "runs" / name / "layers.json").is_file() for name in rows)
     assert_is_a_real_figure(out / "layer_curves.png")
+
+
+def test_the_tiny_simulation_study_runs_every_type_in_libero(offline_assets, tmp_path):
+    out = tmp_path / "sweep_sim"
+    done = sweep(
+        str(TINY_SIMULATION_STUDY), f"--offline_assets={offline_assets}", f"--output_dir={out}", cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr[-5000:]
+    runs = json.loads((out / "sweep.json").read_text())["runs"]
+    assert len(runs) == 11 and all(run["succeeded"] for run in runs), [
+        r["name"] for r in runs if not r["succeeded"]
+    ]
+    for run in runs:
+        record = json.loads((out / "runs" / run["name"] / "cknna.json").read_text())
+        source = record["source"]
+        assert source["mode"] == "simulation" and source["data"]["suites"] == ["libero_spatial"], run["name"]
+        # feat B is LIBERO's own 8-D state for every type, X-VLA's 20-D env state included.
+        assert record["feat_b_dim"] == 8 and record["n_episodes"] == 3, run["name"]
+        assert source["data"]["pc_success"] is not None
+        eval_info = json.loads((out / "runs" / run["name"] / "eval_info.json").read_text())
+        assert eval_info["overall"]["n_episodes"] == 3
+    logs = {run["name"]: (out / "logs" / f"{run['name']}.stderr.log").read_text() for run in runs}
+    assert "(xvla_env_steps)" in logs["xvla"] and "(action_tokenizer_config)" in logs["pi0_fast"]
+    report = (out / "comparison.md").read_text()
+    assert "**Not ranked.**" in report and "simulation runs cannot be ranked" in report
+    rows = comparison_rows(out, "Run")
+    assert sorted(rows) == sorted(run["name"] for run in runs)
+    assert all(row[-1].endswith("% of 3 episodes") for row in rows.values()), rows
 
 
 def test_a_failing_run_is_recorded_and_the_others_still_compared(offline_assets, tmp_path):
@@ -138,33 +153,3 @@ def test_runs_on_different_samples_are_not_ranked_and_the_report_says_why(offlin
     assert "**Not ranked.**" in report and "The runs scored different samples" in report
     assert set(comparison_rows(out, "Run")) == {"first", "last"}
     assert json.loads((out / "sweep.json").read_text())["not_ranked_because"]
-
-
-@pytest.mark.parametrize(
-    "case, message",
-    [
-        ("missing interpreter", "give --python=PATH"),
-        ("missing file", "No such sweep or run file"),
-        ("unknown key", "unknown keys ['polcy_type']"),
-        ("run overrides the common samples", "every run must see the same samples"),
-    ],
-)
-def test_bad_input_exits_2_with_what_to_do_before_anything_runs(case, message, tmp_path):
-    runs = [
-        {"name": "pi0", "policy_type": "pi0", "tiny": True},
-        {"name": "tdmpc", "policy_type": "tdmpc", "tiny": True},
-    ]
-    args = [f"--offline_assets={tmp_path / 'assets'}", f"--output_dir={tmp_path / 'out'}"]
-    sweep_file = write_sweep(tmp_path / "sweep.yaml", runs)
-    if case == "missing interpreter":
-        args.append(f"--python={tmp_path / 'no_venv' / 'bin' / 'python'}")
-    elif case == "missing file":
-        sweep_file = tmp_path / "absent.yaml"
-    elif case == "unknown key":
-        write_sweep(sweep_file, [{"name": "act", "polcy_type": "act"}, *runs])
-    else:
-        write_sweep(sweep_file, [{**runs[1], "args": ["--cknna.k=7"]}, {**runs[1], "name": "tdmpc2"}])
-    done = sweep(str(sweep_file), *args, cwd=tmp_path)
-    assert done.returncode == 2, done.stderr[-3000:]
-    assert message in done.stderr and "Traceback" not in done.stderr
-    assert not (tmp_path / "out").exists() and not (tmp_path / "assets").exists()

@@ -1,0 +1,386 @@
+"""Per-architecture facts: where each LeRobot policy computes its condition embedding (feat A).
+
+One entry per policy type, checked against lerobot 0.6.1. Everything else in the package
+reads this table, so adding a policy type means adding one entry here. An entry is a
+:class:`HookSpec`, or a function of the policy's config choosing between specs where the
+config changes the module tree (Diffusion's shared or per-camera encoders); variants are
+derived from a base spec with ``dataclasses.replace`` rather than copied.
+
+An entry says:
+
+* ``module_path``: dotted attribute path from the policy to the module whose output is
+  feat A (:mod:`lerobot_cknna.capture.module_paths`; ``*`` for every child of a container);
+* ``category``: ``VLA`` (vision + language), ``IL`` or ``RL`` (vision only), which decides
+  what the scores can be compared with;
+* ``output_key``: how to read the module's output (dict key, tuple index, ``None`` for a
+  tensor);
+* ``layout``: an einops pattern from the rows of all firings of one forward (spatial maps
+  mean-pooled over H x W first) to ``b s f``: samples, observation steps, features.
+  Cameras batched into rows (``n``) are regrouped into features; the last observation step
+  is the current one and is kept;
+* ``firings``: how many times the module fires in one forward (per camera for ACT);
+  ``None`` where it varies (Pi0-FAST's decode steps), and then only the first firing, the
+  prefill over the whole prefix, is kept;
+* ``token_mask``: for token sequences, where the mask of the tokens to average comes from
+  (the policy method that builds the prefix padding mask; a hook cannot see it);
+* ``attends_padding``: the model lets valid tokens attend to padding (X-VLA's Florence
+  encoder gets an all-ones mask), so feat A depends on how far the instruction was padded;
+  padding stays out of the mean but still shifts the valid tokens;
+* ``reads_state``: whether the hooked module sees the robot state. Where it does not (the
+  vision encoders of ACT, Diffusion, VQ-BeT and the Gaussian actor), a policy trained on
+  another robot can be replayed on a dataset with another state size: it gets the cameras alone;
+* ``layer_path``: the layer taps along the path to ``module_path`` (shallow to deep, the
+  module itself not included): a function of the policy, since depths come from its config.
+  Each tap fires as often as ``module_path`` and is arranged by the same ``layout`` and
+  ``token_mask``. Decoder layers are read at the input of their ``input_layernorm`` (the
+  residual stream entering the layer): SmolVLA calls layer internals directly, so a hook on
+  the layer module itself never fires there;
+* ``full_forward``: why encode-only must run the whole ``select_action`` for this entry,
+  where stopping at the hook cannot work (``None``: it stops there);
+* ``blank_cameras``: the policy fills camera slots it has no camera for with blank images
+  itself (LeRobot's ``empty_cameras``: ``observation.images.empty_camera_N``), so data without
+  them still fits it (:func:`blank_camera_keys`);
+* ``fixes``: the registered run-time fixes (:mod:`lerobot_cknna.compat`) of LeRobot defects that
+  only this type has; fixes for defects any type may show are applied wherever they show.
+
+Encode-only needs nothing else: :func:`lerobot_cknna.capture.hooks.encode_features` runs the
+policy's ``select_action`` and stops it once ``module_path`` (and every layer tap) has fired.
+
+What a new policy type touches: one entry here (a :class:`HookSpec`, or a function of the
+config where the config changes the module tree), and, if LeRobot cannot build it offline,
+its tiny build in :mod:`lerobot_cknna.testing.tiny_policies` (``TINY_CONFIGS``) and the local
+assets it loads by name (:mod:`lerobot_cknna.testing.tiny_assets`); a defect of its own is a
+registered fix in :mod:`lerobot_cknna.compat` named in the entry's ``fixes``. Outside this
+table and the tiny builds, only the types LeRobot removed (:mod:`lerobot_cknna.configs.checkpoints`)
+and the demo's SmolVLA are named.
+"""
+
+import dataclasses
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from lerobot.utils.constants import OBS_IMAGES, OBS_LANGUAGE_ATTENTION_MASK
+
+from lerobot_cknna.capture.module_paths import resolve_modules
+
+
+class Category(enum.StrEnum):
+    """What feat A holds, which decides what a score can be compared with."""
+
+    VLA = "VLA"  # vision and language
+    IL = "IL"  # vision only, an imitation-learning policy's encoder
+    RL = "RL"  # vision only, a reinforcement-learning policy's encoder
+    UNKNOWN = "unknown"  # a --cknna.hook_path on a type the table does not know
+
+
+@dataclass(frozen=True)
+class TokenMask:
+    """Which tokens of a hooked sequence to average: read from what a policy method returns.
+
+    Attributes:
+        method_path: dotted path of the method that builds the sequence's padding mask.
+        read: from that method's positional arguments and return value to a (B, M) bool mask,
+            True for tokens to keep. A mask shorter than the sequence (M < N) covers its last M
+            tokens; the N - M tokens before them (X-VLA's image tokens) are all kept.
+    """
+
+    method_path: str
+    read: Callable[[tuple, object], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class LayerTap:
+    """One module read by a hook.
+
+    Attributes:
+        path: dotted attribute path from the policy to the module.
+        read: ``output`` (a forward hook on what the module returns) or ``input`` (a forward
+            pre-hook on its first tensor argument).
+        output_key: how to read an ``output`` (see :attr:`HookSpec.output_key`).
+    """
+
+    path: str
+    read: str = "output"
+    output_key: str | int | None = None
+
+
+@dataclass(frozen=True)
+class HookSpec:
+    """Where and how one policy type's feat A is captured."""
+
+    module_path: str
+    category: Category
+    layout: str
+    output_key: str | int | None = None
+    firings: Callable[[object], int] | None = lambda config: 1
+    token_mask: TokenMask | None = None
+    attends_padding: bool = False
+    reads_state: bool = True
+    layer_path: Callable[[torch.nn.Module], list[LayerTap]] | None = None
+    full_forward: str | None = None
+    blank_cameras: bool = False
+    fixes: tuple[str, ...] = ()
+
+
+def layer_taps(spec: HookSpec, policy: torch.nn.Module) -> list[LayerTap]:
+    """Every layer tap along the layer path, shallow to deep; the last one is ``spec.module_path`` itself.
+
+    Raises:
+        ValueError: the entry has no layer path (a ``--cknna.hook_path`` of your own replaces it).
+    """
+    if spec.layer_path is None:
+        raise ValueError(
+            f"No layer path for the module {spec.module_path!r}: the layers scored follow the hook table's "
+            "own module of each type. Drop --cknna.hook_path, or --cknna.layers."
+        )
+    return [*spec.layer_path(policy), LayerTap(spec.module_path, output_key=spec.output_key)]
+
+
+def _children(container_path: str, suffix: str = "", read: str = "output"):
+    """Taps on every child of the module list at ``container_path`` (or on ``suffix`` inside each)."""
+
+    def taps(policy: torch.nn.Module) -> list[LayerTap]:
+        container = resolve_modules(policy, container_path)[0]
+        names = [name for name, _ in container.named_children()]
+        return [LayerTap(".".join(filter(None, (container_path, name, suffix))), read) for name in names]
+
+    return taps
+
+
+def _children_of_type(container_path: str, module_type: type, drop_last: bool = False):
+    """Taps on the outputs of the children of ``container_path`` that are ``module_type`` instances.
+
+    Args:
+        container_path: dotted path of the container (with ``*``: the same children of each match).
+        module_type: which children to read.
+        drop_last: leave out the last one (its output is the hooked module's own output).
+    """
+
+    def taps(policy: torch.nn.Module) -> list[LayerTap]:
+        container = resolve_modules(policy, container_path)[0]
+        names = [name for name, child in container.named_children() if isinstance(child, module_type)]
+        return [LayerTap(f"{container_path}.{name}") for name in (names[:-1] if drop_last else names)]
+
+    return taps
+
+
+def _activations(sequential_path: str, drop_last: bool = False):
+    """The ReLU outputs of a plain conv stack (Gaussian actor, TDMPC): one per conv stage."""
+    return _children_of_type(sequential_path, torch.nn.ReLU, drop_last)
+
+
+def _resnet_stages(backbone_path: str, drop_last: bool = False):
+    """The stages (``layer1``..``layer4``, groups of residual blocks) of a torchvision ResNet trunk."""
+    return _children_of_type(backbone_path, torch.nn.Sequential, drop_last)
+
+
+def _decoder_layer_inputs(model_path: str):
+    """The residual stream entering each decoder layer: the input of its ``input_layernorm``."""
+    return _children(f"{model_path}.layers", suffix="input_layernorm", read="input")
+
+
+def _n_cameras(config) -> int:
+    return len(config.image_features)
+
+
+def _valid_tokens_before_state(args, prefix) -> torch.Tensor:
+    """``embed_prefix`` -> (embs, pad_masks, att_masks): valid image and language tokens.
+
+    The state token (att_mask 1) is left out: it is feat B itself, projected.
+    """
+    _, pad_masks, att_masks = prefix
+    return pad_masks & ~att_masks
+
+
+def _valid_language_tokens(args, model_inputs) -> torch.Tensor:
+    """``_build_model_inputs(batch)``: the batch's language mask (image tokens come first)."""
+    (batch,) = args
+    return batch[OBS_LANGUAGE_ATTENTION_MASK].bool()
+
+
+def _backbone_attention_mask(args, backbone_output) -> torch.Tensor:
+    """GR00T's backbone output: its attention mask, one entry per token (left padding off).
+
+    ``vlln`` and ``vl_self_attention`` keep the sequence, so the backbone's own mask marks the
+    hooked tokens to keep; the self-attention itself is unmasked.
+    """
+    return backbone_output["backbone_attention_mask"].bool()
+
+
+def _prefix_padding_mask(args, prefix) -> torch.Tensor:
+    """``embed_prefix`` (Pi family) -> (embs, pad_masks, ...): image tokens of present cameras, prompt tokens."""
+    return prefix[1]
+
+
+_TOKENS = "(b s) f -> b s f"
+
+ACT = HookSpec(
+    module_path="model.backbone",
+    category=Category.IL,
+    output_key="feature_map",
+    layout="(n b) f -> b 1 (n f)",
+    firings=_n_cameras,
+    reads_state=False,
+    # layer4 is the backbone's own output (feature_map).
+    layer_path=_resnet_stages("model.backbone", drop_last=True),
+)
+# Older Diffusion checkpoints (use_separate_rgb_encoder_per_camera=false): one encoder, cameras in rows.
+DIFFUSION_SHARED_ENCODER = HookSpec(
+    module_path="diffusion.rgb_encoder",
+    category=Category.IL,
+    layout="(b s n) f -> b s (n f)",
+    reads_state=False,
+    layer_path=_resnet_stages("diffusion.rgb_encoder.backbone"),
+)
+# lerobot 0.6's default: one encoder per camera, called in camera order (modeling_diffusion.py:278-289).
+DIFFUSION_ENCODER_PER_CAMERA = dataclasses.replace(
+    DIFFUSION_SHARED_ENCODER,
+    module_path="diffusion.rgb_encoder.*",
+    layout="(n b s) f -> b s (n f)",
+    firings=_n_cameras,
+    layer_path=_resnet_stages("diffusion.rgb_encoder.*.backbone"),
+)
+VQBET = dataclasses.replace(
+    DIFFUSION_SHARED_ENCODER,
+    module_path="vqbet.rgb_encoder",
+    layer_path=_resnet_stages("vqbet.rgb_encoder.backbone"),
+)
+GAUSSIAN_ACTOR = HookSpec(
+    module_path="actor.encoder.image_encoder",
+    category=Category.RL,
+    layout="(n b) f -> b 1 (n f)",
+    reads_state=False,
+    # The last ReLU's output is the image encoder's own output.
+    layer_path=_activations("actor.encoder.image_encoder.image_enc_layers", drop_last=True),
+)
+TDMPC = HookSpec(
+    module_path="model._encoder.image_enc_layers",
+    category=Category.RL,
+    layout="(b s) f -> b s f",
+    fixes=("tdmpc_image_key",),
+    layer_path=_activations("model._encoder.image_enc_layers"),
+)
+SMOLVLA = HookSpec(
+    module_path="model.vlm_with_expert.vlm.model.text_model.norm",
+    category=Category.VLA,
+    layout=_TOKENS,
+    token_mask=TokenMask("model.embed_prefix", _valid_tokens_before_state),
+    blank_cameras=True,
+    layer_path=_decoder_layer_inputs("model.vlm_with_expert.vlm.model.text_model"),
+)
+XVLA = HookSpec(
+    module_path="model.vlm.language_model.encoder",
+    category=Category.VLA,
+    layout=_TOKENS,
+    output_key="last_hidden_state",
+    token_mask=TokenMask("_build_model_inputs", _valid_language_tokens),
+    attends_padding=True,
+    blank_cameras=True,
+    fixes=("xvla_env_steps",),
+    # Post-norm BART layers: each layer's input is the residual stream entering it.
+    layer_path=_children("model.vlm.language_model.encoder.layers", read="input"),
+)
+_PALIGEMMA_LANGUAGE_MODEL = "model.paligemma_with_expert.paligemma.model.language_model"
+# LeRobot's PiGemmaRMSNorm returns (normed, gate); the gate is None for PaliGemma (pi_gemma.py:120).
+PI0 = HookSpec(
+    module_path=f"{_PALIGEMMA_LANGUAGE_MODEL}.norm",
+    category=Category.VLA,
+    layout=_TOKENS,
+    output_key=0,
+    token_mask=TokenMask("model.embed_prefix", _prefix_padding_mask),
+    blank_cameras=True,
+    layer_path=_decoder_layer_inputs(_PALIGEMMA_LANGUAGE_MODEL),
+)
+# Pi0.5: the same prefix, with the discretized state in the prompt.
+PI05 = PI0
+# Pi0-FAST: the prefill fires first, then one firing per decoded token; the prefill is kept.
+PI0_FAST = dataclasses.replace(
+    PI0,
+    firings=None,
+    token_mask=TokenMask("model.embed_prefix_fast", _prefix_padding_mask),
+    fixes=("action_tokenizer_config",),
+)
+GROOT = HookSpec(
+    module_path="_groot_model.action_head.vl_self_attention",
+    category=Category.VLA,
+    layout=_TOKENS,
+    token_mask=TokenMask("_groot_model.backbone.forward", _backbone_attention_mask),
+    attends_padding=True,
+    fixes=("groot_backbone_processor",),
+    # The Qwen3-VL text decoder, cut at select_layer; its tokens are the backbone's.
+    layer_path=_decoder_layer_inputs("_groot_model.backbone.model.model.language_model"),
+)
+
+
+def _diffusion(config) -> HookSpec:
+    return (
+        DIFFUSION_ENCODER_PER_CAMERA
+        if config.use_separate_rgb_encoder_per_camera
+        else DIFFUSION_SHARED_ENCODER
+    )
+
+
+HOOK_TABLE: dict[str, HookSpec | Callable[[object], HookSpec]] = {
+    "act": ACT,
+    "diffusion": _diffusion,
+    "vqbet": VQBET,
+    "gaussian_actor": GAUSSIAN_ACTOR,
+    "tdmpc": TDMPC,
+    "smolvla": SMOLVLA,
+    "xvla": XVLA,
+    "pi0": PI0,
+    "pi05": PI05,
+    "pi0_fast": PI0_FAST,
+    "groot": GROOT,
+}
+
+# Used for a --cknna.hook_path on a policy type the table does not know.
+GENERIC_SPEC = HookSpec(
+    module_path="",
+    category=Category.UNKNOWN,
+    layout=_TOKENS,
+    full_forward="a module of your choice may fire again later in the forward, which is an error",
+)
+
+
+def blank_camera_keys(spec: HookSpec, config) -> set[str]:
+    """The camera keys the policy fills with blank images itself (none unless the entry says it does)."""
+    if not spec.blank_cameras:
+        return set()
+    return {f"{OBS_IMAGES}.empty_camera_{index}" for index in range(getattr(config, "empty_cameras", 0))}
+
+
+def spec_for(policy_type: str, hook_path: str | None = None, config=None) -> HookSpec:
+    """The table entry for ``policy_type``, with ``hook_path`` overriding the module when given.
+
+    Args:
+        policy_type: the registered type (``config.type``).
+        hook_path: a module of your choice, expected to fire once per forward.
+        config: the policy's config, for entries that depend on it (Diffusion's encoder layout).
+
+    Raises:
+        ValueError: unknown type and no ``hook_path`` to fall back on.
+    """
+    if policy_type in HOOK_TABLE:
+        entry = HOOK_TABLE[policy_type]
+        spec = entry if isinstance(entry, HookSpec) else entry(config)
+    elif hook_path:
+        spec = GENERIC_SPEC
+    else:
+        raise ValueError(
+            f"No hook entry for policy type {policy_type!r} (known: {', '.join(sorted(HOOK_TABLE))}). "
+            "Pass --cknna.hook_path=<dotted.module.path> to capture a module of your choice."
+        )
+    if hook_path and hook_path != spec.module_path:
+        return dataclasses.replace(
+            spec,
+            module_path=hook_path,
+            layout=GENERIC_SPEC.layout,
+            output_key=None,
+            firings=GENERIC_SPEC.firings,
+            layer_path=None,
+            full_forward=GENERIC_SPEC.full_forward,
+        )
+    return spec

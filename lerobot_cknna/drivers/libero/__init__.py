@@ -1,0 +1,1 @@
+"""LIBERO offline: set-up with no prompt and no download, and recording datasets from the simulator."""

@@ -1,0 +1,275 @@
+"""Pairing feat A and feat B while LeRobot's ``eval_policy_all`` rolls out episodes.
+
+:class:`SimulationRecorder` attaches to the vector envs, the policy and the env preprocessor
+for the length of one evaluation (:meth:`SimulationRecorder.attached`):
+
+* a forward hook (:mod:`lerobot_cknna.capture.hooks`) records feat A whenever ``select_action``
+  ran the model (chunking policies run it on a subset of env steps);
+* a :class:`~lerobot_cknna.drivers.proprioception_tap.ProprioceptionTapStep` first in the env
+  preprocessor records feat B, the state the env's own processing builds for that step (for
+  LIBERO, the 8-D state of every policy type, even where a policy brings env processing of its
+  own, as X-VLA does);
+* the vector envs' ``reset`` / ``step`` are watched to know, per env, its episode, step,
+  whether it was already done (LeRobot keeps stepping finished envs, frozen on their last
+  transition: those steps are masked) and whether the episode succeeded (by LeRobot's own
+  rule: any success up to one step after the first done, success read as ``rollout`` reads it).
+
+Samples of finished rollouts go to disk as they complete; a rollout cut short (a worker that
+died, Ctrl-C) is dropped, since its outcome is unknown, and :meth:`SimulationRecorder.losses`
+says which episodes were lost and which were never run.
+"""
+
+import contextlib
+import logging
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from lerobot_cknna.capture.hooks import FeatureCapture, batch_size_of
+from lerobot_cknna.drivers.proprioception_tap import ProprioceptionTapStep
+from lerobot_cknna.results.features_io import FeatureBuffer
+from lerobot_cknna.utils.patching import patched
+
+
+@dataclass(frozen=True)
+class EpisodeOrigin:
+    """Where ``lerobot-eval`` ran an episode: its suite and task, its batch, its env in the batch."""
+
+    suite: str
+    task_id: int
+    batch: int
+    env_index: int
+    num_envs: int
+
+
+@dataclass
+class _Rollout:
+    """One batch of episodes on one vector env, as ``lerobot_eval.rollout`` runs it."""
+
+    suite: str
+    task_id: int
+    first_episode: int
+    num_envs: int
+    max_steps: int
+    step: int = 0
+    done: np.ndarray = None
+    done_history: list[np.ndarray] = field(default_factory=list)
+    success_history: list[np.ndarray] = field(default_factory=list)
+    samples: list[tuple[int, torch.Tensor, torch.Tensor, list[str], np.ndarray]] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.done = np.zeros(self.num_envs, dtype=bool)
+
+    def observe_step(self, terminated: np.ndarray, truncated: np.ndarray, info: dict) -> None:
+        successes = step_successes(info, self.num_envs)
+        self.done = terminated | truncated | self.done
+        if self.step + 1 == self.max_steps:
+            self.done = np.ones_like(self.done)
+        self.done_history.append(self.done.copy())
+        self.success_history.append(successes)
+        self.step += 1
+
+    @property
+    def complete(self) -> bool:
+        """Whether every env of the batch is done: its episodes' outcome is known."""
+        return bool(self.done_history) and bool(self.done.all())
+
+    def episode_success(self) -> np.ndarray:
+        """LeRobot's rule (``eval_policy``): any success at or before one step after the first done."""
+        dones, successes = np.stack(self.done_history, axis=1), np.stack(self.success_history, axis=1)
+        done_index = dones.argmax(axis=1)
+        counted = np.arange(dones.shape[1])[None, :] <= done_index[:, None] + 1
+        return (successes & counted).any(axis=1)
+
+
+def step_successes(info: dict, num_envs: int) -> np.ndarray:
+    """Which envs report success after a vector step, read as ``lerobot_eval.rollout`` reads it.
+
+    ``final_info`` when an env finished (a dict of arrays, or gymnasium < 1's per-env list),
+    else the per-step ``is_success`` (LIBERO in lerobot 0.6 sends no ``final_info``), else none.
+    """
+    if "final_info" in info:
+        final_info = info["final_info"]
+        if isinstance(final_info, dict):
+            return np.broadcast_to(
+                np.asarray(final_info.get("is_success", False), dtype=bool), num_envs
+            ).copy()
+        return np.array([isinstance(item, dict) and bool(item.get("is_success")) for item in final_info])
+    if "is_success" in info:
+        return np.broadcast_to(np.asarray(info["is_success"], dtype=bool), num_envs).copy()
+    return np.zeros(num_envs, dtype=bool)
+
+
+class SimulationRecorder:
+    """Pairs feat A and feat B for every env step that ran the model, during ``eval_policy_all``.
+
+    Args:
+        buffer: where samples go.
+        n_episodes: ``--eval.n_episodes``; LeRobot discards the extra episodes of a last,
+            partly needed batch, and so does the recorder.
+        hook_path: module to capture instead of the hook table's.
+        env_state_steps: the env's own preprocessing steps, which build feat B; ``None``: those
+            of the env preprocessor the evaluation runs.
+    """
+
+    def __init__(
+        self,
+        buffer: FeatureBuffer,
+        n_episodes: int,
+        hook_path: str | None = None,
+        env_state_steps: list | None = None,
+    ):
+        self.buffer = buffer
+        self.env_state_steps = env_state_steps
+        self.n_episodes = n_episodes
+        self.hook_path = hook_path
+        self.task_suites: dict[str, str] = {}
+        self.model_calls = 0
+        self._rollout: _Rollout | None = None
+        self._rollouts_per_env: dict[int, int] = {}
+        self._next_episode = 0
+        self._progress: tqdm | None = None
+        self._episodes_kept: dict[tuple[str, int], int] = {}
+        self._stopped_during: _Rollout | None = None
+        self.episode_origins: dict[int, EpisodeOrigin] = {}
+
+    def _start_rollout(self, suite: str, task_id: int, env) -> None:
+        self._finish_rollout()
+        if self._progress is not None:
+            self._progress.set_description(f"{suite} task {task_id}")
+        batch_ix = self._rollouts_per_env.get(id(env), 0)
+        self._rollouts_per_env[id(env)] = batch_ix + 1
+        self._rollout = _Rollout(
+            suite, task_id, batch_ix * env.num_envs, env.num_envs, env.call("_max_episode_steps")[0]
+        )
+
+    def _finish_rollout(self) -> None:
+        rollout, self._rollout = self._rollout, None
+        if rollout is None or not rollout.samples:
+            return
+        success = rollout.episode_success()
+        kept = [i for i in range(rollout.num_envs) if rollout.first_episode + i < self.n_episodes]
+        episode_of = {i: self._next_episode + rank for rank, i in enumerate(kept)}
+        self._next_episode += len(kept)
+        batch = rollout.first_episode // rollout.num_envs
+        for i, episode in episode_of.items():
+            self.episode_origins[episode] = EpisodeOrigin(
+                rollout.suite, rollout.task_id, batch, i, rollout.num_envs
+            )
+        task = (rollout.suite, rollout.task_id)
+        self._episodes_kept[task] = self._episodes_kept.get(task, 0) + len(kept)
+        if self._progress is not None:
+            self._progress.update(len(kept))
+        for step, feat_a, feat_b, tasks, active in rollout.samples:
+            rows = [i for i in kept if active[i]]
+            if not rows:
+                continue
+            self.buffer.add(
+                feat_a[rows],
+                feat_b[rows],
+                episode_index=torch.tensor([episode_of[i] for i in rows]),
+                frame_index=torch.full((len(rows),), step),
+                tasks=[tasks[i] for i in rows],
+                success=torch.from_numpy(success[rows]),
+            )
+            self.task_suites.update({tasks[i]: rollout.suite for i in rows})
+        self.buffer.flush()
+
+    @contextmanager
+    def attached(self, envs: dict, policy, env_preprocessor):
+        """Watch ``envs``, hook ``policy`` and tap ``env_preprocessor`` while the block runs."""
+        own_steps = self.env_state_steps
+        tap = ProprioceptionTapStep(
+            state_steps=list(env_preprocessor.steps if own_steps is None else own_steps)
+        )
+        capture = FeatureCapture(policy, self.hook_path)
+        select_action = policy.select_action
+
+        def recording_select_action(batch, *args, **kwargs):
+            action = select_action(batch, *args, **kwargs)
+            feat_a = capture.pop(batch_size_of(batch))
+            if feat_a is not None:
+                self.model_calls += 1
+                state, tasks = tap.latest
+                rollout = self._rollout
+                rollout.samples.append((rollout.step, feat_a, state, tasks, ~rollout.done))
+            return action
+
+        def watched(suite: str, task_id: int, env) -> contextlib.ExitStack:
+            reset, step = env.reset, env.step
+
+            def recording_reset(*args, **kwargs):
+                self._start_rollout(suite, task_id, env)
+                return reset(*args, **kwargs)
+
+            def recording_step(action):
+                observation, reward, terminated, truncated, info = step(action)
+                self._rollout.observe_step(terminated, truncated, info)
+                return observation, reward, terminated, truncated, info
+
+            stack = contextlib.ExitStack()
+            stack.enter_context(patched(env, "reset", recording_reset))
+            stack.enter_context(patched(env, "step", recording_step))
+            return stack
+
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(patched(env_preprocessor, "steps", [tap, *env_preprocessor.steps]))
+            stack.enter_context(patched(policy, "select_action", recording_select_action))
+            for suite, group in envs.items():
+                for task_id, env in group.items():
+                    stack.enter_context(watched(suite, task_id, env))
+                    self._episodes_kept[(suite, task_id)] = 0
+            self._progress = stack.enter_context(
+                tqdm(total=len(self._episodes_kept) * self.n_episodes, desc="episodes", unit="episode")
+            )
+            stack.enter_context(capture)
+            try:
+                yield self
+                self._finish_rollout()
+            finally:
+                if self._rollout is not None and self._rollout.complete:
+                    self._finish_rollout()
+                if self._rollout is not None and self._rollout.samples:
+                    logging.warning(
+                        f"Dropped {len(self._rollout.samples)} model calls of a rollout that did not finish."
+                    )
+                self._stopped_during = self._rollout
+                self._rollout = None
+                self._progress = None
+                self.buffer.flush()
+
+    def losses(self) -> dict:
+        """After an evaluation that stopped early: the episodes kept, and per task those that were lost.
+
+        Returns:
+            ``episodes_kept``, ``episodes_planned``, ``stopped_during`` (the suite, task and
+            episodes of the rollout that was cut short, ``None`` when none was running) and
+            ``tasks``: per task, its episodes kept and lost (cut short or never run).
+        """
+        stopped = self._stopped_during
+        last_episode = (
+            None if stopped is None else min(stopped.first_episode + stopped.num_envs, self.n_episodes)
+        )
+        return {
+            "episodes_kept": self._next_episode,
+            "episodes_planned": len(self._episodes_kept) * self.n_episodes,
+            "stopped_during": None
+            if stopped is None
+            else {
+                "suite": stopped.suite,
+                "task_id": stopped.task_id,
+                "episodes": [stopped.first_episode, last_episode - 1],
+            },
+            "tasks": [
+                {
+                    "suite": suite,
+                    "task_id": task_id,
+                    "episodes_kept": kept,
+                    "episodes_lost": self.n_episodes - kept,
+                }
+                for (suite, task_id), kept in self._episodes_kept.items()
+            ],
+        }

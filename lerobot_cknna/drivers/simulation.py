@@ -1,0 +1,251 @@
+"""Simulation mode: gather paired features inside LeRobot's own evaluation loop.
+
+Nothing of ``lerobot-eval``'s rollout is copied. :func:`instrument_eval_policy_all` wraps
+``lerobot.scripts.lerobot_eval.eval_policy_all`` so that, while it runs, a
+:class:`~lerobot_cknna.drivers.rollout_recorder.SimulationRecorder` pairs feat A and feat B at
+every step that ran the model; when it returns, the features are scored and published beside
+``eval_info.json``.
+
+Sync and async vector envs work alike: the policy, its processors and the env processors run
+in this process; only the simulators run in the async workers. An evaluation that stops early
+(a worker that died, Ctrl-C) keeps the episodes it finished on disk and writes
+``interruption.json`` (:mod:`lerobot_cknna.results.interruption`): which episodes were lost and
+why; ``lerobot-cknna-score DIR`` scores what was kept and says that it is partial.
+"""
+
+import contextlib
+import functools
+import logging
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+
+from lerobot_cknna.capture.hook_table import spec_for
+from lerobot_cknna.compat import apply_policy_fixes, eval_fixes, make_pre_post_processors
+from lerobot_cknna.compat.policy_construction import policy_construction
+from lerobot_cknna.configs.cknna import CKNNARunConfig
+from lerobot_cknna.configs.pipeline import PARALLEL_TASKS_REFUSED, CKNNAPipelineConfig
+from lerobot_cknna.drivers.libero.offline import prepare_libero, select_mujoco_backend
+from lerobot_cknna.drivers.replay_parity import RecordedFrameReplay, check_replay_parity, lossless_recording
+from lerobot_cknna.drivers.rollout_recorder import SimulationRecorder
+from lerobot_cknna.results.features_io import FeatureBuffer
+from lerobot_cknna.results.interruption import INTERRUPTION_FILE, RunStoppedError, write_interruption
+from lerobot_cknna.results.provenance import run_source, weights_provenance
+from lerobot_cknna.results.publish import publish
+from lerobot_cknna.utils.patching import patched
+
+
+def simulation_source(recorder: SimulationRecorder, policy, cfg: CKNNARunConfig, info: dict) -> dict:
+    """Where a simulation's features come from: the policy, its hook and weights, the suites and episodes."""
+    suites = sorted(set(recorder.task_suites.values()))
+    return run_source(
+        policy,
+        spec_for(policy.config.type, cfg.hook_path, policy.config),
+        weights_provenance(policy.config.pretrained_path, cfg.weights, target=",".join(suites)),
+        mode="simulation",
+        data={
+            "suites": suites,
+            "n_episodes": recorder.n_episodes,
+            "model_calls": recorder.model_calls,
+            "pc_success": info.get("overall", {}).get("pc_success"),
+        },
+    )
+
+
+def stop_reason(error: BaseException) -> str:
+    """Why an evaluation stopped, in words: a worker that died shows only as a closed pipe."""
+    if isinstance(error, KeyboardInterrupt):
+        return "interrupted (Ctrl-C)"
+    if isinstance(error, EOFError | BrokenPipeError | ConnectionResetError):
+        return (
+            f"an env worker process died ({type(error).__name__} on its pipe): killed, or out of memory "
+            "(each async LIBERO env is a process of about 3 GB; lower --eval.batch_size)"
+        )
+    return f"{type(error).__name__}: {error}"
+
+
+def keep_what_finished(
+    run_dir: Path, recorder: SimulationRecorder, policy, cfg: CKNNARunConfig, error
+) -> None:
+    """After ``eval_policy_all`` stopped early: say what was kept and lost, on disk and in the log."""
+    reason = stop_reason(error)
+    losses = recorder.losses()
+    path = write_interruption(
+        run_dir, reason, losses, simulation_source(recorder, policy, cfg, {}), recorder.task_suites
+    )
+    logging.error(
+        f"The evaluation stopped ({reason}). {losses['episodes_kept']} of {losses['episodes_planned']} episodes "
+        f"finished and are kept in {run_dir}; {path.name} lists the episodes lost per task. Score what was "
+        f"kept with: lerobot-cknna-score {run_dir}"
+    )
+
+
+CHECK_REPLAY_NEEDS_RECORDING = (
+    "--cknna.check_replay=true replays the frames lerobot-eval records: add --eval.recording=true "
+    "(lerobot-cknna adds it by itself; a lerobot-eval command with the plugin must say it)."
+)
+
+
+def publish_simulation(
+    run_dir: Path, recorder: SimulationRecorder, policy, info: dict, cfg: CKNNARunConfig,
+    replay_parity: dict | None = None,
+) -> dict:  # fmt: skip
+    """Score what ``recorder`` gathered during ``eval_policy_all`` and write the run's results."""
+    source = simulation_source(recorder, policy, cfg, info)
+    features = recorder.buffer.features()
+    return publish(
+        run_dir, features, cfg, source, task_suites=recorder.task_suites, report=cfg.report,
+        replay_parity=replay_parity,
+    )  # fmt: skip
+
+
+class ScoringErrors(list):
+    """The errors that kept a finished simulation's features from being scored (the features are kept)."""
+
+
+class EnvProcessing:
+    """The env's own preprocessing steps, kept when ``eval_main`` makes the env's processors.
+
+    ``make_env_pre_post_processors`` gives a policy's env processing where it has one (X-VLA's
+    replaces LIBERO's); feat B is what the env config's own processing builds, for every policy.
+    """
+
+    def __init__(self):
+        self.state_steps: list | None = None
+        self.features_map: dict[str, str] = {}
+
+    def watching(self, make_env_pre_post_processors: Callable) -> Callable:
+        """``make_env_pre_post_processors`` that also keeps the env config's own preprocessing steps."""
+
+        @functools.wraps(make_env_pre_post_processors)
+        def make(env_cfg, policy_cfg):
+            self.state_steps = list(env_cfg.get_env_processors()[0].steps)
+            self.features_map = dict(env_cfg.features_map)
+            return make_env_pre_post_processors(env_cfg=env_cfg, policy_cfg=policy_cfg)
+
+        return make
+
+
+def instrument_eval_policy_all(
+    original: Callable, cfg: CKNNARunConfig, errors: ScoringErrors, env_processing: "EnvProcessing"
+) -> Callable:
+    """LeRobot's ``eval_policy_all``, recording features and scoring them into the run's output dir.
+
+    The output dir is the parent of the ``videos_dir`` (or, with ``--eval.recording=true``,
+    ``recording_dir``) that ``eval_main`` passes, so results land beside ``eval_info.json``.
+
+    Args:
+        original: LeRobot's ``eval_policy_all``.
+        cfg: the ``--cknna.*`` options.
+        errors: where a scoring error goes (lerobot-eval still writes ``eval_info.json``).
+        env_processing: the env's own preprocessing, as ``eval_main`` made it.
+    """
+
+    @functools.wraps(original)
+    def eval_policy_all(envs, policy, env_preprocessor, env_postprocessor, preprocessor, postprocessor,
+                        n_episodes, **kwargs):  # fmt: skip
+        if kwargs.get("max_parallel_tasks", 1) > 1:
+            raise ValueError(PARALLEL_TASKS_REFUSED)
+        recording_dir = kwargs.get("recording_dir")
+        if cfg.check_replay and recording_dir is None:
+            raise ValueError(CHECK_REPLAY_NEEDS_RECORDING)
+        run_dir = Path(kwargs.get("videos_dir") or recording_dir).parent
+        apply_policy_fixes(policy)
+        recorder = SimulationRecorder(
+            FeatureBuffer(run_dir, cfg.flush_every_s), n_episodes, cfg.hook_path, env_processing.state_steps
+        )
+        try:
+            with recorder.attached(envs, policy, env_preprocessor):
+                info = original(envs, policy, env_preprocessor, env_postprocessor, preprocessor, postprocessor,
+                                n_episodes, **kwargs)  # fmt: skip
+        except (Exception, KeyboardInterrupt) as error:
+            keep_what_finished(run_dir, recorder, policy, cfg, error)
+            if isinstance(error, KeyboardInterrupt):
+                raise
+            raise RunStoppedError(
+                f"The evaluation stopped: {stop_reason(error)}. The finished episodes are kept in "
+                f"{run_dir} ({INTERRUPTION_FILE} says which were lost); score them with lerobot-cknna-score {run_dir}."
+            ) from error
+        recorder.buffer.close()
+        try:
+            replay_parity = None
+            if cfg.check_replay:
+                replay = RecordedFrameReplay(
+                    policy, env_preprocessor, preprocessor, env_processing.state_steps, cfg.hook_path
+                )
+                replay_parity = check_replay_parity(
+                    Path(recording_dir), recorder.buffer.features(), recorder.episode_origins, replay,
+                    env_processing.features_map, cfg.batch_size,
+                )  # fmt: skip
+            publish_simulation(run_dir, recorder, policy, info, cfg, replay_parity)
+        except ValueError as error:
+            logging.error(f"Features kept in {run_dir}, but they could not be scored: {error}")
+            errors.append(error)
+        return info
+
+    return eval_policy_all
+
+
+def instrument_lerobot_eval(
+    module, cfg: CKNNARunConfig, env_cfg=None
+) -> tuple[contextlib.ExitStack, ScoringErrors]:
+    """Make ``module`` (LeRobot's ``lerobot_eval``) capture and score as it evaluates; undo by closing the stack.
+
+    ``eval_main`` looks up ``eval_policy_all``, ``make_pre_post_processors`` and
+    ``make_env_pre_post_processors`` in its module at call time: the first gathers and scores the
+    features, the second applies the preprocessor fixes (:mod:`lerobot_cknna.compat`), the third
+    keeps the env's own processing for feat B. The eval fixes apply too (those that need the env's
+    config, only given it).
+
+    Returns:
+        The stack that undoes it, and the list that scoring errors go to.
+    """
+    errors, env_processing = ScoringErrors(), EnvProcessing()
+    instrumented = instrument_eval_policy_all(module.eval_policy_all, cfg, errors, env_processing)
+    stack = contextlib.ExitStack()
+    stack.enter_context(patched(module, "eval_policy_all", instrumented))
+    stack.enter_context(patched(module, "make_pre_post_processors", make_pre_post_processors))
+    stack.enter_context(
+        patched(
+            module,
+            "make_env_pre_post_processors",
+            env_processing.watching(module.make_env_pre_post_processors),
+        )
+    )
+    stack.enter_context(eval_fixes(module, env_cfg))
+    if cfg.check_replay:
+        stack.enter_context(lossless_recording(module))
+    return stack, errors
+
+
+@contextmanager
+def instrumented_lerobot_eval(cfg: CKNNARunConfig, env_cfg):
+    """While the block runs, ``lerobot_eval.eval_main`` gathers and scores features as it evaluates in ``env_cfg``.
+
+    Raises:
+        ValueError: after the block, if the features could not be scored (e.g. too few samples).
+    """
+    from lerobot.scripts import lerobot_eval
+
+    stack, errors = instrument_lerobot_eval(lerobot_eval, cfg, env_cfg)
+    with stack:
+        yield
+    if errors:
+        raise errors[0]
+
+
+def run_simulation(cfg: CKNNAPipelineConfig) -> None:
+    """Run LeRobot's own ``eval_main`` with feature capture; results land beside ``eval_info.json``."""
+    if cfg.env.type == "libero":
+        # Before lerobot_eval imports LIBERO, robosuite and MuJoCo, which read these at import.
+        prepare_libero()
+        select_mujoco_backend()
+    from lerobot.scripts import lerobot_eval
+
+    if cfg.cknna.check_replay and not cfg.eval.recording:
+        logging.info(
+            "--cknna.check_replay=true: recording the rollouts (--eval.recording=true), images as PNG."
+        )
+        cfg.eval.recording = True
+    with instrumented_lerobot_eval(cfg.cknna, cfg.env), policy_construction(cfg.policy.pretrained_path):
+        lerobot_eval.eval_main.__wrapped__(cfg)

@@ -1,0 +1,365 @@
+"""Alignment metrics between two feature sets of the same N samples.
+
+CKNNA (Centered Kernel Nearest-Neighbor Alignment, Huh et al. 2024) is CKA restricted
+to each sample's k nearest neighbours: the unbiased HSIC estimator (Song et al. 2012,
+eq. 5) is applied to linear kernels masked to the neighbour pairs, as in the reference
+implementation (minyoungg/platonic-rep ``metrics.py``)::
+
+    K = A A^T, L = B B^T                 (linear kernels; features used as given)
+    M_K[i, j] = j is among the k most similar samples to i under K (i itself excluded)
+    kl = HSIC_u((M_K * M_L) o K, (M_K * M_L) o L)
+    kk = HSIC_u(M_K o K, M_K o K),  ll = HSIC_u(M_L o L, M_L o L)
+    CKNNA = kl / (sqrt(kk * ll) + eps),  eps = 1e-6
+
+Here it is computed without any N x N matrix: an exact blocked kNN search, then the HSIC
+terms from row sums, column sums and the masked entries alone (every HSIC_u term is one
+of those), in float64. Memory is O(N * (d + k)).
+
+Where this differs from the reference on purpose:
+
+* ``k=None`` means every other sample (k = N - 1); the reference intends that but
+  raises. With k = N - 1 CKNNA is unbiased linear CKA (up to ``eps``).
+* When ``kk * ll <= 0`` (masked kernels are not PSD, so this can happen) the reference
+  returns NaN; here it raises :class:`UndefinedAlignmentError` with what to change.
+* Neighbour ties are broken by the lower sample index (the reference leaves them to
+  ``torch.topk``), so results are reproducible on data with repeated states.
+
+Values above 1 are possible (the masked kernels are neither symmetric nor PSD, and the
+numerator and denominators use different masks); they are not "better than perfect".
+"""
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from lerobot_cknna.metrics.knn import NeighborExclusion, NeighborGraph, knn_graph
+
+REFERENCE_EPS = 1e-6
+
+
+class UndefinedAlignmentError(ValueError):
+    """CKNNA is undefined for these features: a self-alignment HSIC term is not positive."""
+
+
+@dataclass
+class AlignmentResult:
+    """One alignment score and everything needed to read it.
+
+    Attributes:
+        metric: ``"cknna"``, ``"mutual_knn"``, ``"cka"`` or ``"unbiased_cka"``.
+        value: the score.
+        n: number of samples.
+        k: neighbours per sample (``None`` for CKA).
+        hsic_kl: numerator HSIC term (CKNNA / CKA only).
+        hsic_kk: feat-A self-alignment HSIC term.
+        hsic_ll: feat-B self-alignment HSIC term.
+        eps: the constant added to the denominator.
+        exclusion: neighbour exclusion rule, if any.
+        warnings: things a reader must know before trusting the value.
+    """
+
+    metric: str
+    value: float
+    n: int
+    k: int | None = None
+    hsic_kl: float | None = None
+    hsic_kk: float | None = None
+    hsic_ll: float | None = None
+    eps: float | None = None
+    exclusion: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def __float__(self) -> float:
+        return self.value
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def as_features(feats, name: str) -> torch.Tensor:
+    """Check one feature set and return it as a floating (N, d) tensor.
+
+    Raises:
+        ValueError: not 2-D, empty, non-finite, or every sample identical.
+    """
+    feats = torch.as_tensor(np.asarray(feats) if not isinstance(feats, torch.Tensor) else feats)
+    if not feats.is_floating_point():
+        feats = feats.double()
+    if feats.ndim != 2 or feats.shape[0] == 0 or feats.shape[1] == 0:
+        raise ValueError(f"{name} must be a non-empty (N, d) matrix, got shape {tuple(feats.shape)}.")
+    bad_rows = (~torch.isfinite(feats)).any(dim=1)
+    if bad_rows.any():
+        rows = bad_rows.nonzero()[:, 0].tolist()
+        raise ValueError(
+            f"{name} has non-finite values (NaN or inf) in {len(rows)} of {feats.shape[0]} samples "
+            f"(first: {rows[:5]}). Drop those samples or fix the features that produced them."
+        )
+    if torch.equal(feats.amax(dim=0), feats.amin(dim=0)):
+        raise ValueError(
+            f"{name} is the same vector for every sample (zero variance), so it cannot align with "
+            "anything. Check that the features really change from sample to sample."
+        )
+    return feats
+
+
+def check_pair(feats_a, feats_b, k: int | None) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Validate a pair of feature sets and ``k``; return them as tensors on one device and ``k``.
+
+    Raises:
+        ValueError: with a message that says what to change.
+    """
+    a = as_features(feats_a, "feats_a")
+    b = as_features(feats_b, "feats_b").to(a.device)
+    n = a.shape[0]
+    if b.shape[0] != n:
+        raise ValueError(
+            f"feats_a has {n} samples but feats_b has {b.shape[0]}; both must describe the same samples."
+        )
+    if n < 4:
+        raise ValueError(f"The unbiased HSIC estimator needs at least 4 samples, got {n}. Collect more.")
+    k = n - 1 if k is None else k
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 2:
+        raise ValueError(f"k must be an integer >= 2 (CKNNA needs at least two neighbours), got {k!r}.")
+    if k > n - 1:
+        raise ValueError(f"k={k} needs more than {k} samples, got N={n}. Use k <= {n - 1} or collect more.")
+    return a, b, int(k)
+
+
+@dataclass(frozen=True)
+class HSICTerms:
+    """The three unbiased-HSIC terms of CKNNA."""
+
+    kl: float
+    kk: float
+    ll: float
+
+
+def _pair_keys(graph: NeighborGraph, n: int) -> torch.Tensor:
+    rows = torch.arange(graph.indices.shape[0], device=graph.indices.device)[:, None]
+    return (rows * n + graph.indices).flatten()
+
+
+def _masked_hsic(keys: torch.Tensor, x: torch.Tensor, y: torch.Tensor, n: int) -> float:
+    """HSIC_u(M o X, M o Y) for a mask M given by its pair keys ``i * n + j``.
+
+    ``x`` and ``y`` hold the entries of the symmetric kernels X and Y at those pairs.
+    Song et al. (2012) eq. 5 needs only sum(X~ o Y~^T), the totals of X~ and Y~ and
+    1^T X~ Y~ 1 = sum_l colsum(X~)_l rowsum(Y~)_l, all of which live on the mask.
+    """
+    if keys.numel() == 0:
+        return 0.0
+    rows, cols = keys // n, keys % n
+    sorted_keys = keys.sort().values
+    reverse = cols * n + rows
+    position = torch.searchsorted(sorted_keys, reverse).clamp(max=len(sorted_keys) - 1)
+    has_reverse = sorted_keys[position] == reverse
+    trace_term = (x * y)[has_reverse].sum()
+    col_x = torch.zeros(n, dtype=torch.float64, device=keys.device).index_add_(0, cols, x)
+    row_y = torch.zeros(n, dtype=torch.float64, device=keys.device).index_add_(0, rows, y)
+    value = trace_term + x.sum() * y.sum() / ((n - 1) * (n - 2)) - 2 * (col_x * row_y).sum() / (n - 2)
+    return float(value / (n * (n - 3)))
+
+
+def hsic_terms(graph_a: NeighborGraph, graph_b: NeighborGraph, n: int) -> HSICTerms:
+    """The CKNNA HSIC terms from two neighbour graphs over the same ``n`` samples."""
+    keys_a, keys_b = _pair_keys(graph_a, n), _pair_keys(graph_b, n)
+    sims_a, sims_b = graph_a.similarities.flatten(), graph_b.similarities.flatten()
+    shared = torch.isin(keys_a, keys_b)
+    sorted_b, order_b = keys_b.sort()
+    in_b = order_b[torch.searchsorted(sorted_b, keys_a[shared])]
+    return HSICTerms(
+        kl=_masked_hsic(keys_a[shared], sims_a[shared], sims_b[in_b], n),
+        kk=_masked_hsic(keys_a, sims_a, sims_a, n),
+        ll=_masked_hsic(keys_b, sims_b, sims_b, n),
+    )
+
+
+def cknna_from_terms(terms: HSICTerms, eps: float = REFERENCE_EPS) -> float:
+    """``kl / (sqrt(kk * ll) + eps)``.
+
+    Raises:
+        UndefinedAlignmentError: if ``kk`` or ``ll`` is not positive.
+    """
+    for name, term in (("feats_a", terms.kk), ("feats_b", terms.ll)):
+        if term <= 0:
+            raise UndefinedAlignmentError(
+                f"The alignment is undefined here: the self-alignment HSIC of {name} is {term:.3g} "
+                "(<= 0; masked kernels are not positive semi-definite). Increase k, or center and "
+                "normalize the features (prep 'center_l2')."
+            )
+    return terms.kl / (math.sqrt(terms.kk * terms.ll) + eps)
+
+
+def score_warnings(result: AlignmentResult) -> list[str]:
+    """Warnings that follow from the numbers alone."""
+    notes = []
+    if result.k is not None and result.k / result.n > 0.05:
+        notes.append(
+            f"k/N = {result.k}/{result.n} = {result.k / result.n:.2f} is large: even independent "
+            "features score well above 0 here, so read the value against its permutation null."
+        )
+    if result.metric == "cknna" and result.value > 1:
+        notes.append(
+            "CKNNA > 1: an artifact of masked, non-PSD kernels (often un-centred features such as "
+            "raw proprioceptive state), not stronger-than-perfect alignment. Try prep 'center_l2'."
+        )
+    if result.metric == "cknna":
+        scale = math.sqrt(result.hsic_kk * result.hsic_ll)
+        if result.eps > 1e-3 * scale:
+            notes.append(
+                f"The reference's eps={result.eps:g} is not negligible against sqrt(kk*ll) = {scale:.3g}; "
+                f"it shrinks the value by {100 * result.eps / (scale + result.eps):.2f}%. Pass eps=0 to drop it."
+            )
+    return notes
+
+
+def centring_warnings(a: torch.Tensor, b: torch.Tensor) -> list[str]:
+    """Warn when most of a feature set's energy is its mean (CKNNA tends to exceed 1 then)."""
+    notes = []
+    for name, feats in (("feats_a", a), ("feats_b", b)):
+        mean = feats.mean(dim=0, dtype=torch.float64)
+        share = float(mean.square().sum() / feats.norm(dim=1).double().square().mean())
+        if share > 0.5:
+            notes.append(
+                f"{name} is far from centred ({100 * share:.0f}% of its energy is the mean): masked "
+                "kernels then tend to push CKNNA above 1. Consider prep 'center_l2'."
+            )
+    return notes
+
+
+def cknna_from_graphs(
+    graph_a: NeighborGraph,
+    graph_b: NeighborGraph,
+    k: int,
+    eps: float = REFERENCE_EPS,
+    exclusion: NeighborExclusion | None = None,
+) -> AlignmentResult:
+    """CKNNA at ``k`` from neighbour graphs built with at least ``k`` neighbours."""
+    n = graph_a.indices.shape[0]
+    terms = hsic_terms(graph_a.truncate(k), graph_b.truncate(k), n)
+    result = AlignmentResult(
+        metric="cknna",
+        value=cknna_from_terms(terms, eps),
+        n=n,
+        k=k,
+        hsic_kl=terms.kl,
+        hsic_kk=terms.kk,
+        hsic_ll=terms.ll,
+        eps=eps,
+        exclusion=None if exclusion is None else exclusion.describe(),
+    )
+    result.warnings = score_warnings(result)
+    return result
+
+
+def mutual_knn_from_graphs(graph_a: NeighborGraph, graph_b: NeighborGraph, k: int) -> AlignmentResult:
+    """Mutual kNN at ``k`` from neighbour graphs built with at least ``k`` neighbours."""
+    n = graph_a.indices.shape[0]
+    shared = torch.isin(_pair_keys(graph_a.truncate(k), n), _pair_keys(graph_b.truncate(k), n))
+    return AlignmentResult(metric="mutual_knn", value=float(shared.sum()) / (n * k), n=n, k=k)
+
+
+def cknna(
+    feats_a,
+    feats_b,
+    k: int | None = 10,
+    *,
+    exclusion: NeighborExclusion | None = None,
+    eps: float = REFERENCE_EPS,
+) -> AlignmentResult:
+    """CKNNA between two feature sets of the same samples (see the module docstring).
+
+    Features are used as given: prepare them first (:mod:`lerobot_cknna.metrics.feature_prep`;
+    the reference L2-normalizes).
+
+    Args:
+        feats_a: (N, d_a) features, e.g. a policy's condition embedding.
+        feats_b: (N, d_b) features of the same samples, e.g. proprioceptive state.
+        k: neighbours per sample; ``None`` for all N - 1.
+        exclusion: neighbours to exclude besides self (same episode, nearby frames).
+        eps: denominator constant; 1e-6 in the reference.
+
+    Returns:
+        An :class:`AlignmentResult`; ``float(result)`` or ``result.value`` is the score.
+
+    Raises:
+        ValueError: bad input (message says what to change).
+        UndefinedAlignmentError: a self-alignment term is not positive.
+
+    Example:
+        >>> import torch
+        >>> from lerobot_cknna import cknna
+        >>> state = torch.randn(200, 8)
+        >>> round(cknna(state, state).value, 3)
+        1.0
+    """
+    a, b, k = check_pair(feats_a, feats_b, k)
+    result = cknna_from_graphs(knn_graph(a, k, exclusion), knn_graph(b, k, exclusion), k, eps, exclusion)
+    result.warnings += centring_warnings(a, b)
+    return result
+
+
+def mutual_knn(
+    feats_a, feats_b, k: int = 10, *, exclusion: NeighborExclusion | None = None
+) -> AlignmentResult:
+    """Mean fraction of each sample's k nearest neighbours that the two feature sets share.
+
+    Neighbours are by linear kernel on the features as given (self excluded), as in
+    platonic-rep's ``mutual_knn``. Returns an :class:`AlignmentResult`.
+
+    Example:
+        >>> import torch
+        >>> from lerobot_cknna import mutual_knn
+        >>> state = torch.randn(200, 8)
+        >>> mutual_knn(state, 2 * state, k=10).value  # the same neighbours on both sides
+        1.0
+    """
+    a, b, k = check_pair(feats_a, feats_b, k)
+    return mutual_knn_from_graphs(knn_graph(a, k, exclusion), knn_graph(b, k, exclusion), k)
+
+
+def _linear_hsic_terms(a: torch.Tensor, b: torch.Tensor, unbiased: bool) -> float:
+    """HSIC of the linear kernels A A^T and B B^T from d x d products, never N x N."""
+    n = a.shape[0]
+    if not unbiased:
+        a_c, b_c = a - a.mean(dim=0), b - b.mean(dim=0)
+        return float((a_c.T @ b_c).square().sum())
+    norms_a, norms_b = a.square().sum(dim=1), b.square().sum(dim=1)
+    # Column sums of K~ (K with zeroed diagonal): a_l . sum_i a_i - |a_l|^2.
+    col_k = a @ a.sum(dim=0) - norms_a
+    col_l = b @ b.sum(dim=0) - norms_b
+    trace_term = (a.T @ b).square().sum() - (norms_a * norms_b).sum()
+    value = trace_term + col_k.sum() * col_l.sum() / ((n - 1) * (n - 2)) - 2 * (col_k * col_l).sum() / (n - 2)
+    return float(value / (n * (n - 3)))
+
+
+def cka(feats_a, feats_b, unbiased: bool = False, eps: float = REFERENCE_EPS) -> AlignmentResult:
+    """Linear CKA (biased, as in Kornblith et al. 2019, or with the unbiased HSIC).
+
+    Computed from d x d products in O(N d^2) time and O(N d + d^2) memory, in float64.
+    The reference normalization ``kl / (sqrt(kk * ll) + eps)`` is kept.
+
+    Example:
+        >>> import torch
+        >>> from lerobot_cknna import cka
+        >>> state = torch.randn(200, 8)
+        >>> round(cka(state, state @ torch.linalg.qr(torch.randn(8, 8))[0]).value, 3)  # a rotation
+        1.0
+    """
+    a, b, _ = check_pair(feats_a, feats_b, None)
+    a, b = a.double(), b.double()
+    kl = _linear_hsic_terms(a, b, unbiased)
+    kk = _linear_hsic_terms(a, a, unbiased)
+    ll = _linear_hsic_terms(b, b, unbiased)
+    terms = HSICTerms(kl=kl, kk=kk, ll=ll)
+    return AlignmentResult(
+        metric="unbiased_cka" if unbiased else "cka",
+        value=cknna_from_terms(terms, eps),
+        n=a.shape[0],
+        hsic_kl=kl,
+        hsic_kk=kk,
+        hsic_ll=ll,
+        eps=eps,
+    )

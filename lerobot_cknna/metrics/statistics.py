@@ -1,0 +1,339 @@
+"""What a careful reader needs around an alignment score: nulls, intervals, scores over k.
+
+Robot data comes in trajectories. Consecutive frames are near-duplicates, so a sample's
+nearest neighbours are mostly frames of its own episode, and any two smooth signals
+recorded along the same episodes look aligned. Statistics that treat frames as
+independent are therefore badly wrong here:
+
+* A row permutation null breaks the trajectories of feat B but not those of feat A, so
+  two independent random walks come out "significant". The null here permutes which
+  episode's feat B is paired with which episode's feat A, keeping every trajectory
+  intact. Episodes of different lengths are paired by relative time (frame ``t`` of an
+  ``n``-frame episode takes frame ``round(t (m - 1) / (n - 1))`` of its ``m``-frame
+  partner). When the number of episode orderings is at most ``n_permutations`` every
+  ordering is enumerated and the p-value is exact.
+* Resampling rows with replacement turns duplicates into mutual nearest neighbours and
+  inflates every kNN metric; resampling episodes with replacement does the same with
+  whole trajectories. The interval here is a delete-a-group jackknife over episodes
+  (at most ``max_groups`` groups), which never duplicates a sample.
+"""
+
+import itertools
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from scipy import stats as scipy_stats
+
+from lerobot_cknna.metrics.alignment import (
+    REFERENCE_EPS,
+    AlignmentResult,
+    UndefinedAlignmentError,
+    centring_warnings,
+    check_pair,
+    cknna_from_graphs,
+    mutual_knn_from_graphs,
+)
+from lerobot_cknna.metrics.knn import NeighborExclusion, knn_graph
+
+METRICS = ("cknna", "mutual_knn")
+
+
+@dataclass
+class PermutationNull:
+    """Distribution of a metric when the pairing of feat A and feat B is broken.
+
+    Attributes:
+        unit: ``"episode"`` (trajectories kept whole) or ``"row"`` (for comparison only;
+            wrong for trajectories).
+        samples: the metric under each permuted pairing.
+        mean: null mean; far from 0 when k/N is large.
+        std: null standard deviation.
+        p_value: one-sided, P(null >= observed).
+        exact: every ordering of the episodes was enumerated.
+        calibrated: ``(value - mean) / (1 - mean)``: 0 at chance, 1 at identical neighbourhoods;
+            ``None`` when the null mean is exactly 1.
+        z: ``(value - mean) / std``; ``None`` when the null has no spread.
+    """
+
+    unit: str
+    samples: list[float]
+    mean: float
+    std: float
+    p_value: float
+    exact: bool
+    calibrated: float | None
+    z: float | None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Interval:
+    """A confidence interval from resampling whole episodes."""
+
+    low: float
+    high: float
+    level: float
+    standard_error: float
+    method: str
+    groups: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Assessment:
+    """One metric at one k with everything needed to read it."""
+
+    result: AlignmentResult
+    null: PermutationNull | None = None
+    interval: Interval | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def value(self) -> float:
+        return self.result.value
+
+    def to_dict(self) -> dict:
+        out = self.result.to_dict()
+        out["warnings"] = self.result.warnings + self.warnings
+        out["null"] = None if self.null is None else self.null.to_dict()
+        out["interval"] = None if self.interval is None else self.interval.to_dict()
+        return out
+
+
+def _episode_rows(episode_index: torch.Tensor, frame_index: torch.Tensor | None) -> list[torch.Tensor]:
+    """Row indices of each episode (sorted episode ids), each ordered by frame."""
+    order_key = frame_index if frame_index is not None else torch.arange(len(episode_index))
+    groups = []
+    for episode in torch.unique(episode_index):
+        rows = (episode_index == episode).nonzero()[:, 0]
+        groups.append(rows[torch.argsort(order_key[rows], stable=True)])
+    return groups
+
+
+def episode_pairing(episodes: list[torch.Tensor], n: int, permutation: tuple[int, ...]) -> torch.Tensor:
+    """Row map ``sigma``: sample ``i`` is paired with feat B of sample ``sigma[i]``.
+
+    Episode ``e`` takes the frames of episode ``permutation[e]`` at the same relative time.
+    """
+    sigma = torch.empty(n, dtype=torch.long)
+    for rows, partner in zip(episodes, (episodes[p] for p in permutation), strict=True):
+        if len(rows) == 1:
+            positions = torch.zeros(1, dtype=torch.long)
+        else:
+            positions = torch.round(torch.arange(len(rows)) * (len(partner) - 1) / (len(rows) - 1)).long()
+        sigma[rows] = partner[positions]
+    return sigma
+
+
+def _scores(graph_a, graph_b, ks, exclusion, eps) -> dict[str, list[AlignmentResult]]:
+    return {
+        "cknna": [cknna_from_graphs(graph_a, graph_b, k, eps, exclusion) for k in ks],
+        "mutual_knn": [mutual_knn_from_graphs(graph_a, graph_b, k) for k in ks],
+    }
+
+
+def _null_samples(graph_a, b, ks, exclusion, eps, pairings) -> tuple[dict[str, np.ndarray], int]:
+    """Metric values (metric -> (n_pairings, len(ks))) under each pairing; NaN where undefined."""
+    values = {metric: np.full((len(pairings), len(ks)), np.nan) for metric in METRICS}
+    undefined = 0
+    for row, sigma in enumerate(pairings):
+        graph_b = knn_graph(b[sigma.to(b.device)], max(ks), exclusion)
+        for col, k in enumerate(ks):
+            values["mutual_knn"][row, col] = mutual_knn_from_graphs(graph_a, graph_b, k).value
+            try:
+                values["cknna"][row, col] = cknna_from_graphs(graph_a, graph_b, k, eps).value
+            except UndefinedAlignmentError:
+                undefined += 1
+    return values, undefined
+
+
+def _summarize_null(unit: str, observed: float, samples: np.ndarray, exact: bool) -> PermutationNull:
+    samples = samples[np.isfinite(samples)]
+    if len(samples) == 0:
+        raise ValueError(
+            "Every permuted pairing gave an undefined CKNNA, so there is no null. Increase k or "
+            "use prep 'center_l2'."
+        )
+    mean, std = float(samples.mean()), float(samples.std(ddof=1)) if len(samples) > 1 else 0.0
+    exceed = int((samples >= observed).sum())
+    p_value = exceed / len(samples) if exact else (1 + exceed) / (1 + len(samples))
+    return PermutationNull(
+        unit=unit,
+        samples=samples.tolist(),
+        mean=mean,
+        std=std,
+        p_value=p_value,
+        exact=exact,
+        calibrated=(observed - mean) / (1 - mean) if mean != 1 else None,
+        z=(observed - mean) / std if std > 0 else None,
+    )
+
+
+def _pairings(unit, episodes, n, n_permutations, rng) -> tuple[list[torch.Tensor], bool]:
+    if unit == "row":
+        return [torch.from_numpy(rng.permutation(n)) for _ in range(n_permutations)], False
+    n_episodes = len(episodes)
+    if math.factorial(n_episodes) <= n_permutations:
+        orders = list(itertools.permutations(range(n_episodes)))
+        return [episode_pairing(episodes, n, order) for order in orders], True
+    orders = [tuple(rng.permutation(n_episodes).tolist()) for _ in range(n_permutations)]
+    return [episode_pairing(episodes, n, order) for order in orders], False
+
+
+def _jackknife(a, b, ks, exclusion, eps, episodes, level, max_groups, observed) -> dict[str, list[Interval]]:
+    n_groups = min(len(episodes), max_groups)
+    groups = [torch.cat(episodes[g::n_groups]) for g in range(n_groups)]
+    estimates = {metric: np.full((n_groups, len(ks)), np.nan) for metric in METRICS}
+    for g, dropped in enumerate(groups):
+        keep = torch.ones(a.shape[0], dtype=torch.bool)
+        keep[dropped] = False
+        rows = keep.nonzero()[:, 0]
+        sub_exclusion = None if exclusion is None else exclusion.subset(rows)
+        graph_a = knn_graph(a[rows], max(ks), sub_exclusion)
+        graph_b = knn_graph(b[rows], max(ks), sub_exclusion)
+        for metric, results in _scores(graph_a, graph_b, ks, sub_exclusion, eps).items():
+            estimates[metric][g] = [result.value for result in results]
+    t = scipy_stats.t.ppf(0.5 + level / 2, df=n_groups - 1)
+    intervals = {}
+    for metric, full in observed.items():
+        spread = estimates[metric] - estimates[metric].mean(axis=0)
+        se = np.sqrt((n_groups - 1) / n_groups * (spread**2).sum(axis=0))
+        intervals[metric] = [
+            Interval(
+                low=result.value - t * s,
+                high=result.value + t * s,
+                level=level,
+                standard_error=float(s),
+                method="delete-a-group jackknife over episodes",
+                groups=n_groups,
+            )
+            for result, s in zip(full, se, strict=True)
+        ]
+    return intervals
+
+
+def assess(
+    feats_a,
+    feats_b,
+    ks: tuple[int, ...] = (10,),
+    *,
+    episode_index=None,
+    frame_index=None,
+    exclusion: NeighborExclusion | None = None,
+    n_permutations: int = 0,
+    null_unit: str = "episode",
+    interval_level: float | None = None,
+    max_groups: int = 20,
+    eps: float = REFERENCE_EPS,
+    seed: int = 0,
+) -> dict[str, list[Assessment]]:
+    """CKNNA and mutual kNN at every k in ``ks``, with nulls and intervals that respect episodes.
+
+    The neighbour graphs are built once at ``max(ks)``; each smaller k reads a prefix.
+
+    Args:
+        feats_a: (N, d_a) prepared features.
+        feats_b: (N, d_b) prepared features of the same samples.
+        ks: neighbourhood sizes to report (scores over k).
+        episode_index: (N,) episode of each sample; needed for episode nulls and intervals.
+        frame_index: (N,) frame of each sample; orders frames within an episode.
+        exclusion: neighbours to exclude besides self.
+        n_permutations: permutation-null draws (0: no null).
+        null_unit: ``"episode"`` (right for trajectories) or ``"row"`` (for comparison).
+        interval_level: e.g. 0.95 for a jackknife interval over episodes; ``None``: none.
+        max_groups: at most this many jackknife groups (episodes are dealt round-robin).
+        eps: denominator constant of CKNNA.
+        seed: seed of the permutation draws.
+
+    Returns:
+        ``{"cknna": [...], "mutual_knn": [...]}``, one :class:`Assessment` per k.
+
+    Raises:
+        ValueError: bad input, or a requested statistic that the data cannot support.
+
+    Example:
+        >>> import torch
+        >>> from lerobot_cknna import assess
+        >>> _ = torch.manual_seed(0)
+        >>> episode = torch.arange(8).repeat_interleave(25)  # 8 trajectories of 25 frames
+        >>> state = torch.randn(8, 25, 8).cumsum(dim=1).reshape(200, 8)
+        >>> out = assess(state, state, ks=(5, 10), episode_index=episode, n_permutations=20, interval_level=0.95)
+        >>> cknna_at_10 = out["cknna"][1]
+        >>> round(cknna_at_10.value, 3), round(cknna_at_10.null.p_value, 3), cknna_at_10.interval is not None
+        (1.0, 0.048, True)
+    """
+    ks = tuple(sorted(set(ks)))
+    a, b, _ = check_pair(feats_a, feats_b, max(ks))
+    if min(ks) < 2:
+        raise ValueError(f"Every k must be >= 2, got {min(ks)}.")
+    n = a.shape[0]
+    episodes = None
+    if episode_index is not None:
+        episode_index = torch.as_tensor(episode_index).cpu()
+        frame_index = None if frame_index is None else torch.as_tensor(frame_index).cpu()
+        if episode_index.shape != (n,):
+            raise ValueError(
+                f"episode_index must have one entry per sample ({n}), got {tuple(episode_index.shape)}."
+            )
+        episodes = _episode_rows(episode_index, frame_index)
+    if null_unit not in ("episode", "row"):
+        raise ValueError(f"null_unit must be 'episode' or 'row', got {null_unit!r}.")
+    needs_episodes = (n_permutations > 0 and null_unit == "episode") or interval_level is not None
+    if needs_episodes and (episodes is None or len(episodes) < 2):
+        raise ValueError(
+            "Episode nulls and intervals need episode_index with at least 2 episodes; "
+            "record more episodes, or set n_permutations=0 and interval_level=None."
+        )
+
+    graph_a = knn_graph(a, max(ks), exclusion)
+    observed = _scores(graph_a, knn_graph(b, max(ks), exclusion), ks, exclusion, eps)
+    shared_warnings = centring_warnings(a, b)
+    out = {
+        metric: [Assessment(result, warnings=list(shared_warnings)) for result in results]
+        for metric, results in observed.items()
+    }
+
+    if n_permutations > 0:
+        rng = np.random.default_rng(seed)
+        pairings, exact = _pairings(null_unit, episodes, n, n_permutations, rng)
+        samples, undefined = _null_samples(graph_a, b, ks, exclusion, eps, pairings)
+        for metric in METRICS:
+            for col, assessment in enumerate(out[metric]):
+                assessment.null = _summarize_null(null_unit, assessment.value, samples[metric][:, col], exact)
+                if null_unit == "row":
+                    assessment.warnings.append(
+                        "Row-permutation null: it ignores trajectories and overstates significance."
+                    )
+                if abs(assessment.null.mean) > 0.1:
+                    assessment.warnings.append(
+                        f"The null mean is {assessment.null.mean:.2f}, far from 0: compare against the "
+                        "null (calibrated score), not against 0."
+                    )
+                if exact and len(pairings) < 20:
+                    assessment.warnings.append(
+                        f"Only {len(pairings)} episode orderings exist: the smallest attainable p-value "
+                        f"is {1 / len(pairings):.2g}. Record more episodes for a meaningful test."
+                    )
+        if undefined:
+            for assessment in out["cknna"]:
+                assessment.warnings.append(
+                    f"{undefined} permuted pairings gave an undefined CKNNA and were left out of the null."
+                )
+
+    if interval_level is not None:
+        if len(episodes) < 3:
+            raise ValueError(
+                "A jackknife interval over episodes needs at least 3 episodes; record or select more, "
+                "or ask for no interval (interval_level=None; --cknna.interval_level=null)."
+            )
+        intervals = _jackknife(a, b, ks, exclusion, eps, episodes, interval_level, max_groups, observed)
+        for metric in METRICS:
+            for assessment, interval in zip(out[metric], intervals[metric], strict=True):
+                assessment.interval = interval
+    return out

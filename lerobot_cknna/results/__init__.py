@@ -1,0 +1,1 @@
+"""What a run leaves behind: feature files, scores, the report, plots, comparisons across runs, provenance."""

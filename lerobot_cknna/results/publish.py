@@ -1,0 +1,92 @@
+"""The end of every run: score saved features and write what a person reads.
+
+Writes, into the run directory beside ``features.safetensors``: ``cknna.json`` (the record,
+atomically), with layer taps ``layers.json`` too, the PNG plots and ``report.md`` (unless
+turned off), then logs a summary.
+"""
+
+import json
+import logging
+from pathlib import Path
+
+from lerobot_cknna.configs.cknna import CKNNAConfig
+from lerobot_cknna.results.features_io import SavedFeatures, load_features
+from lerobot_cknna.results.interruption import partial_run_warning, read_interruption
+from lerobot_cknna.results.layer_features import LayerFeatures, has_layer_features, load_layer_features
+from lerobot_cknna.results.layer_scoring import LAYERS_FILE, score_layers
+from lerobot_cknna.results.parity import replay_parity_warning
+from lerobot_cknna.results.plots import LAYERS_PLOT_FILE, plot_layers, write_plots
+from lerobot_cknna.results.report import write_report
+from lerobot_cknna.results.scoring import RESULTS_FILE, score_features, summary_lines, write_results
+
+
+def publish(
+    run_dir: Path,
+    features: SavedFeatures,
+    cfg: CKNNAConfig,
+    source: dict,
+    task_suites: dict[str, str] | None = None,
+    report: bool = True,
+    layer_features: list[LayerFeatures] | None = None,
+    interruption: dict | None = None,
+    replay_parity: dict | None = None,
+) -> dict:
+    """Score ``features`` and write ``cknna.json`` (and the plots and ``report.md``) into ``run_dir``.
+
+    With ``layer_features`` (every layer tap's, shallow to deep), also ``layers.json`` and ``layers.png``.
+    With ``interruption`` (the run stopped early), the record keeps it and warns that it is partial.
+    With ``replay_parity`` (:mod:`lerobot_cknna.results.parity`), the record keeps it and warns
+    when replay and simulation disagree.
+
+    Returns:
+        The ``cknna.json`` record.
+    """
+    record = score_features(features, cfg, source, task_suites=task_suites)
+    if interruption is not None:
+        record["interruption"] = interruption
+        record["warnings"].insert(0, partial_run_warning(interruption))
+    if replay_parity is not None:
+        record["replay_parity"] = replay_parity
+        if warning := replay_parity_warning(replay_parity):
+            record["warnings"].append(warning)
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    path = write_results(run_dir, record)
+    for line in summary_lines(record):
+        logging.info(line)
+    logging.info(f"Wrote {path}")
+    layer_record = None
+    if layer_features is not None:
+        layer_record = score_layers(layer_features, cfg, source)
+        logging.info(f"Wrote {write_results(run_dir, layer_record, LAYERS_FILE)}")
+    if report:
+        figures = write_plots(run_dir, features, record)
+        if layer_record is not None:
+            figures.append(plot_layers(layer_record, Path(run_dir) / LAYERS_PLOT_FILE))
+        logging.info(f"Report: {write_report(run_dir, record, figures, layer_record)}")
+    return record
+
+
+def rescore(run_dir: Path, cfg: CKNNAConfig, output_dir: Path | None = None) -> dict:
+    """Score the features saved in ``run_dir`` again (with its layers, if it has them) and publish.
+
+    The run's ``source`` and task suites are taken from its ``cknna.json`` when there is one (a
+    killed run has none), else from its ``interruption.json`` (a simulation that stopped early;
+    the result then says that it is partial). Writes into ``output_dir`` (default: ``run_dir``).
+
+    Returns:
+        The new ``cknna.json`` record.
+    """
+    layer_features = load_layer_features(run_dir) if has_layer_features(run_dir) else None
+    previous_path = Path(run_dir) / RESULTS_FILE
+    interruption = read_interruption(run_dir)
+    previous = json.loads(previous_path.read_text()) if previous_path.is_file() else interruption or {}
+    return publish(
+        output_dir or run_dir,
+        load_features(run_dir),
+        cfg,
+        previous.get("source", {}),
+        previous.get("task_suites"),
+        layer_features=layer_features,
+        interruption=interruption,
+        replay_parity=previous.get("replay_parity"),
+    )

@@ -1,0 +1,314 @@
+"""``report.md``: a run's ``cknna.json`` as tables and sentences a person reads first.
+
+The headline table has the columns of the original multi-model study (policy, type,
+category, feat A dim, CKNNA and mutual kNN at k, hook path, weights) plus what that table
+lacked: N, the interval, the permutation null and the calibrated score. Then the scores over k,
+the per-task / per-suite / success-vs-failure tables, the per-layer scores (when the run has layer taps), the
+figures, and the caveats in words.
+Every number is the record's, rounded for reading; ``cknna.json`` keeps full precision.
+"""
+
+from pathlib import Path
+
+from lerobot_cknna.results.provenance import Weights
+from lerobot_cknna.utils.io import write_text_atomic
+
+REPORT_FILE = "report.md"
+MISSING = "n/a"
+HEADLINE_COLUMNS = (
+    "Policy",
+    "Type",
+    "Category",
+    "feat A dim",
+    "N (episodes)",
+    "k",
+    "CKNNA [interval]",
+    "Null mean ± std",
+    "p",
+    "Calibrated",
+    "Mutual kNN [interval]",
+    "Hook path",
+    "Weights",
+)
+SCORE_COLUMNS = (
+    "CKNNA [interval]",
+    "Null mean ± std",
+    "p",
+    "Calibrated",
+    "Mutual kNN [interval]",
+)
+BREAKDOWN_TITLES = {
+    "task": "By task",
+    "task_suite": "By task suite",
+    "outcome": "Successful vs failed episodes",
+}
+
+
+def number(value: float | None, spec: str = ".3f") -> str:
+    """``value`` formatted with ``spec``; ``n/a`` when there is none."""
+    return MISSING if value is None else format(value, spec)
+
+
+def metric_cell(result: dict | None) -> str:
+    """``0.732 [0.672, 0.792]``: a metric's value and, when computed, its interval."""
+    if result is None:
+        return MISSING
+    text = number(result["value"])
+    if result["interval"]:
+        text += f" [{number(result['interval']['low'])}, {number(result['interval']['high'])}]"
+    return text
+
+
+def score_cells(results: dict) -> list[str]:
+    """The :data:`SCORE_COLUMNS` cells of ``{"cknna": ..., "mutual_knn": ...}`` records at one k."""
+    null = results["cknna"]["null"] or {}
+    return [
+        metric_cell(results["cknna"]),
+        f"{number(null['mean'])} ± {number(null['std'])}" if null else MISSING,
+        number(null.get("p_value"), ".3g"),
+        number(null.get("calibrated")),
+        metric_cell(results["mutual_knn"]),
+    ]
+
+
+def text_cell(value) -> str:
+    """A free-text table cell: ``n/a`` when empty, pipes escaped."""
+    return MISSING if value in (None, "") else str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def weights_text(source: dict) -> str:
+    """Weights provenance with its free-text note, e.g. ``other domain (pusht)``."""
+    weights = source.get("weights")
+    note = source.get("weights_note")
+    if weights and note:
+        return f"{weights} ({note})"
+    return weights or note or MISSING
+
+
+def headline_cells(record: dict) -> list[str]:
+    """One row of :data:`HEADLINE_COLUMNS` for a ``cknna.json`` record."""
+    source = record["source"]
+    hook = source.get("hook_path")
+    return [
+        text_cell(source.get("policy")),
+        text_cell(source.get("policy_type")),
+        text_cell(source.get("category")),
+        str(record["feat_a_dim"]),
+        f"{record['n']} ({record['n_episodes']})",
+        str(record["k"]),
+        *score_cells(record["headline"]),
+        f"`{hook}`" if hook else MISSING,
+        text_cell(weights_text(source)),
+    ]
+
+
+def markdown_table(columns, rows: list[list[str]]) -> list[str]:
+    """A GitHub-flavoured markdown table of ``rows`` under ``columns``."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def reading(record: dict) -> str:
+    """One or two sentences: the headline CKNNA, its interval, and where it stands against its null."""
+    result = record["headline"]["cknna"]
+    text = f"At k={record['k']} over N={record['n']} samples ({record['n_episodes']} episodes), CKNNA is "
+    text += number(result["value"])
+    if result["interval"]:
+        interval = result["interval"]
+        text += (
+            f" ({100 * interval['level']:.0f}% interval {number(interval['low'])} to "
+            f"{number(interval['high'])}, jackknife over episodes)"
+        )
+    null = result["null"]
+    if not null:
+        return text + ". No permutation null was computed, so there is no reference for chance."
+    text += (
+        f". Its {null['unit']}-permutation null is {number(null['mean'])} ± {number(null['std'])}"
+        f" (p = {number(null['p_value'], '.3g')}, calibrated {number(null['calibrated'])}; "
+        "0 is chance, 1 identical neighbourhoods): "
+    )
+    verdict = "above chance" if null["p_value"] < 0.05 else "not distinguishable from chance"
+    return text + f"{verdict} at the 5% level."
+
+
+def _settings_lines(record: dict) -> list[str]:
+    head = record["headline"]["cknna"]
+    lines = [
+        f"- Feature prep: feat A `{record['feature_prep']['feat_a']}`, "
+        f"feat B (state, {record['feat_b_dim']}-D) `{record['feature_prep']['feat_b']}`",
+        f"- Neighbour exclusion: {record['exclusion'] or 'none (self only)'}; CKNNA eps {record['eps']:g}",
+        f"- Metrics computed on: {record.get('metrics_device', 'cpu')}",
+    ]
+    if head["null"]:
+        null = head["null"]
+        kind = "every ordering (exact)" if null["exact"] else "random draws"
+        lines.append(f"- Null: {len(null['samples'])} {null['unit']} permutations, {kind}")
+    if head["interval"]:
+        lines.append(f"- Interval: {head['interval']['method']}, {head['interval']['groups']} groups")
+    if record.get("samples_digest"):
+        lines.append(f"- Samples digest: `{record['samples_digest'][:16]}`")
+    return lines
+
+
+def _over_k_table(record: dict) -> list[str]:
+    rows = [
+        [str(cknna["k"]), *score_cells({"cknna": cknna, "mutual_knn": mutual})]
+        for cknna, mutual in zip(record["k_sweep"]["cknna"], record["k_sweep"]["mutual_knn"], strict=True)
+    ]
+    return markdown_table(("k", *SCORE_COLUMNS), rows)
+
+
+def group_table(groups: list[dict]) -> list[str]:
+    """A breakdown's table: one row per group, skipped groups with their reason."""
+    rows = []
+    for group in groups:
+        counts = [text_cell(group["name"]), str(group["n"]), str(group["n_episodes"])]
+        if group["skipped"]:
+            rows.append(
+                counts + [f"skipped: {text_cell(group['skipped'])}"] + [""] * (len(SCORE_COLUMNS) - 1)
+            )
+        else:
+            rows.append(counts + score_cells(group))
+    return markdown_table(("Group", "N", "Episodes", *SCORE_COLUMNS), rows)
+
+
+def _all_cknna_values(record: dict) -> list[float]:
+    values = [result["value"] for result in record["k_sweep"]["cknna"]]
+    for groups in record.get("groups", {}).values():
+        values += [group["cknna"]["value"] for group in groups if group["cknna"] is not None]
+    return values
+
+
+def caveats(record: dict) -> list[str]:
+    """What a reader must keep in mind, in words, for this record."""
+    source = record["source"]
+    above_one = [value for value in _all_cknna_values(record) if value > 1]
+    notes = [
+        (
+            f"{len(above_one)} CKNNA value(s) in this report exceed 1 (up to {max(above_one):.3f}). "
+            if above_one
+            else "No CKNNA value in this report exceeds 1. "
+        )
+        + "A value above 1 is an artifact of the masked kernels (not positive semi-definite; often "
+        "un-centred features such as raw state), not stronger-than-perfect alignment; prep "
+        "`center_l2` or `standardize_l2` avoids it."
+    ]
+    null = record["headline"]["cknna"]["null"]
+    chance = (
+        f"Here the null mean is {null['mean']:.3f} at k/N = {record['k']}/{record['n']}. "
+        if null
+        else "No null was computed for this run. "
+    )
+    notes.append(
+        "Chance is not 0: with k/N large, independent features score far above 0. "
+        + chance
+        + "Read the calibrated score, and compare runs only at the same k on the same samples."
+    )
+    notes.append(
+        "Compare within a category only: a VLA's feat A holds vision and language, an IL or RL "
+        "policy's feat A vision only, so a higher CKNNA across categories may reflect capacity, "
+        f"not better alignment. This run's category: {source.get('category') or 'not recorded'}."
+    )
+    weights = source.get("weights")
+    if weights is None:
+        notes.append("The weights' provenance was not recorded: the number cannot be tied to a training.")
+    elif weights == Weights.RANDOM:
+        notes.append(
+            "The weights are random: this number describes an untrained architecture and says "
+            "nothing about a trained policy."
+        )
+    elif weights == Weights.OTHER_DOMAIN:
+        notes.append(
+            "The weights were trained on another domain than this data: the number says how that "
+            "representation transfers, not how the policy would align after training on this task."
+        )
+    if record["exclusion"] is None:
+        notes.append(
+            "Neighbours may come from the same episode, where consecutive frames are near-duplicates; "
+            "re-score with `--cknna.exclude_window` to ask whether the representations agree across "
+            "episodes."
+        )
+    return notes
+
+
+def layer_section(layer_record: dict) -> list[str]:
+    """The per-layer section: one row per layer of a ``layers.json`` record, and what it says."""
+    rows = [
+        [
+            str(layer["index"]) + (" (feat A)" if layer["main_hook"] else ""),
+            f"`{layer['path']}`",
+            layer["read"],
+            str(layer["feat_dim"]),
+            *score_cells(layer),
+        ]
+        for layer in layer_record["layers"]
+    ]
+    best = max(layer_record["layers"], key=lambda layer: layer["cknna"]["value"])
+    null = (
+        f"{layer_record['n_permutations']} permutations"
+        if layer_record["n_permutations"]
+        else "no permutation null"
+    )
+    lines = [
+        f"CKNNA and mutual kNN at k={layer_record['k']} at every layer along the path to the hooked module, "
+        f"scored like the headline ({null}, the same feature prep and neighbour exclusion). `input` rows "
+        "read the residual stream entering a decoder layer, `output` rows a module's output; token "
+        "sequences are averaged over the same tokens as feat A, spatial maps over H x W. "
+        f"The highest CKNNA is at depth {best['index']} (`{best['path']}`): {number(best['cknna']['value'])}.",
+        "",
+    ]
+    return lines + markdown_table(("Depth", "Module", "Read", "Dim", *SCORE_COLUMNS), rows)
+
+
+def replay_parity_lines(parity: dict) -> list[str]:
+    """The report's account of ``--cknna.check_replay``: replayed recorded frames against the simulation."""
+    verdict = "agree" if parity["agrees"] else "do not agree"
+    return [
+        f"Every sample's recorded frame (`{parity['recording']}`) was sent again through the encode-only "
+        f"path of replay. Over {parity['n']} samples, replay and simulation {verdict} within "
+        f"{parity['tolerance']:.0e} relative: feat A differs by at most {parity['max_rel_diff_feat_a']:.2e} "
+        f"of its norm (min cosine {parity['min_cosine_feat_a']:.6f}), feat B by at most "
+        f"{parity['max_abs_diff_feat_b']:.2e}; {parity['missing']} samples had no recorded frame."
+    ]
+
+
+def render_report(record: dict, figures: list[Path] = (), layer_record: dict | None = None) -> str:
+    """The markdown text of ``report.md`` for ``record``; ``figures`` are linked by file name.
+
+    ``layer_record``, a ``layers.json`` record, adds the section on the layers.
+    """
+    source = record["source"]
+    lines = [f"# CKNNA: {text_cell(source.get('policy'))}", "", reading(record), ""]
+    lines += markdown_table(HEADLINE_COLUMNS, [headline_cells(record)])
+    lines += ["", *_settings_lines(record), "", "## Where the features came from", ""]
+    lines += [f"- {key}: {text_cell(value)}" for key, value in source.items()] or ["- not recorded"]
+    lines += ["", "## Scores over k", "", *_over_k_table(record)]
+    for breakdown, groups in record.get("groups", {}).items():
+        lines += ["", f"## {BREAKDOWN_TITLES.get(breakdown, breakdown)} (k={record['k']})", ""]
+        lines += group_table(groups)
+    if layer_record is not None:
+        lines += ["", "## Per-layer scores", "", *layer_section(layer_record)]
+    if "replay_parity" in record:
+        lines += ["", "## Replay parity", "", *replay_parity_lines(record["replay_parity"])]
+    if figures:
+        lines += ["", "## Figures", ""]
+        lines += [f"![{Path(figure).stem}]({Path(figure).name})" for figure in figures]
+    lines += ["", "## Caveats", "", *(f"- {note}" for note in caveats(record))]
+    if record["warnings"]:
+        lines += ["", "## Warnings", "", *(f"- {note}" for note in record["warnings"])]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(
+    run_dir: Path, record: dict, figures: list[Path] = (), layer_record: dict | None = None
+) -> Path:
+    """Write ``report.md`` for ``record`` (and the layers' ``layer_record``) into ``run_dir`` atomically.
+
+    Returns:
+        The report's path.
+    """
+    path = Path(run_dir) / REPORT_FILE
+    text = render_report(record, figures, layer_record)
+    write_text_atomic(path, text)
+    return path

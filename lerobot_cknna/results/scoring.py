@@ -1,0 +1,389 @@
+"""From saved features to ``cknna.json``: prep, metrics, nulls, intervals, warnings.
+
+``cknna.json`` (schema_version 2) holds:
+
+* ``source``: where the features came from (policy, hook, weights provenance, data), as
+  given by the command that gathered them;
+* ``n``, ``n_episodes``, ``feat_a_dim``, ``feat_b_dim``;
+* ``samples_digest``: SHA-256 of every sample's episode, frame and state (feat B), taken in
+  (episode, frame) order; two runs scored the same samples exactly when their digests match;
+* ``feature_prep`` (per side), ``exclusion``, ``eps``, ``k``, ``metrics_device`` (where they ran);
+* ``headline``: ``cknna`` and ``mutual_knn`` at ``k``, each with ``value``, the HSIC
+  terms, ``null`` (samples, mean, std, p_value, calibrated, z) and ``interval``;
+* ``k_sweep``: the same per k;
+* ``task_suites``: the task -> suite mapping the suite breakdown used, or ``None``;
+* ``groups``: breakdowns at ``k``, each a list of groups (see :func:`score_groups`):
+  ``task`` (needs ``task_index``), ``task_suite`` (needs ``task_index``, ``tasks`` and a
+  ``task_suites`` mapping, since nothing in the saved features names the suite) and
+  ``outcome`` (``success`` / ``failure`` episodes; needs ``success``). A breakdown is left
+  out when its labels are missing;
+* ``warnings``: everything a reader must know before trusting the numbers.
+
+Schema 2 added ``samples_digest``, ``task_suites`` and ``groups``; every schema 1 key is
+unchanged.
+"""
+
+import hashlib
+import logging
+import math
+from pathlib import Path
+
+import torch
+
+from lerobot_cknna.configs.cknna import CKNNAConfig
+from lerobot_cknna.metrics.knn import NeighborExclusion
+from lerobot_cknna.metrics.statistics import assess
+from lerobot_cknna.results.features_io import SavedFeatures
+from lerobot_cknna.utils.io import write_json_atomic
+
+SCHEMA_VERSION = 2
+RESULTS_FILE = "cknna.json"
+OUTCOMES = ("success", "failure")
+# At most this many delete-a-group jackknife groups (episodes are dealt round-robin).
+JACKKNIFE_GROUPS = 20
+
+
+def neighbour_limit(features: SavedFeatures, exclusion: NeighborExclusion | None, interval: bool) -> int:
+    """The largest k that every sample can use, in the full data and in every jackknife subset.
+
+    A sample's candidates are the other samples, less those the neighbour exclusion rules out;
+    with an interval, the delete-a-group jackknife (at most :data:`JACKKNIFE_GROUPS` groups of
+    whole episodes) leaves a group out, so the largest possible group is subtracted too. That is
+    exact without an exclusion and errs on the safe side with one.
+    """
+    n = features.feat_a.shape[0]
+    limit = n - 1 if exclusion is None else int(exclusion.admissible_counts().min())
+    if interval:
+        sizes = torch.unique(features.episode_index, return_counts=True)[1].sort(descending=True).values
+        episodes_per_group = math.ceil(len(sizes) / min(len(sizes), JACKKNIFE_GROUPS))
+        limit -= int(sizes[:episodes_per_group].sum())
+    return limit
+
+
+def usable_ks(cfg: CKNNAConfig, n: int, limit: int | None = None) -> tuple[list[int], list[str]]:
+    """The headline k and the sweep values that fit, and a warning per dropped value.
+
+    Args:
+        cfg: the options, with ``k`` and ``k_sweep``.
+        n: number of samples.
+        limit: the largest k every sample can use (see :func:`neighbour_limit`); default ``n - 1``.
+
+    Raises:
+        ValueError: when the headline k does not fit.
+    """
+    limit = n - 1 if limit is None else limit
+    if cfg.k > limit:
+        why = (
+            ""
+            if limit == n - 1
+            else " once the neighbour exclusion and the jackknife's left-out episodes count"
+        )
+        raise ValueError(
+            f"--cknna.k={cfg.k} needs {cfg.k} neighbours per sample but some of the {n} samples have only "
+            f"{max(limit, 0)}{why}. Gather more (more episodes or frames) or lower --cknna.k."
+        )
+    ks = sorted({cfg.k, *(k for k in cfg.k_sweep if 2 <= k <= limit)})
+    dropped = sorted(set(cfg.k_sweep) - set(ks))
+    notes = (
+        [
+            f"k values {dropped} dropped from --cknna.k_sweep: some samples have only {limit} usable neighbours."
+        ]
+        if dropped
+        else []
+    )
+    return ks, notes
+
+
+def samples_digest(features: SavedFeatures) -> str:
+    """SHA-256 of every sample's episode, frame and state, in (episode, frame) order.
+
+    Two runs with the same digest scored the same samples, whatever order they were gathered in,
+    so their scores can be ranked against each other.
+    """
+    order = torch.argsort(features.frame_index, stable=True)
+    order = order[torch.argsort(features.episode_index[order], stable=True)]
+    digest = hashlib.sha256()
+    for tensor, dtype in (
+        (features.episode_index, torch.int64),
+        (features.frame_index, torch.int64),
+        (features.feat_b, torch.float32),
+    ):
+        digest.update(tensor[order].to(dtype).contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def assess_records(
+    features: SavedFeatures,
+    cfg: CKNNAConfig,
+    ks: list[int],
+    exclusion: NeighborExclusion | None,
+    n_permutations: int,
+    interval_level: float | None,
+) -> dict[str, list[dict]]:
+    """Prep both sides as ``cfg`` says and assess them: ``{metric: [record per k]}``.
+
+    Args:
+        features: the paired samples.
+        cfg: the options (feature prep, null unit, eps, seed).
+        ks: neighbourhood sizes to assess.
+        exclusion: the neighbour exclusion over these samples, or ``None``.
+        n_permutations: permutation-null draws (0 for none).
+        interval_level: level of the jackknife interval, or ``None`` for none.
+    """
+    assessed = assess(
+        cfg.feature_prep_a(features.feat_a.double()).to(cfg.metrics_device),
+        cfg.feature_prep_b(features.feat_b.double()).to(cfg.metrics_device),
+        ks=tuple(ks),
+        episode_index=features.episode_index,
+        frame_index=features.frame_index,
+        exclusion=exclusion,
+        n_permutations=n_permutations,
+        null_unit=cfg.null_unit,
+        interval_level=interval_level,
+        max_groups=JACKKNIFE_GROUPS,
+        eps=cfg.eps,
+        seed=cfg.seed,
+    )
+    return {metric: [item.to_dict() for item in items] for metric, items in assessed.items()}
+
+
+def _subset(features: SavedFeatures, rows: torch.Tensor) -> SavedFeatures:
+    """The samples ``rows`` of ``features``."""
+
+    def take(tensor: torch.Tensor | None) -> torch.Tensor | None:
+        return None if tensor is None else tensor[rows]
+
+    return SavedFeatures(
+        feat_a=features.feat_a[rows],
+        feat_b=features.feat_b[rows],
+        episode_index=features.episode_index[rows],
+        frame_index=features.frame_index[rows],
+        success=take(features.success),
+        task_index=take(features.task_index),
+        tasks=features.tasks,
+    )
+
+
+def _task_name(features: SavedFeatures, task_index: int) -> str:
+    if features.tasks is not None and 0 <= task_index < len(features.tasks):
+        return features.tasks[task_index]
+    return f"task {task_index}"
+
+
+def group_rows(
+    features: SavedFeatures, task_suites: dict[str, str] | None = None
+) -> dict[str, list[tuple[str, torch.Tensor]]]:
+    """The samples of every group of every breakdown the labels allow.
+
+    Args:
+        features: the samples, with their optional ``task_index``, ``tasks`` and ``success``.
+        task_suites: suite of each task string (e.g. ``{"pick up the black bowl ...": "libero_spatial"}``);
+            the saved features do not name suites, so the command that gathered them passes this.
+
+    Returns:
+        ``{breakdown: [(group name, row indices), ...]}`` for ``task`` (one group per
+        ``task_index``, in index order), ``task_suite`` (sorted by name) and ``outcome``
+        (``success`` then ``failure``). An episode counts as a success when any of its samples is
+        marked successful (simulation marks the step where the task is done).
+
+    Raises:
+        ValueError: if ``task_suites`` is given without task strings, or misses a task.
+    """
+    breakdowns = {}
+    if features.task_index is not None:
+        breakdowns["task"] = [
+            (_task_name(features, int(task)), (features.task_index == task).nonzero()[:, 0])
+            for task in torch.unique(features.task_index)
+        ]
+    if task_suites is not None:
+        if features.task_index is None or features.tasks is None:
+            raise ValueError("A task -> suite mapping needs task_index and the task strings (tasks.json).")
+        missing = sorted({name for name, _ in breakdowns["task"]} - task_suites.keys())
+        if missing:
+            raise ValueError(f"The task -> suite mapping has no suite for the tasks {missing}.")
+        suite_rows = {}
+        for name, rows in breakdowns["task"]:
+            suite_rows.setdefault(task_suites[name], []).append(rows)
+        breakdowns["task_suite"] = [
+            (suite, torch.cat(suite_rows[suite]).sort().values) for suite in sorted(suite_rows)
+        ]
+    if features.success is not None:
+        episodes, episode_of = torch.unique(features.episode_index, return_inverse=True)
+        episode_success = torch.zeros(len(episodes), dtype=torch.bool)
+        episode_success[episode_of[features.success.bool()]] = True
+        succeeded = episode_success[episode_of]
+        outcome_rows = {"success": succeeded.nonzero()[:, 0], "failure": (~succeeded).nonzero()[:, 0]}
+        breakdowns["outcome"] = [(name, outcome_rows[name]) for name in OUTCOMES if len(outcome_rows[name])]
+    return breakdowns
+
+
+def feasible_statistics(
+    features: SavedFeatures, cfg: CKNNAConfig, exclusion: NeighborExclusion | None, what: str
+) -> tuple[int, float | None, list[str]]:
+    """The null and interval ``cfg`` asks for, less what these samples cannot give, and a note for each loss.
+
+    The episode-permutation null needs 2 episodes, the jackknife over episodes 3, and enough
+    samples left without each left-out group for ``cfg.k`` neighbours.
+
+    Returns:
+        The number of permutations, the interval level (``None``: no interval) and the notes.
+    """
+    n_episodes = int(torch.unique(features.episode_index).numel())
+    notes = []
+    n_permutations, interval_level = cfg.n_permutations, cfg.interval_level
+    if n_permutations and n_episodes < 2:
+        n_permutations = 0
+        notes.append(f"No episode-permutation null: {what} has a single episode.")
+    if interval_level is not None and n_episodes < 3:
+        interval_level = None
+        notes.append(f"No jackknife interval: it needs 3 episodes and {what} has {n_episodes}.")
+    elif interval_level is not None and neighbour_limit(features, exclusion, interval=True) < cfg.k:
+        interval_level = None
+        notes.append(
+            f"No jackknife interval: leaving out an episode would leave samples fewer than k={cfg.k}."
+        )
+    return n_permutations, interval_level, notes
+
+
+def _score_group(
+    features: SavedFeatures, cfg: CKNNAConfig, exclusion: NeighborExclusion | None, only_group: bool
+) -> dict:
+    """One group's record at ``cfg.k``: counts, then the assessed metrics or why they were skipped."""
+    n = features.feat_a.shape[0]
+    n_episodes = int(torch.unique(features.episode_index).numel())
+    record = {"n": n, "n_episodes": n_episodes, "skipped": None, "cknna": None, "mutual_knn": None}
+    limit = neighbour_limit(features, exclusion, interval=False)
+    if only_group:
+        record["skipped"] = "the only group: the same samples as the headline"
+        return record
+    if n < 4 or limit < cfg.k:
+        rule = "" if exclusion is None else f" under the exclusion '{exclusion.describe()}'"
+        record["skipped"] = (
+            f"N={n} too small for k={cfg.k}: some samples have only {max(limit, 0)} possible neighbours{rule}"
+        )
+        return record
+    n_permutations, interval_level, notes = feasible_statistics(features, cfg, exclusion, "this group")
+    try:
+        records = assess_records(features, cfg, [cfg.k], exclusion, n_permutations, interval_level)
+    except ValueError as error:
+        record["skipped"] = str(error)
+        return record
+    for metric, (result,) in records.items():
+        result["warnings"] = notes + result["warnings"]
+        record[metric] = result
+    return record
+
+
+def score_groups(
+    features: SavedFeatures, cfg: CKNNAConfig, task_suites: dict[str, str] | None = None
+) -> dict[str, list[dict]]:
+    """CKNNA and mutual kNN at ``cfg.k`` for each group of each breakdown of :func:`group_rows`.
+
+    Each group is scored as if it were its own run (feature prep, neighbours, null and
+    interval all within the group), with the same options as the headline. A group record
+    is ``{"name", "n", "n_episodes", "skipped", "cknna", "mutual_knn"}`` (task groups add
+    ``task_index``): ``skipped`` is ``None`` and each metric holds the same record as a
+    ``headline`` entry, or ``skipped`` says why there are no numbers (e.g. ``N=7 too small
+    for k=10``) and both metrics are ``None``. Groups with too few episodes for the null or
+    the interval keep the value and say so in the metric's ``warnings``.
+    """
+    exclusion = cfg.exclusion(features.episode_index, features.frame_index)
+    groups = {}
+    for breakdown, named_rows in group_rows(features, task_suites).items():
+        groups[breakdown] = []
+        for name, rows in named_rows:
+            logging.info(f"Scoring {breakdown} group {name!r} (N={len(rows)})")
+            record = {"name": name}
+            if breakdown == "task":
+                record["task_index"] = int(features.task_index[rows[0]])
+            group_exclusion = None if exclusion is None else exclusion.subset(rows)
+            record |= _score_group(_subset(features, rows), cfg, group_exclusion, len(named_rows) == 1)
+            groups[breakdown].append(record)
+    return groups
+
+
+def score_features(
+    features: SavedFeatures,
+    cfg: CKNNAConfig,
+    source: dict | None = None,
+    task_suites: dict[str, str] | None = None,
+) -> dict:
+    """Compute every metric ``cfg`` asks for on ``features``; returns the ``cknna.json`` record.
+
+    Args:
+        features: the paired samples.
+        cfg: the ``--cknna.*`` options.
+        source: where the features came from (policy, hook, weights, data), recorded as given.
+        task_suites: suite of each task string, for the ``task_suite`` breakdown; see :func:`group_rows`.
+    """
+    n = features.feat_a.shape[0]
+    exclusion = cfg.exclusion(features.episode_index, features.frame_index)
+    n_permutations, interval_level, notes = feasible_statistics(features, cfg, exclusion, "this run")
+    for note in notes:
+        logging.warning(note)
+    ks, k_notes = usable_ks(cfg, n, neighbour_limit(features, exclusion, interval_level is not None))
+    logging.info(f"Scoring N={n} samples at k={ks} ({n_permutations} permutations)")
+    sweep = assess_records(features, cfg, ks, exclusion, n_permutations, interval_level)
+    headline = {metric: next(r for r in records if r["k"] == cfg.k) for metric, records in sweep.items()}
+    headline_warnings = [w for record in headline.values() for w in record["warnings"]]
+    warnings = list(dict.fromkeys(notes + k_notes + headline_warnings))
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "source": source or {},
+        "n": n,
+        "n_episodes": int(torch.unique(features.episode_index).numel()),
+        "feat_a_dim": features.feat_a.shape[1],
+        "feat_b_dim": features.feat_b.shape[1],
+        "samples_digest": samples_digest(features),
+        "feature_prep": {"feat_a": cfg.feature_prep_a.describe(), "feat_b": cfg.feature_prep_b.describe()},
+        "exclusion": None if exclusion is None else exclusion.describe(),
+        "eps": cfg.eps,
+        "k": cfg.k,
+        "metrics_device": str(cfg.metrics_device),
+        "headline": headline,
+        "k_sweep": sweep,
+        "task_suites": task_suites,
+        "groups": score_groups(features, cfg, task_suites),
+        "warnings": warnings,
+    }
+
+
+def write_results(directory: Path, record: dict, file_name: str = RESULTS_FILE) -> Path:
+    """Write ``record`` as ``cknna.json`` (or ``file_name``) atomically into ``directory``."""
+    path = Path(directory) / file_name
+    write_json_atomic(path, record)
+    return path
+
+
+def summary_lines(record: dict) -> list[str]:
+    """A few lines a person reads first: value, uncertainty, null, sample size."""
+    lines = [
+        f"N={record['n']} samples in {record['n_episodes']} episodes, k={record['k']}, "
+        f"prep A={record['feature_prep']['feat_a']}, B={record['feature_prep']['feat_b']}"
+    ]
+    for metric, result in record["headline"].items():
+        text = f"  {metric:<10} = {result['value']:.4f}"
+        if result["interval"]:
+            text += f"  [{result['interval']['low']:.4f}, {result['interval']['high']:.4f}]"
+            text += f" ({100 * result['interval']['level']:.0f}% jackknife over episodes)"
+        if result["null"]:
+            null = result["null"]
+            text += f"  null {null['mean']:.4f} +/- {null['std']:.4f}, p={null['p_value']:.3g}"
+            if null["calibrated"] is not None:
+                text += f", calibrated {null['calibrated']:.3f}"
+        lines.append(text)
+    for breakdown, groups in record.get("groups", {}).items():
+        lines.append(f"  by {breakdown.replace('_', ' ')}: {group_summary(groups)}")
+    lines += [f"  warning: {note}" for note in record["warnings"]]
+    return lines
+
+
+def group_summary(groups: list[dict]) -> str:
+    """One line about a breakdown: how many groups were scored, and the lowest and highest CKNNA."""
+    scored = sorted((g for g in groups if g["cknna"] is not None), key=lambda g: g["cknna"]["value"])
+    text = f"{len(groups)} group{'s' if len(groups) != 1 else ''}, {len(groups) - len(scored)} skipped"
+    if scored:
+        low, high = scored[0], scored[-1]
+        text += f"; CKNNA from {low['cknna']['value']:.4f} ({low['name']!r}, N={low['n']})"
+        text += f" to {high['cknna']['value']:.4f} ({high['name']!r}, N={high['n']})"
+    return text

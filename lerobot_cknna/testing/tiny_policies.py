@@ -1,0 +1,368 @@
+"""Tiny policies of the real LeRobot classes, LIBERO-shaped, built with no network.
+
+Each builder returns a randomly initialised policy whose module tree (and so its hook path
+and module classes) is the real one, with small widths so that it runs on a CPU in
+seconds. Inputs follow LIBERO as LeRobot's processor builds them: two (3, 256, 256)
+cameras (one where the type accepts only one), an 8-D ``observation.state``, a 7-D action.
+No pretrained vision weights are loaded (``pretrained_backbone_weights=None``).
+"""
+
+import contextlib
+import dataclasses
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import torch
+from lerobot.configs.types import FeatureType, PolicyFeature
+from lerobot.policies.factory import get_policy_class
+from lerobot.policies.pretrained import PreTrainedPolicy
+
+from lerobot_cknna.compat import apply_policy_fixes, construction_fixes, make_pre_post_processors
+from lerobot_cknna.compat.policy_construction import TINY_BUILD_MARKER
+from lerobot_cknna.results.provenance import Weights, write_provenance
+from lerobot_cknna.testing.tiny_assets import (
+    libero_task_descriptions,
+    tiny_florence_config,
+    write_tiny_qwen3_vl,
+    write_tiny_smolvlm,
+    write_word_tokenizer,
+)
+from lerobot_cknna.testing.tiny_pi import (
+    tiny_pi_build,
+    write_fast_action_tokenizer,
+    write_paligemma_tokenizer,
+)
+
+CAMERAS = ("observation.images.image", "observation.images.image2")
+IMAGE_SHAPE = (3, 256, 256)
+STATE_DIM, ACTION_DIM = 8, 7
+
+
+def libero_features(n_cameras: int = 2) -> tuple[dict[str, PolicyFeature], dict[str, PolicyFeature]]:
+    """Input and output features of a LIBERO policy with ``n_cameras`` cameras."""
+    inputs = {key: PolicyFeature(FeatureType.VISUAL, IMAGE_SHAPE) for key in CAMERAS[:n_cameras]}
+    inputs["observation.state"] = PolicyFeature(FeatureType.STATE, (STATE_DIM,))
+    return inputs, {"action": PolicyFeature(FeatureType.ACTION, (ACTION_DIM,))}
+
+
+def _act_config(assets: Path):
+    from lerobot.policies.act.configuration_act import ACTConfig
+
+    inputs, outputs = libero_features()
+    return ACTConfig(
+        input_features=inputs, output_features=outputs, pretrained_backbone_weights=None,
+        dim_model=64, n_heads=2, dim_feedforward=128, n_encoder_layers=1, n_decoder_layers=1,
+        n_vae_encoder_layers=1, latent_dim=8, chunk_size=4, n_action_steps=4, device="cpu",
+    )  # fmt: skip
+
+
+def _diffusion_config(assets: Path):
+    """Lerobot 0.6's layout: one encoder per camera (see :data:`DIFFUSION_SHARED_ENCODER` for the other)."""
+    from lerobot.policies.diffusion.configuration_diffusion import DiffusionConfig
+
+    inputs, outputs = libero_features()
+    return DiffusionConfig(
+        input_features=inputs, output_features=outputs, pretrained_backbone_weights=None,
+        n_obs_steps=2, horizon=8, n_action_steps=4, down_dims=(16, 32), diffusion_step_embed_dim=16,
+        num_inference_steps=2, spatial_softmax_num_keypoints=8, device="cpu",
+    )  # fmt: skip
+
+
+# The layout of Diffusion checkpoints saved before lerobot 0.5: one encoder shared by the cameras.
+DIFFUSION_SHARED_ENCODER = {"use_separate_rgb_encoder_per_camera": False, "use_group_norm": True}
+
+
+def _vqbet_config(assets: Path):
+    from lerobot.policies.vqbet.configuration_vqbet import VQBeTConfig
+
+    inputs, outputs = libero_features(n_cameras=1)
+    return VQBeTConfig(
+        input_features=inputs, output_features=outputs, pretrained_backbone_weights=None, n_obs_steps=2,
+        n_action_pred_token=2, action_chunk_size=2, spatial_softmax_num_keypoints=8, vqvae_n_embed=8,
+        vqvae_embedding_dim=16, vqvae_enc_hidden_dim=16, gpt_block_size=16, gpt_input_dim=32,
+        gpt_output_dim=32, gpt_n_layer=1, gpt_n_head=2, gpt_hidden_dim=32, device="cpu",
+    )  # fmt: skip
+
+
+def _gaussian_actor_config(assets: Path):
+    from lerobot.policies.gaussian_actor.configuration_gaussian_actor import (
+        ActorNetworkConfig,
+        CriticNetworkConfig,
+        GaussianActorConfig,
+    )
+
+    inputs, outputs = libero_features()
+    stats = {
+        "observation.state": {"min": [-1.0] * STATE_DIM, "max": [1.0] * STATE_DIM},
+        "action": {"min": [-1.0] * ACTION_DIM, "max": [1.0] * ACTION_DIM},
+        **{key: {"mean": [0.5] * 3, "std": [0.25] * 3} for key in CAMERAS},
+    }
+    return GaussianActorConfig(
+        input_features=inputs, output_features=outputs, dataset_stats=stats, image_encoder_hidden_dim=8,
+        latent_dim=16, state_encoder_hidden_dim=16, actor_network_kwargs=ActorNetworkConfig(hidden_dims=[32, 32]),
+        discrete_critic_network_kwargs=CriticNetworkConfig(hidden_dims=[32, 32]), device="cpu",
+    )  # fmt: skip
+
+
+def _tdmpc_config(assets: Path):
+    from lerobot.policies.tdmpc.configuration_tdmpc import TDMPCConfig
+
+    inputs, outputs = libero_features(n_cameras=1)
+    return TDMPCConfig(
+        input_features=inputs, output_features=outputs, image_encoder_hidden_dim=8,
+        state_encoder_hidden_dim=16, latent_dim=16, mlp_dim=32, q_ensemble_size=2, horizon=2,
+        cem_iterations=1, n_gaussian_samples=16, n_pi_samples=4, n_elites=4, device="cpu",
+    )  # fmt: skip
+
+
+def _smolvla_config(assets: Path):
+    from lerobot.policies.smolvla.configuration_smolvla import SmolVLAConfig
+
+    inputs, outputs = libero_features()
+    return SmolVLAConfig(
+        input_features=inputs, output_features=outputs, vlm_model_name=str(write_tiny_smolvlm(assets / "smolvlm")),
+        load_vlm_weights=False, num_vlm_layers=2, chunk_size=4, n_action_steps=4, num_steps=2,
+        tokenizer_max_length=24, device="cpu",
+    )  # fmt: skip
+
+
+XVLA_ACTION_DIM = 20
+
+
+def _xvla_config(assets: Path):
+    from lerobot.policies.xvla.configuration_xvla import XVLAConfig
+
+    inputs, _ = libero_features()
+    # As LeRobot's LIBERO X-VLA: 20-D end-effector actions with 6-D rotations ("ee6d"), which its
+    # LIBERO env postprocessor turns into LIBERO's 7-D actions.
+    outputs = {"action": PolicyFeature(FeatureType.ACTION, (XVLA_ACTION_DIM,))}
+    tokenizer_dir = assets / "word_tokenizer"
+    tokenizer = write_word_tokenizer(tokenizer_dir)
+    return XVLAConfig(
+        input_features=inputs, output_features=outputs, florence_config=tiny_florence_config(tokenizer),
+        tokenizer_name=str(tokenizer_dir), tokenizer_max_length=24, hidden_size=32, depth=1, num_heads=2,
+        len_soft_prompts=4, dim_time=8, max_len_seq=256, chunk_size=4, n_action_steps=4,
+        num_denoising_steps=2, action_mode="ee6d", device="cpu",
+    )  # fmt: skip
+
+
+def write_tiny_groot_base(directory: Path, backbone_dir: Path, action_horizon: int = 4) -> Path:
+    """Write a tiny GR00T N1.7 base checkpoint (random weights), the local stand-in for ``nvidia/GR00T-N1.7-3B``.
+
+    The model is LeRobot's ``GR00TN17``: the Qwen3-VL backbone from ``backbone_dir`` (built from
+    its config, cut at ``select_layer``), then the flow-matching action head with its ``vlln`` +
+    ``vl_self_attention`` and a small DiT. N1.7 has no projection between backbone and head, so
+    the backbone width is the head's ``backbone_embedding_dim``.
+
+    Returns:
+        ``directory``, absolute, to use as ``GrootConfig.base_model_path`` (an absolute path is
+        loaded without asking the Hub; a relative one is taken for a repository id).
+    """
+    from lerobot.policies.groot.groot_n1_7 import GR00TN17, GR00TN17Config
+
+    directory = Path(directory).resolve()
+    vl_width, action_width = 64, 32
+    config = GR00TN17Config(
+        model_name=str(backbone_dir), backbone_model_type="qwen", model_dtype="float32", dtype="float32",
+        backbone_embedding_dim=vl_width, select_layer=2, max_state_dim=132, max_action_dim=132,
+        action_horizon=action_horizon, hidden_size=action_width, input_embedding_dim=action_width,
+        max_seq_len=16, attn_dropout=0.0, num_inference_timesteps=2,
+        diffusion_model_cfg={
+            "positional_embeddings": None, "num_layers": 4, "num_attention_heads": 2,
+            "attention_head_dim": action_width // 2, "norm_type": "ada_norm", "dropout": 0.0,
+            "final_dropout": True, "output_dim": action_width, "interleave_self_attention": True,
+        },
+        vl_self_attention_cfg={
+            "positional_embeddings": None, "num_layers": 2, "num_attention_heads": 2,
+            "attention_head_dim": vl_width // 2, "dropout": 0.0, "final_dropout": True,
+        },
+    )  # fmt: skip
+    GR00TN17(config, load_backbone_weights=False).save_pretrained(directory)
+    return directory
+
+
+def _groot_config(assets: Path):
+    from lerobot.policies.groot.configuration_groot import GrootConfig
+
+    inputs, outputs = libero_features()
+    base = assets / "groot_n1_7_base"
+    if not (base / "model.safetensors").is_file():
+        write_tiny_groot_base(base, write_tiny_qwen3_vl(assets / "qwen3_vl"), action_horizon=4)
+    return GrootConfig(
+        input_features=inputs, output_features=outputs, base_model_path=str(base.resolve()), chunk_size=4,
+        n_action_steps=4, use_bf16=False, device="cpu",
+    )  # fmt: skip
+
+
+def _pi0_config(assets: Path):
+    from lerobot.policies.pi0.configuration_pi0 import PI0Config
+
+    inputs, outputs = libero_features()
+    # One empty camera slot: its image tokens are in the prefix, masked out.
+    return PI0Config(
+        input_features=inputs, output_features=outputs, empty_cameras=1, chunk_size=4, n_action_steps=4,
+        num_inference_steps=2, device="cpu",
+    )  # fmt: skip
+
+
+def _pi05_config(assets: Path):
+    from lerobot.policies.pi05.configuration_pi05 import PI05Config
+
+    inputs, outputs = libero_features()
+    # The prompt holds the discretized 8-D state too.
+    return PI05Config(
+        input_features=inputs, output_features=outputs, chunk_size=4, n_action_steps=4, num_inference_steps=2,
+        device="cpu",
+    )  # fmt: skip
+
+
+def _pi0_fast_config(assets: Path):
+    from lerobot.policies.pi0_fast.configuration_pi0_fast import PI0FastConfig
+
+    inputs, outputs = libero_features()
+    text_tokenizer = write_paligemma_tokenizer(assets / "paligemma_tokenizer")
+    action_tokenizer = write_fast_action_tokenizer(
+        assets / "fast_tokenizer", chunk_size=4, action_dim=ACTION_DIM
+    )
+    # Random weights decode no "Action:" prefix; at most 6 decoding steps: the prefill, then one-token firings.
+    return PI0FastConfig(
+        input_features=inputs, output_features=outputs, chunk_size=4, n_action_steps=4,
+        text_tokenizer_name=str(text_tokenizer.resolve()), action_tokenizer_name=str(action_tokenizer.resolve()),
+        max_decoding_steps=6, validate_action_token_prefix=False, device="cpu",
+    )  # fmt: skip
+
+
+TINY_CONFIGS: dict[str, Callable[[Path], object]] = {
+    "act": _act_config,
+    "diffusion": _diffusion_config,
+    "vqbet": _vqbet_config,
+    "gaussian_actor": _gaussian_actor_config,
+    "tdmpc": _tdmpc_config,
+    "smolvla": _smolvla_config,
+    "xvla": _xvla_config,
+    "groot": _groot_config,
+    "pi0": _pi0_config,
+    "pi05": _pi05_config,
+    "pi0_fast": _pi0_fast_config,
+}
+
+
+PI_FAMILY = ("pi0", "pi05", "pi0_fast")
+
+
+@contextlib.contextmanager
+def tiny_build(policy_type: str, assets: Path, fixes: bool = True) -> Iterator[None]:
+    """What building or loading a tiny ``policy_type`` needs in force.
+
+    LeRobot's Pi size tables swapped for the Pi family, and with ``fixes`` the construction
+    fixes (:func:`lerobot_cknna.compat.construction_fixes`).
+    """
+    with contextlib.ExitStack() as stack:
+        if fixes:
+            stack.enter_context(construction_fixes())
+        if policy_type in PI_FAMILY:
+            stack.enter_context(tiny_pi_build(assets))
+        yield
+
+
+def default_assets_dir() -> Path:
+    """Where tiny builds write their local VLM configs and tokenizers unless told otherwise."""
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lerobot_cknna" / "tiny_assets"
+
+
+def build_tiny_policy(
+    policy_type: str, seed: int = 0, assets: Path | None = None, apply_fixes: bool = True, **config_changes
+) -> PreTrainedPolicy:
+    """A tiny, randomly initialised policy of the real class for ``policy_type``, in eval mode.
+
+    Args:
+        policy_type: a key of :data:`TINY_CONFIGS`.
+        seed: seed of the random weights.
+        assets: directory for the local VLM config and tokenizer a VLA loads by name
+            (default: :func:`default_assets_dir`).
+        apply_fixes: apply the run-time fixes for LeRobot defects (:mod:`lerobot_cknna.compat`)
+            whose defect this policy shows; off only to show a defect.
+        **config_changes: config fields to change from the tiny build's, e.g.
+            :data:`DIFFUSION_SHARED_ENCODER`.
+    """
+    if policy_type not in TINY_CONFIGS:
+        raise ValueError(f"No tiny build for {policy_type!r}; available: {', '.join(TINY_CONFIGS)}.")
+    torch.manual_seed(seed)
+    assets = Path(assets or default_assets_dir())
+    with tiny_build(policy_type, assets, fixes=apply_fixes):
+        config = dataclasses.replace(TINY_CONFIGS[policy_type](assets), **config_changes)
+        policy = get_policy_class(policy_type)(config).eval()
+    if apply_fixes:
+        apply_policy_fixes(policy)
+    return policy
+
+
+def libero_stats() -> dict[str, dict[str, torch.Tensor]]:
+    """Normalization statistics of LIBERO's shape (every mode's keys), for saving processors."""
+
+    def stats(shape):
+        return {
+            "mean": torch.zeros(shape),
+            "std": torch.ones(shape),
+            "min": -torch.ones(shape),
+            "max": torch.ones(shape),
+            "q01": -torch.ones(shape),
+            "q99": torch.ones(shape),
+        }
+
+    image = {key: {**stats((3, 1, 1)), "mean": torch.full((3, 1, 1), 0.5), "std": torch.full((3, 1, 1), 0.25)}
+             for key in CAMERAS}  # fmt: skip
+    return {"observation.state": stats((STATE_DIM,)), "action": stats((ACTION_DIM,)), **image}
+
+
+def save_tiny_policy(policy_type: str, directory: Path, seed: int = 0, **config_changes) -> PreTrainedPolicy:
+    """Build a tiny policy and save it with its pre/post-processors, loadable with ``--policy.path``.
+
+    Local assets (a VLA's VLM config and tokenizer) go to ``directory/assets``, so the
+    directory is self-contained while it stays where it was written. The tiny-build marker
+    (:data:`~lerobot_cknna.compat.policy_construction.TINY_BUILD_MARKER`) names the tiny build and
+    those assets, so ``lerobot-cknna --policy.path=directory`` builds it tiny
+    (:func:`~lerobot_cknna.compat.policy_construction.policy_construction`).
+
+    Returns:
+        The policy that was saved.
+    """
+    directory = Path(directory).resolve()
+    policy = build_tiny_policy(policy_type, seed, assets=directory / "assets", **config_changes)
+    with tiny_build(policy_type, directory / "assets"):
+        preprocessor, postprocessor = make_pre_post_processors(policy.config, dataset_stats=libero_stats())
+    policy.save_pretrained(directory)
+    preprocessor.save_pretrained(directory)
+    postprocessor.save_pretrained(directory)
+    write_provenance(
+        directory, Weights.RANDOM, f"tiny {policy_type} of the real LeRobot class, random init (seed {seed})"
+    )
+    marker = {"policy_type": policy_type, "tiny_build": f"{__name__}.tiny_build", "assets": "assets"}
+    (directory / TINY_BUILD_MARKER).write_text(json.dumps(marker, indent=2))
+    return policy
+
+
+def libero_observation(policy: PreTrainedPolicy, batch_size: int, seed: int = 0) -> dict:
+    """A raw LIBERO-shaped observation for ``policy``: images in [0, 1] from LIBERO's cameras, state, tasks.
+
+    A camera slot of the policy that LIBERO has no camera for (Pi0's ``empty_cameras``) stays missing.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    observation = {
+        key: torch.rand(batch_size, *IMAGE_SHAPE, generator=gen)
+        for key in policy.config.image_features
+        if key in CAMERAS
+    }
+    observation["observation.state"] = torch.randn(batch_size, STATE_DIM, generator=gen)
+    tasks = libero_task_descriptions("libero_spatial")
+    observation["task"] = [tasks[(seed + i) % len(tasks)] for i in range(batch_size)]
+    return observation
+
+
+def libero_batch(policy: PreTrainedPolicy, batch_size: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    """:func:`libero_observation` through the policy's own preprocessor: what ``select_action`` gets."""
+    with tiny_build(policy.config.type, default_assets_dir()):
+        preprocessor, _ = make_pre_post_processors(policy.config, dataset_stats=libero_stats())
+    return preprocessor(libero_observation(policy, batch_size, seed))

@@ -1,0 +1,1 @@
+"""Small utilities: atomic writes, patch-and-restore, the console scripts' error handling."""

@@ -1,0 +1,52 @@
+"""The hook table's entries: complete, consistent with the fix registry, variants derived from their base."""
+
+import dataclasses
+
+from lerobot_cknna.capture.hook_table import (
+    DIFFUSION_ENCODER_PER_CAMERA,
+    DIFFUSION_SHARED_ENCODER,
+    HOOK_TABLE,
+    PI0,
+    PI0_FAST,
+    Category,
+    HookSpec,
+)
+from lerobot_cknna.compat import FIXES
+from lerobot_cknna.testing.tiny_policies import TINY_CONFIGS
+
+
+def entries() -> list[HookSpec]:
+    specs = [entry for entry in HOOK_TABLE.values() if isinstance(entry, HookSpec)]
+    return [*specs, DIFFUSION_SHARED_ENCODER, DIFFUSION_ENCODER_PER_CAMERA]
+
+
+def test_every_type_with_a_tiny_build_has_an_entry_and_the_reverse():
+    assert set(HOOK_TABLE) == set(TINY_CONFIGS)
+
+
+def test_every_entry_states_its_category_and_how_to_read_its_module():
+    for spec in entries():
+        assert isinstance(spec.category, Category) and spec.category is not Category.UNKNOWN
+        assert spec.module_path and "->" in spec.layout and spec.layer_path is not None
+
+
+def test_the_fixes_an_entry_names_are_registered_for_its_type_alone():
+    named = {name for spec in entries() for name in spec.fixes}
+    assert named <= set(FIXES)
+    assert all(not FIXES[name].any_type for name in named)
+    assert {name for name, fix in FIXES.items() if not fix.any_type} == named
+
+
+def test_variants_differ_from_their_base_only_where_the_architecture_does():
+    def changed(spec, base):
+        return {
+            field.name
+            for field in dataclasses.fields(HookSpec)
+            if getattr(spec, field.name) != getattr(base, field.name)
+        }
+
+    assert HOOK_TABLE["pi05"] is PI0
+    assert changed(PI0_FAST, PI0) == {"firings", "token_mask", "fixes"}
+    assert changed(DIFFUSION_ENCODER_PER_CAMERA, DIFFUSION_SHARED_ENCODER) == {
+        "module_path", "layout", "firings", "layer_path"
+    }  # fmt: skip

@@ -1,0 +1,312 @@
+import pytest
+import torch
+
+from lerobot_cknna.capture.hook_table import HOOK_TABLE, HookSpec, LayerTap, layer_taps, spec_for
+from lerobot_cknna.capture.hooks import (
+    CaptureError,
+    FeatureCapture,
+    capture_features,
+    encode_features,
+)
+from lerobot_cknna.capture.module_paths import resolve_modules
+from lerobot_cknna.testing.tiny_policies import libero_batch
+from tests.utils import TINY_TYPES, TINY_VARIANTS, hook_count, recorded_firings
+
+
+@pytest.fixture(params=sorted(TINY_VARIANTS))
+def tiny(request, tiny_policies):
+    return TINY_VARIANTS[request.param][0], tiny_policies(request.param)
+
+
+def spec_of(policy):
+    return spec_for(policy.config.type, config=policy.config)
+
+
+def test_select_action_capture_equals_encode_only(tiny):
+    policy_type, policy = tiny
+    batch = libero_batch(policy, batch_size=3)
+    hooks_before = hook_count(policy)
+    policy.reset()
+    with capture_features(policy) as capture:
+        policy.select_action(dict(batch))
+        captured = capture.pop(3)
+    encoded = encode_features(policy, batch)
+    assert captured.shape == encoded.shape and captured.shape[0] == 3
+    assert captured.dtype == torch.float32 and torch.isfinite(captured).all()
+    torch.testing.assert_close(captured, encoded, rtol=1e-5, atol=1e-6)
+    assert hook_count(policy) == hooks_before
+    assert not any("embed_prefix" in vars(module) for module in policy.modules())
+
+
+def samples(batch: dict, start: int, stop: int, batch_size: int) -> dict:
+    """Samples ``start:stop`` of a batch; tensors with several rows per sample (GR00T: one per camera) keep theirs."""
+    return {
+        key: value[start * (rows := value.shape[0] // batch_size) : stop * rows]
+        for key, value in batch.items()
+        if torch.is_tensor(value)
+    }
+
+
+def test_one_vector_per_sample_and_samples_are_independent(tiny):
+    _, policy = tiny
+    batch = libero_batch(policy, batch_size=4, seed=1)
+    together = encode_features(policy, batch)
+    alone = encode_features(policy, samples(batch, 2, 3, batch_size=4))
+    torch.testing.assert_close(together[2:3], alone, rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(together[0], together[1])
+
+
+def test_capture_pairs_firings_with_the_observations_that_ran_the_model(tiny):
+    _, policy = tiny
+    hooks_before = hook_count(policy)
+    policy.reset()
+    fired = []
+    with capture_features(policy) as capture:
+        for step in range(6):
+            batch = libero_batch(policy, batch_size=2, seed=10 + step)
+            policy.select_action(dict(batch))
+            feats = capture.pop(2)
+            if feats is not None:
+                fired.append((step, batch, feats))
+    assert fired and fired[0][0] == 0
+    for _, batch, feats in fired:
+        torch.testing.assert_close(feats, encode_features(policy, batch), rtol=1e-5, atol=1e-6)
+    assert hook_count(policy) == hooks_before
+
+
+def test_hooks_are_removed_even_on_error(tiny):
+    _, policy = tiny
+    hooks_before = hook_count(policy)
+    with pytest.raises(RuntimeError, match="boom"), capture_features(policy):
+        raise RuntimeError("boom")
+    assert hook_count(policy) == hooks_before
+
+
+def test_table_paths_are_the_real_modules(tiny):
+    policy_type, policy = tiny
+    modules = resolve_modules(policy, spec_of(policy).module_path)
+    expected = {
+        "act": "IntermediateLayerGetter",
+        "diffusion": "DiffusionRgbEncoder",
+        "vqbet": "VQBeTRgbEncoder",
+        "gaussian_actor": "DefaultImageEncoder",
+        "tdmpc": "Sequential",
+        "smolvla": "LlamaRMSNorm",
+        "xvla": "BartEncoder",
+        "groot": "SelfAttentionTransformer",
+        "pi0": "PiGemmaRMSNorm",
+        "pi05": "PiGemmaRMSNorm",
+        "pi0_fast": "PiGemmaRMSNorm",
+    }[policy_type]
+    # Diffusion's encoders per camera (lerobot 0.6's default): one module per camera, in camera order.
+    separate = getattr(policy.config, "use_separate_rgb_encoder_per_camera", False)
+    assert len(modules) == (len(policy.config.image_features) if separate else 1)
+    assert {type(module).__name__ for module in modules} == {expected}
+
+
+def test_bad_hook_path_suggests_close_names(tiny_policies):
+    policy = tiny_policies("act")
+    with pytest.raises(ValueError, match=r"no module at 'model.backbon'.*model\.backbone"):
+        capture_features(policy, hook_path="model.backbon")
+
+
+def test_hook_that_never_fires_is_an_error(tiny_policies):
+    policy = tiny_policies("act")
+    batch = libero_batch(policy, batch_size=2)
+    with capture_features(policy, hook_path="model.decoder") as capture:
+        policy.model.backbone(batch["observation.images.image"])
+        with pytest.raises(CaptureError, match="did not fire"):
+            capture.pop_all(2, required=True)
+    with pytest.raises(CaptureError, match="did not fire"):
+        encode_features(policy, batch, hook_path="model.vae_encoder")
+
+
+def test_unexpected_number_of_firings_is_an_error(tiny_policies):
+    policy = tiny_policies("act")
+    batch = libero_batch(policy, batch_size=2)
+    with capture_features(policy) as capture:
+        policy.model.backbone(batch["observation.images.image"])
+        with pytest.raises(CaptureError, match="fired 1 times in one forward, expected 2"):
+            capture.pop(2)
+
+
+def test_hook_path_override_reads_any_module(tiny_policies):
+    policy = tiny_policies("act")
+    batch = libero_batch(policy, batch_size=2)
+    policy.reset()
+    with capture_features(policy, hook_path="model.encoder_robot_state_input_proj") as capture:
+        policy.select_action(dict(batch))
+        feats = capture.pop(2)
+    assert feats.shape == (2, policy.config.dim_model)
+    assert capture.spec.module_path == "model.encoder_robot_state_input_proj"
+
+
+def test_unknown_policy_type_needs_a_hook_path():
+    from lerobot_cknna.capture.hook_table import spec_for
+
+    with pytest.raises(ValueError, match="--cknna.hook_path"):
+        spec_for("my_policy")
+    assert spec_for("my_policy", "encoder.out").module_path == "encoder.out"
+
+
+# Where a type's preprocessor puts the per-token tensors of its language sequence (ids first, mask second),
+# and on which side it pads. GR00T's Qwen3-VL processor pads its whole chat (images and instruction) on the left.
+TOKEN_KEYS = {"groot": (("input_ids", "attention_mask", "mm_token_type_ids"), "left")}
+LANGUAGE_KEYS = (("observation.language.tokens", "observation.language.attention_mask"), "right")
+
+
+def language_mask(batch: dict, policy_type: str) -> torch.Tensor:
+    (_, mask_key, *_), _ = TOKEN_KEYS.get(policy_type, LANGUAGE_KEYS)
+    return batch[mask_key]
+
+
+def with_padded_language(batch: dict, extra: int, policy_type: str = "") -> dict:
+    """The same batch with ``extra`` padding tokens (all zeros) added to every instruction, where the type pads."""
+    keys, side = TOKEN_KEYS.get(policy_type, LANGUAGE_KEYS)
+    padding = (extra, 0) if side == "left" else (0, extra)
+    return {**batch, **{key: torch.nn.functional.pad(batch[key], padding, value=0) for key in keys}}
+
+
+TOKEN_TYPES = [
+    t for t in TINY_TYPES if isinstance(HOOK_TABLE[t], HookSpec) and HOOK_TABLE[t].token_mask is not None
+]
+
+
+@pytest.mark.parametrize("policy_type", TOKEN_TYPES)
+def test_padding_tokens_change_a_pooled_vla_vector_only_where_the_model_attends_to_them(
+    policy_type, tiny_policies
+):
+    policy = tiny_policies(policy_type)
+    batch = libero_batch(policy, batch_size=3, seed=2)
+    assert not language_mask(batch, policy_type).all(), "instructions of different lengths"
+    plain = encode_features(policy, batch)
+    padded = encode_features(policy, with_padded_language(batch, 7, policy_type))
+    if HOOK_TABLE[policy_type].attends_padding:
+        assert not torch.allclose(padded, plain, rtol=1e-5, atol=1e-6)
+        return
+    torch.testing.assert_close(padded, plain, rtol=1e-5, atol=1e-6)
+    policy.reset()
+    with capture_features(policy) as capture:
+        policy.select_action(with_padded_language(batch, 5, policy_type))
+        torch.testing.assert_close(capture.pop(3), plain, rtol=1e-5, atol=1e-6)
+
+
+def expected_pooling_mask(policy_type: str, batch: dict) -> torch.Tensor:
+    """Which tokens of the hooked sequence are image or language tokens, from the model's documented layout."""
+    if policy_type == "groot":  # one backbone token per Qwen3-VL token (images + chat), left padding off
+        return batch["attention_mask"].bool()
+    language = batch["observation.language.attention_mask"].bool()
+    if policy_type == "smolvla":  # 64 tokens per camera, language, then the state token
+        images = torch.ones(language.shape[0], 2 * 64, dtype=torch.bool)
+        return torch.cat([images, language, torch.zeros(language.shape[0], 1, dtype=torch.bool)], dim=1)
+    if policy_type == "xvla":  # camera 0 only: 64 patches + 1 pooled token, then language
+        return torch.cat([torch.ones(language.shape[0], 65, dtype=torch.bool), language], dim=1)
+    if policy_type in ("pi0", "pi05", "pi0_fast"):  # 16 tokens per camera slot, then the prompt
+        cameras = [torch.ones(language.shape[0], 2 * 16, dtype=torch.bool)]
+        if policy_type == "pi0":  # its empty camera slot, masked out
+            cameras.append(torch.zeros(language.shape[0], 16, dtype=torch.bool))
+        if policy_type == "pi0_fast":  # BOS, appended after the padding
+            language = torch.cat([language, torch.ones(language.shape[0], 1, dtype=torch.bool)], dim=1)
+        return torch.cat([*cameras, language], dim=1)
+    raise AssertionError(f"no expected layout for {policy_type}")
+
+
+@pytest.mark.parametrize("policy_type", TOKEN_TYPES)
+def test_vla_pooling_averages_exactly_the_image_and_language_tokens(policy_type, tiny_policies):
+    policy = tiny_policies(policy_type)
+    batch = libero_batch(policy, batch_size=2, seed=2)
+    if policy_type == "groot":  # nothing but padding is left out: every row gets some
+        batch = with_padded_language(batch, 3, policy_type)
+    spec = spec_of(policy)
+    pooled = {}
+    tap = LayerTap(spec.module_path, output_key=spec.output_key)
+    seen = recorded_firings(policy, [tap], lambda: pooled.update(feat_a=encode_features(policy, batch)))
+    (sequence,), pooled = seen[tap.path], pooled["feat_a"]
+    mask = expected_pooling_mask(policy_type, batch)
+    assert mask.shape == sequence.shape[:2] and not mask.all()
+    for row in range(2):
+        torch.testing.assert_close(pooled[row], sequence[row][mask[row]].mean(dim=0), rtol=1e-5, atol=1e-6)
+        assert not torch.allclose(pooled[row], sequence[row].mean(dim=0))
+
+
+def test_every_layer_of_the_sweep_fires_once_per_encode_only_forward(tiny):
+    policy_type, policy = tiny
+    spec = spec_of(policy)
+    taps = layer_taps(spec, policy)
+    assert len(taps) >= 2 and taps[-1].path == spec.module_path
+    assert len({tap.path for tap in taps}) == len(taps)
+    batch = libero_batch(policy, batch_size=3, seed=4)
+    hooks_before = hook_count(policy)
+    layers = {}
+    seen = recorded_firings(
+        policy, taps, lambda: layers.update(encode_features(policy, batch, with_layers=True))
+    )
+    firings_per_forward = spec.firings(policy.config) if spec.firings is not None else 1
+    assert {path: len(tensors) for path, tensors in seen.items()} == {
+        tap.path: firings_per_forward for tap in taps
+    }
+    assert list(layers) == [tap.path for tap in taps]
+    assert all(feats.shape[0] == 3 and torch.isfinite(feats).all() for feats in layers.values())
+    torch.testing.assert_close(layers[spec.module_path], encode_features(policy, batch), rtol=0, atol=0)
+    assert hook_count(policy) == hooks_before
+    with pytest.raises(RuntimeError, match="boom"), FeatureCapture(policy, with_layers=True):
+        raise RuntimeError("boom")
+    assert hook_count(policy) == hooks_before and not any("embed_prefix" in vars(m) for m in policy.modules())
+
+
+def expected_layer_vector(policy_type: str, policy, batch: dict, firings: list[torch.Tensor]) -> torch.Tensor:
+    """A layer's (B, D) vectors from its raw firings, by each type's documented call pattern.
+
+    Image encoders see every observation step in the policy's queue (``n_obs_steps``); the
+    current one, the last, is feat A.
+    """
+    if firings[0].ndim == 3:  # token sequences: mean over the image and language tokens
+        mask = expected_pooling_mask(policy_type, batch)
+        (sequence,) = firings
+        return torch.stack([sequence[row][mask[row]].float().mean(dim=0) for row in range(len(sequence))])
+    rows = [firing.float().mean(dim=(2, 3)) if firing.ndim == 4 else firing.float() for firing in firings]
+    n_samples, n_cameras = batch["observation.state"].shape[0], len(policy.config.image_features)
+    if policy_type == "act":  # one backbone call per camera
+        return torch.cat(rows, dim=1)
+    if policy_type == "gaussian_actor":  # one call, all cameras batched camera-first
+        return torch.cat(rows[0].chunk(n_cameras), dim=1)
+    if len(rows) == n_cameras > 1:  # Diffusion's encoder per camera: one call each, rows (sample, step)
+        return torch.cat([camera.reshape(n_samples, -1, camera.shape[1])[:, -1] for camera in rows], dim=1)
+    (rows,) = rows  # Diffusion's shared encoder, VQ-BeT, TDMPC: rows (sample, step, camera)
+    return rows.reshape(n_samples, -1, n_cameras * rows.shape[1])[:, -1]
+
+
+def test_each_layer_is_pooled_like_feat_a(tiny):
+    policy_type, policy = tiny
+    batch = libero_batch(policy, batch_size=2, seed=2)
+    if policy_type == "groot":  # nothing but padding is left out: every row gets some
+        batch = with_padded_language(batch, 3, policy_type)
+    taps = layer_taps(spec_of(policy), policy)
+    layers = {}
+    seen = recorded_firings(
+        policy, taps, lambda: layers.update(encode_features(policy, batch, with_layers=True))
+    )
+    for tap in taps:
+        expected = expected_layer_vector(policy_type, policy, batch, seen[tap.path])
+        torch.testing.assert_close(layers[tap.path], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_hook_path_of_your_own_has_no_layer_sweep(tiny_policies):
+    policy = tiny_policies("act")
+    batch = libero_batch(policy, batch_size=2)
+    with pytest.raises(ValueError, match="No layer path"):
+        encode_features(policy, batch, hook_path="model.encoder_robot_state_input_proj", with_layers=True)
+
+
+def test_pi0_fast_keeps_the_prefill_not_the_decode_steps(tiny_policies):
+    policy = tiny_policies("pi0_fast")
+    batch = libero_batch(policy, batch_size=2)
+    spec = spec_of(policy)
+    tap = LayerTap(spec.module_path, output_key=spec.output_key)
+    policy.reset()
+    with capture_features(policy) as capture:
+        firings = recorded_firings(policy, [tap], lambda: policy.select_action(dict(batch)))[tap.path]
+        captured = capture.pop(2)
+    prefill, *decode_steps = firings
+    assert decode_steps and all(step.shape[1] == 1 for step in decode_steps) and prefill.shape[1] > 1
+    torch.testing.assert_close(captured, encode_features(policy, batch), rtol=1e-5, atol=1e-6)

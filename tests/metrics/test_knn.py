@@ -1,0 +1,105 @@
+import pytest
+import torch
+
+from lerobot_cknna.metrics.knn import NeighborExclusion, knn_graph
+
+
+def test_neighbours_are_ordered_and_prefixes_are_exact():
+    gen = torch.Generator().manual_seed(0)
+    feats = torch.randn(400, 12, generator=gen, dtype=torch.float64)
+    graph = knn_graph(feats, 30)
+    sims = feats @ feats.T
+    sims.fill_diagonal_(float("-inf"))
+    expected = torch.argsort(sims, dim=1, descending=True, stable=True)[:, :30]
+    assert torch.equal(graph.indices, expected)
+    torch.testing.assert_close(graph.similarities, sims.gather(1, expected))
+    assert torch.equal(knn_graph(feats, 7).indices, graph.truncate(7).indices)
+
+
+def test_float32_similarities_are_recomputed_in_float64():
+    gen = torch.Generator().manual_seed(1)
+    feats = torch.randn(100, 300, generator=gen)
+    graph = knn_graph(feats, 5)
+    assert graph.similarities.dtype == torch.float64
+    exact = (feats.double()[:, None, :] * feats.double()[graph.indices]).sum(-1)
+    torch.testing.assert_close(graph.similarities, exact, rtol=1e-12, atol=1e-12)
+
+
+def test_ties_go_to_the_lower_index_whatever_the_block_size():
+    feats = torch.tensor([[1.0, 0.0]] * 6 + [[0.0, 1.0]] * 4, dtype=torch.float64)
+    for block_size in (1, 3, 10):
+        graph = knn_graph(feats, 3, block_size=block_size)
+        assert graph.indices[0].tolist() == [1, 2, 3]
+        assert graph.indices[5].tolist() == [0, 1, 2]
+        assert graph.indices[9].tolist() == [6, 7, 8]
+
+
+def test_exclusion_masks_the_episode_or_a_window():
+    episode = torch.tensor([0] * 5 + [1] * 5)
+    frame = torch.arange(10) % 5
+    feats = torch.cat([torch.arange(10.0)[:, None], torch.ones(10, 1)], dim=1)
+    whole = knn_graph(feats, 3, NeighborExclusion(episode))
+    assert all(episode[j] != episode[i] for i in range(10) for j in whole.indices[i])
+    near = knn_graph(feats, 3, NeighborExclusion(episode, frame, window=1))
+    for i in range(10):
+        for j in near.indices[i]:
+            assert episode[j] != episode[i] or abs(int(frame[j]) - int(frame[i])) > 1
+
+
+def test_exclusion_window_needs_frames():
+    with pytest.raises(ValueError, match="needs frame_index"):
+        NeighborExclusion(torch.zeros(3), window=2)
+    with pytest.raises(ValueError, match=">= 0 frames"):
+        NeighborExclusion(torch.zeros(3), torch.zeros(3), window=-1)
+
+
+def test_truncate_beyond_k_is_refused():
+    graph = knn_graph(torch.randn(20, 3), 4)
+    with pytest.raises(ValueError, match="built with k=4"):
+        graph.truncate(5)
+
+
+@pytest.mark.parametrize("window", [None, 0, 2])
+def test_admissible_counts_match_the_mask(window):
+    gen = torch.Generator().manual_seed(2)
+    episode = torch.randint(0, 4, (60,), generator=gen)
+    frame = torch.randint(0, 15, (60,), generator=gen)
+    exclusion = NeighborExclusion(episode, frame, window)
+    mask = exclusion.block_mask(slice(0, 60), slice(0, 60))
+    mask.fill_diagonal_(True)
+    assert exclusion.admissible_counts().tolist() == (~mask).sum(dim=1).tolist()
+
+
+def dense_knn(feats: torch.Tensor, k: int) -> torch.Tensor:
+    sims = feats @ feats.T
+    sims.fill_diagonal_(float("-inf"))
+    return torch.argsort(sims, dim=1, descending=True, stable=True)[:, :k]
+
+
+def test_float64_differences_below_float32_resolution_are_still_exact():
+    # Neighbours whose similarities differ in the 10th digit: float32 (7 digits) cannot rank
+    # them, so the certified search must fall back to float64 for those rows.
+    gen = torch.Generator().manual_seed(3)
+    base = torch.randn(8, 16, generator=gen, dtype=torch.float64)
+    feats = base.repeat_interleave(25, dim=0) + 1e-9 * torch.randn(
+        200, 16, generator=gen, dtype=torch.float64
+    )
+    graph = knn_graph(feats, 10)
+    assert torch.equal(graph.indices, dense_knn(feats, 10))
+    coarse = knn_graph(feats.float(), 10)
+    assert not torch.equal(coarse.indices.sort(dim=1).values, graph.indices.sort(dim=1).values)
+
+
+def test_float64_search_without_the_float32_filter_gives_the_same_graph():
+    gen = torch.Generator().manual_seed(4)
+    feats = torch.randn(300, 24, generator=gen, dtype=torch.float64)
+    filtered = knn_graph(feats, 12)
+    previous = torch.get_float32_matmul_precision()
+    try:
+        torch.set_float32_matmul_precision("high")  # TF32 allowed: the bound no longer holds
+        unfiltered = knn_graph(feats, 12)
+    finally:
+        torch.set_float32_matmul_precision(previous)
+    assert torch.equal(filtered.indices, unfiltered.indices)
+    torch.testing.assert_close(filtered.similarities, unfiltered.similarities, rtol=1e-13, atol=1e-13)
+    assert torch.equal(filtered.indices, dense_knn(feats, 12))

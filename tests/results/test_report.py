@@ -1,0 +1,102 @@
+import copy
+
+import pytest
+
+from lerobot_cknna.configs.cknna import CKNNAConfig
+from lerobot_cknna.results.layer_scoring import score_layers
+from lerobot_cknna.results.report import HEADLINE_COLUMNS, write_report
+from lerobot_cknna.results.scoring import score_features
+from tests.utils import deepening_layers, labelled_features, table_rows
+
+SOURCE = {
+    "policy": "lerobot/act_aloha_sim_transfer_cube_human",
+    "policy_type": "act",
+    "category": "IL",
+    "hook_path": "model.backbone",
+    "weights": "other domain",
+    "weights_note": "aloha",
+    "mode": "replay",
+    "data": "HuggingFaceVLA/libero",
+}
+
+
+@pytest.fixture(scope="module")
+def record():
+    features = labelled_features(n_episodes=7)
+    features.task_index[-8:] = 3
+    features.tasks.append("tiny task")
+    return score_features(features, CKNNAConfig(n_permutations=20), SOURCE)
+
+
+def test_headline_row_holds_the_record_numbers(tmp_path, record):
+    path = write_report(tmp_path, record)
+    assert path == tmp_path / "report.md"
+    text = path.read_text()
+    (header,) = table_rows(text, "Policy")
+    assert header == list(HEADLINE_COLUMNS)
+    (row,) = table_rows(text, SOURCE["policy"])
+    cells = dict(zip(header, row, strict=True))
+    head, null = record["headline"]["cknna"], record["headline"]["cknna"]["null"]
+    interval = head["interval"]
+    assert cells["CKNNA [interval]"] == f"{head['value']:.3f} [{interval['low']:.3f}, {interval['high']:.3f}]"
+    assert cells["Null mean ± std"] == f"{null['mean']:.3f} ± {null['std']:.3f}"
+    assert cells["p"] == f"{null['p_value']:.3g}" and cells["Calibrated"] == f"{null['calibrated']:.3f}"
+    assert cells["Mutual kNN [interval]"].startswith(f"{record['headline']['mutual_knn']['value']:.3f} [")
+    assert cells["N (episodes)"] == "140 (7)" and cells["k"] == "10" and cells["feat A dim"] == "32"
+    assert (cells["Type"], cells["Category"]) == ("act", "IL")
+    assert cells["Hook path"] == "`model.backbone`" and cells["Weights"] == "other domain (aloha)"
+    assert f"CKNNA is {head['value']:.3f}" in text and "- data: HuggingFaceVLA/libero" in text
+
+
+def test_sweep_and_group_tables(tmp_path, record):
+    text = write_report(tmp_path, record).read_text()
+    for result in record["k_sweep"]["cknna"]:
+        (row,) = table_rows(text, str(result["k"]))
+        assert row[1].startswith(f"{result['value']:.3f}")
+    assert "## By task (k=10)" in text and "## Successful vs failed episodes (k=10)" in text
+    for group in record["groups"]["task"] + record["groups"]["outcome"]:
+        (row,) = table_rows(text, group["name"])
+        assert row[1:3] == [str(group["n"]), str(group["n_episodes"])]
+        if group["skipped"]:
+            assert row[3] == f"skipped: {group['skipped']}" and row[3].startswith(
+                "skipped: N=8 too small for k=10"
+            )
+        else:
+            assert row[3].startswith(f"{group['cknna']['value']:.3f}")
+
+
+def test_caveats_follow_the_record(tmp_path, record):
+    text = write_report(tmp_path, record).read_text()
+    caveats = text.split("## Caveats")[1]
+    assert "No CKNNA value in this report exceeds 1" in caveats
+    assert f"the null mean is {record['headline']['cknna']['null']['mean']:.3f} at k/N = 10/140" in caveats
+    assert "another domain" in caveats and "random" not in caveats and "category: IL" in caveats
+    assert all(f"- {warning}" in text.split("## Warnings")[1] for warning in record["warnings"])
+
+    changed = copy.deepcopy(record)
+    changed["k_sweep"]["cknna"][0]["value"] = 1.0731
+    changed["source"]["weights"] = "random"
+    caveats = write_report(tmp_path, changed).read_text().split("## Caveats")[1]
+    assert "1 CKNNA value(s) in this report exceed 1 (up to 1.073)" in caveats
+    assert "The weights are random: this number describes an untrained architecture" in caveats
+
+
+def test_report_without_null_interval_or_source(tmp_path):
+    record = score_features(labelled_features(), CKNNAConfig(n_permutations=0, interval_level=None))
+    text = write_report(tmp_path, record, figures=[tmp_path / "cknna_k_sweep.png"]).read_text()
+    (row,) = table_rows(text, "n/a")
+    assert row[6] == f"{record['headline']['cknna']['value']:.3f}" and row[7:10] == ["n/a"] * 3
+    assert "No permutation null was computed" in text and "weights' provenance was not recorded" in text
+    assert "![cknna_k_sweep](cknna_k_sweep.png)" in text
+
+
+def test_layer_sweep_section_lists_every_layer_and_the_best(tmp_path, record):
+    layers = score_layers(deepening_layers(3), CKNNAConfig(k=5, n_permutations=10))
+    text = write_report(tmp_path, record, layer_record=layers).read_text()
+    section = text.split("## Per-layer scores")[1].split("\n## ")[0]
+    rows = [[cell.strip() for cell in line.strip("|").split(" | ")] for line in section.splitlines()[-3:]]
+    assert [row[0] for row in rows] == ["0", "1", "2 (feat A)"]
+    assert rows[1][1] == "`model.layers.1.input_layernorm`" and rows[1][2] == "input" and rows[1][3] == "24"
+    best = max(layers["layers"], key=lambda layer: layer["cknna"]["value"])
+    assert f"highest CKNNA is at depth {best['index']}" in section and "10 permutations" in section
+    assert "## Per-layer scores" not in write_report(tmp_path, record).read_text()

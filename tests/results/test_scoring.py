@@ -1,0 +1,254 @@
+import json
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F  # noqa: N812
+
+from lerobot_cknna.configs.cknna import CKNNAConfig, resolve_metrics_device
+from lerobot_cknna.metrics.alignment import cknna
+from lerobot_cknna.results.features_io import SavedFeatures
+from lerobot_cknna.results.report import write_report
+from lerobot_cknna.results.scoring import samples_digest, score_features, summary_lines, write_results
+from tests.utils import episodic_features, labelled_features
+
+
+def test_record_has_every_field_and_matches_the_metric(tmp_path):
+    features = episodic_features()
+    cfg = CKNNAConfig(n_permutations=30, prep_b="center_l2")
+    record = score_features(features, cfg, {"kind": "test"})
+    assert record["n"] == 120 and record["n_episodes"] == 6 and record["k"] == 10
+    assert record["feature_prep"] == {"feat_a": "l2", "feat_b": "center_l2"}
+    head = record["headline"]["cknna"]
+    expected = cknna(
+        cfg.feature_prep_a(features.feat_a.double()), cfg.feature_prep_b(features.feat_b.double())
+    )
+    assert head["value"] == pytest.approx(expected.value, rel=1e-12)
+    assert len(head["null"]["samples"]) == 30 and head["interval"]["groups"] == 6
+    assert [r["k"] for r in record["k_sweep"]["cknna"]] == [5, 10, 20, 50]
+    path = write_results(tmp_path, record)
+    assert json.loads(path.read_text())["source"] == {"kind": "test"}
+
+
+def test_sweep_values_that_do_not_fit_are_dropped_with_a_warning():
+    record = score_features(episodic_features(3, 10), CKNNAConfig(n_permutations=0, interval_level=None))
+    assert [r["k"] for r in record["k_sweep"]["cknna"]] == [5, 10, 20]
+    assert any("[50] dropped" in note for note in record["warnings"])
+
+
+def test_headline_k_too_large_is_refused():
+    with pytest.raises(ValueError, match="Gather more"):
+        score_features(episodic_features(1, 8), CKNNAConfig(n_permutations=0, interval_level=None))
+
+
+def test_exclusion_options():
+    features = episodic_features()
+    record = score_features(features, CKNNAConfig(n_permutations=0, interval_level=None, exclude_window=2))
+    assert record["exclusion"] == "same episode within 2 frames"
+    with pytest.raises(ValueError, match="not both"):
+        CKNNAConfig(exclude_same_episode=True, exclude_window=2)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"prep_a": "zscore"}, "choose one of"),
+        ({"n_permutations": -1}, "n_permutations must be >= 0"),
+        ({"interval_level": 1.5}, r"interval_level must be in \(0, 1\)"),
+    ],
+)
+def test_bad_options_are_explained(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        CKNNAConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("name", "n_gpus", "expected"),
+    [
+        ("auto", 0, "cpu"),
+        ("auto", 1, "cuda"),
+        ("cpu", 1, "cpu"),
+        ("cuda", 1, "cuda"),
+        ("cuda:1", 2, "cuda:1"),
+    ],
+)
+def test_metrics_device_is_cuda_when_there_is_one_unless_told(name, n_gpus, expected):
+    assert resolve_metrics_device(name, n_gpus) == torch.device(expected)
+
+
+@pytest.mark.parametrize(
+    ("name", "n_gpus", "message"),
+    [
+        ("cuda", 0, "torch sees 0 CUDA device"),
+        ("cuda:1", 1, "torch sees 1 CUDA device"),
+        ("mps", 0, "must be auto, cpu, cuda or cuda:N"),
+        ("gpu", 1, "must be auto, cpu, cuda or cuda:N"),
+    ],
+)
+def test_metrics_device_that_is_not_here_is_explained(name, n_gpus, message):
+    with pytest.raises(ValueError, match=message):
+        resolve_metrics_device(name, n_gpus)
+
+
+def test_record_says_where_the_metrics_ran():
+    record = score_features(episodic_features(3, 10), CKNNAConfig(device="cpu", n_permutations=0))
+    assert record["metrics_device"] == "cpu"
+
+
+def test_record_is_strict_json():
+    record = score_features(episodic_features(), CKNNAConfig(n_permutations=10))
+    text = json.dumps(record, allow_nan=False)
+    assert all(math.isfinite(x) for x in json.loads(text)["headline"]["cknna"]["null"]["samples"])
+
+
+def subset(features: SavedFeatures, rows: torch.Tensor) -> SavedFeatures:
+    return SavedFeatures(
+        features.feat_a[rows], features.feat_b[rows], features.episode_index[rows], features.frame_index[rows]
+    )
+
+
+def test_each_group_is_scored_as_its_own_run():
+    features = labelled_features()
+    cfg = CKNNAConfig(n_permutations=10, prep_b="center_l2")
+    record = score_features(features, cfg)
+    assert record["schema_version"] == 2 and set(record["groups"]) == {"task", "outcome"}
+    tasks = record["groups"]["task"]
+    assert [g["name"] for g in tasks] == features.tasks and [g["task_index"] for g in tasks] == [0, 1, 2]
+    for group in tasks:
+        assert group["skipped"] is None and group["n"] == 60 and group["n_episodes"] == 3
+        alone = score_features(subset(features, features.task_index == group["task_index"]), cfg)["headline"]
+        for metric in ("cknna", "mutual_knn"):
+            assert group[metric]["value"] == pytest.approx(alone[metric]["value"], rel=1e-12)
+            assert group[metric]["null"]["samples"] == pytest.approx(alone[metric]["null"]["samples"])
+            assert group[metric]["interval"]["low"] == pytest.approx(alone[metric]["interval"]["low"])
+    # Success is marked at one frame, but the whole episode counts: episodes 0, 2, 4, 6, 8.
+    outcome = {g["name"]: g for g in record["groups"]["outcome"]}
+    assert list(outcome) == ["success", "failure"]
+    assert (outcome["success"]["n"], outcome["success"]["n_episodes"]) == (100, 5)
+    assert (outcome["failure"]["n"], outcome["failure"]["n_episodes"]) == (80, 4)
+    failed = torch.isin(features.episode_index, torch.tensor([1, 3, 5, 7]))
+    alone = score_features(subset(features, failed), cfg)["headline"]["cknna"]
+    assert outcome["failure"]["cknna"]["value"] == pytest.approx(alone["value"], rel=1e-12)
+
+
+def test_groups_too_small_are_skipped_with_the_reason_and_no_numbers():
+    features = labelled_features(n_episodes=7, length=20)
+    features.task_index[-8:] = 3  # the last 8 frames of episode 6: one episode, N=8 < k+1
+    features.tasks.append("tiny")
+    record = score_features(features, CKNNAConfig(n_permutations=10))
+    tasks = {g["name"]: g for g in record["groups"]["task"]}
+    tiny = tasks["tiny"]
+    assert tiny["skipped"].startswith("N=8 too small for k=10") and tiny["n"] == 8 and tiny["n_episodes"] == 1
+    assert tiny["cknna"] is None and tiny["mutual_knn"] is None
+    bowl = tasks["pick up the black bowl"]  # episodes 0, 3 and the first 12 frames of 6
+    assert (bowl["n"], bowl["n_episodes"]) == (52, 3) and bowl["cknna"]["interval"] is not None
+    single = score_features(features, CKNNAConfig(n_permutations=10, exclude_same_episode=True))
+    excluded = {g["name"]: g for g in single["groups"]["task"]}["tiny"]
+    assert "too small for k=10" in excluded["skipped"] and "under the exclusion" in excluded["skipped"]
+
+
+def test_groups_with_few_episodes_keep_the_value_and_say_what_is_missing():
+    features = labelled_features(n_episodes=4, length=20)  # tasks 0, 1, 2, 0: tasks 1 and 2 have one episode
+    record = score_features(features, CKNNAConfig(n_permutations=10))
+    tasks = record["groups"]["task"]
+    assert tasks[0]["n_episodes"] == 2 and tasks[0]["cknna"]["null"] is not None
+    assert tasks[0]["cknna"]["interval"] is None
+    assert any("needs 3 episodes and this group has 2" in w for w in tasks[0]["cknna"]["warnings"])
+    assert tasks[1]["cknna"]["null"] is None and tasks[1]["cknna"]["value"] == pytest.approx(
+        cknna(
+            F.normalize(features.feat_a[20:40].double()), F.normalize(features.feat_b[20:40].double())
+        ).value
+    )
+    assert any("single episode" in w for w in tasks[1]["cknna"]["warnings"])
+
+
+def test_task_suites_and_single_group_breakdowns():
+    features = labelled_features()
+    suites = {"pick up the black bowl": "libero_spatial", "open the top drawer": "libero_goal"}
+    with pytest.raises(ValueError, match=r"no suite for the tasks \['push the plate'\]"):
+        score_features(features, CKNNAConfig(n_permutations=0, interval_level=None), task_suites=suites)
+    suites["push the plate"] = "libero_goal"
+    cfg = CKNNAConfig(n_permutations=0, interval_level=None)
+    record = score_features(features, cfg, task_suites=suites)
+    assert record["task_suites"] == suites
+    by_suite = {g["name"]: g for g in record["groups"]["task_suite"]}
+    assert list(by_suite) == ["libero_goal", "libero_spatial"]
+    assert by_suite["libero_goal"]["n"] == 120 and by_suite["libero_spatial"]["n_episodes"] == 3
+    goal = subset(features, features.task_index > 0)
+    assert by_suite["libero_goal"]["cknna"]["value"] == pytest.approx(
+        score_features(goal, cfg)["headline"]["cknna"]["value"], rel=1e-12
+    )
+    features.success[:] = True
+    (only,) = score_features(features, cfg)["groups"]["outcome"]
+    assert only["name"] == "success" and only["n"] == 180 and only["cknna"] is None
+    assert only["skipped"] == "the only group: the same samples as the headline"
+    plain = episodic_features()
+    assert score_features(plain, cfg)["groups"] == {}
+    with pytest.raises(ValueError, match="needs task_index"):
+        score_features(plain, cfg, task_suites=suites)
+
+
+def test_samples_digest_names_the_samples_not_their_order_or_feat_a():
+    features = episodic_features()
+    digest = samples_digest(features)
+    shuffled = torch.randperm(len(features.feat_a), generator=torch.Generator().manual_seed(1))
+    moved = subset(features, shuffled)
+    assert samples_digest(moved) == digest
+    other_a = SavedFeatures(
+        torch.randn(120, 5), features.feat_b, features.episode_index, features.frame_index
+    )
+    assert samples_digest(other_a) == digest
+    state = features.feat_b.clone()
+    state[7, 3] += 1e-3
+    assert (
+        samples_digest(SavedFeatures(features.feat_a, state, features.episode_index, features.frame_index))
+        != digest
+    )
+    frames = features.frame_index.clone()
+    frames[0] = 99
+    assert (
+        samples_digest(SavedFeatures(features.feat_a, features.feat_b, features.episode_index, frames))
+        != digest
+    )
+    record = score_features(features, CKNNAConfig(n_permutations=0, interval_level=None))
+    assert record["samples_digest"] == digest
+
+
+def test_summary_lines_name_the_groups():
+    record = score_features(labelled_features(), CKNNAConfig(n_permutations=0, interval_level=None))
+    lines = summary_lines(record)
+    values = sorted((g["cknna"]["value"], g["name"]) for g in record["groups"]["task"])
+    task_line = next(line for line in lines if line.startswith("  by task:"))
+    assert "3 groups, 0 skipped" in task_line
+    assert f"from {values[0][0]:.4f} ('{values[0][1]}'" in task_line
+    assert f"to {values[-1][0]:.4f} ('{values[-1][1]}'" in task_line
+    assert any(line.startswith("  by outcome: 2 groups") for line in lines)
+
+
+def test_k_values_must_fit_every_jackknife_subset():
+    features = episodic_features(n_episodes=6, length=5)  # N=30; leaving an episode out leaves 25
+    features.task_index = (torch.arange(6) >= 3).long().repeat_interleave(5)  # two tasks of 3 short episodes
+    record = score_features(features, CKNNAConfig(n_permutations=0))
+    assert [r["k"] for r in record["k_sweep"]["cknna"]] == [5, 10, 20]
+    assert all(r["interval"] is not None for r in record["k_sweep"]["cknna"])
+    assert any("[50] dropped" in note and "only 24 usable" in note for note in record["warnings"])
+    for group in record["groups"]["task"]:  # N=15: k=10 fits, but not with an episode left out
+        assert group["cknna"]["interval"] is None
+        assert any("leaving out an episode" in w for w in group["cknna"]["warnings"])
+    short = score_features(episodic_features(n_episodes=3, length=5), CKNNAConfig(n_permutations=0))
+    assert short["headline"]["cknna"]["interval"] is None
+    assert any("leaving out an episode would leave samples fewer than k=10" in w for w in short["warnings"])
+
+
+@pytest.mark.parametrize(("n_episodes", "null"), [(2, True), (1, False)])
+def test_a_run_of_fewer_than_three_episodes_is_scored_and_says_what_is_missing(n_episodes, null, tmp_path):
+    record = score_features(
+        episodic_features(n_episodes=n_episodes, length=20), CKNNAConfig(n_permutations=10)
+    )
+    headline = record["headline"]["cknna"]
+    assert headline["interval"] is None and (headline["null"] is not None) == null
+    assert all(r["interval"] is None for r in record["k_sweep"]["cknna"])
+    missing = f"No jackknife interval: it needs 3 episodes and this run has {n_episodes}."
+    assert missing in record["warnings"]
+    assert (not null) == ("No episode-permutation null: this run has a single episode." in record["warnings"])
+    assert f"- {missing}" in write_report(tmp_path, record).read_text()
