@@ -2,6 +2,7 @@
 
 import logging
 
+import torch
 from accelerate import PartialState
 from lerobot.utils.random_utils import set_seed
 
@@ -22,7 +23,8 @@ def run_pipeline(cfg: CKNNAPipelineConfig) -> None:
     """
     set_seed(cfg.seed)
     cfg.cknna.metrics_device  # noqa: B018  (a GPU this machine lacks is reported before any work)
-    state = PartialState()
+    # Without cpu=True, accelerate treats processes launched on a machine without GPUs as one run each.
+    state = PartialState(cpu=not torch.cuda.is_available())
     if state.num_processes > 1:
         agree_on_run_dir(cfg, state)
     if state.is_main_process:
@@ -42,6 +44,10 @@ def run_pipeline(cfg: CKNNAPipelineConfig) -> None:
     if cfg.dataset is not None:
         run_replay(cfg, state)
     else:
-        run_simulation(cfg)
+        run_simulation(cfg, state)
+    if state.num_processes > 1:
+        # Every process waits for the main one to publish, then leaves the process group cleanly.
+        state.wait_for_everyone()
+        state.destroy_process_group()
     if state.is_main_process:
         logging.info(f"Done. Report: {cfg.output_dir / 'report.md'}")

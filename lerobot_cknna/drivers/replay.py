@@ -250,8 +250,6 @@ def run_replay(cfg: CKNNAPipelineConfig, state: PartialState) -> dict | None:
     Returns:
         The ``cknna.json`` record (``None`` on the non-main processes of a sharded run).
     """
-    if state.num_processes > 1:
-        cfg.policy.device = str(state.device)
     dataset = LeRobotDataset(
         cfg.dataset.repo_id,
         root=cfg.dataset.root,

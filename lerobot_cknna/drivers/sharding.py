@@ -1,4 +1,4 @@
-"""Replay sharded over processes with Hugging Face ``accelerate``.
+"""Replay sharded over processes with Hugging Face ``accelerate`` (and what every sharded run agrees on).
 
 ``accelerate launch --num_processes N -m lerobot_cknna --dataset.repo_id=...`` starts N copies
 of the command; each encodes every N-th batch on its own device and streams its samples to
@@ -6,6 +6,7 @@ of the command; each encodes every N-th batch on its own device and streams its 
 samples back in the order one process would have produced them, and scores them.
 """
 
+import logging
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -20,21 +21,23 @@ SHARDS_DIR = "shards"
 
 
 def agree_on_run_dir(cfg, state: PartialState) -> None:
-    """Check that ``cfg`` can be sharded, and give every process the main process's output dir.
+    """Check that ``cfg`` can be sharded, and give every process the main process's output dir and its own device.
 
     Each process computes a default ``outputs/cknna/DATE/TIME_job`` of its own, a second apart
     at times; the main process's wins.
     """
-    if cfg.dataset is None:
-        raise ValueError(
-            "accelerate launch shards replay (--dataset.*) only; run a simulation in one process "
-            "and use --eval.batch_size=N for vectorized envs."
-        )
+    if cfg.cknna.check_replay:
+        raise ValueError("--cknna.check_replay=true runs in one process; launch it without accelerate.")
     if cfg.resume:
         raise ValueError("--resume=true continues a run in one process; launch it without accelerate.")
     if cfg.cknna.layers:
         raise ValueError("--cknna.layers=true runs in one process; launch it without accelerate.")
     cfg.output_dir = Path(broadcast_object_list([str(cfg.output_dir)])[0])
+    # On the CPU accelerate names a device per process (cpu:0, cpu:1), which safetensors refuses.
+    cfg.policy.device = state.device.type if state.device.type == "cpu" else str(state.device)
+    logging.info(
+        f"Sharded run: process {state.process_index + 1} of {state.num_processes}, on {state.device}."
+    )
 
 
 def batches_of_rank(batches: list[list[int]], rank: int, num_processes: int) -> list[list[int]]:

@@ -11,6 +11,10 @@ in this process; only the simulators run in the async workers. An evaluation tha
 (a worker that died, Ctrl-C) keeps the episodes it finished on disk and writes
 ``interruption.json`` (:mod:`lerobot_cknna.results.interruption`): which episodes were lost and
 why; ``lerobot-cknna-score DIR`` scores what was kept and says that it is partial.
+
+Under ``accelerate launch`` each process evaluates its share of the tasks
+(:mod:`lerobot_cknna.drivers.simulation_sharding`). ``--cknna.check_replay`` replays the recorded
+frames through the encode-only path (:mod:`lerobot_cknna.drivers.replay_parity`).
 """
 
 import contextlib
@@ -20,6 +24,8 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
+from accelerate import PartialState
+
 from lerobot_cknna.capture.hook_table import spec_for
 from lerobot_cknna.compat import apply_policy_fixes, eval_fixes, make_pre_post_processors
 from lerobot_cknna.compat.policy_construction import policy_construction
@@ -28,6 +34,13 @@ from lerobot_cknna.configs.pipeline import PARALLEL_TASKS_REFUSED, CKNNAPipeline
 from lerobot_cknna.drivers.libero.offline import prepare_libero, select_mujoco_backend
 from lerobot_cknna.drivers.replay_parity import RecordedFrameReplay, check_replay_parity, lossless_recording
 from lerobot_cknna.drivers.rollout_recorder import SimulationRecorder
+from lerobot_cknna.drivers.simulation_sharding import (
+    GatheredSimulation,
+    SimulationShard,
+    gather_simulation,
+    remove_shard_features,
+    task_order,
+)
 from lerobot_cknna.results.features_io import FeatureBuffer
 from lerobot_cknna.results.interruption import INTERRUPTION_FILE, RunStoppedError, write_interruption
 from lerobot_cknna.results.provenance import run_source, weights_provenance
@@ -35,9 +48,15 @@ from lerobot_cknna.results.publish import publish
 from lerobot_cknna.utils.patching import patched
 
 
-def simulation_source(recorder: SimulationRecorder, policy, cfg: CKNNARunConfig, info: dict) -> dict:
+def simulation_source(
+    gathered: SimulationRecorder | GatheredSimulation,
+    n_episodes: int,
+    policy,
+    cfg: CKNNARunConfig,
+    info: dict,
+) -> dict:
     """Where a simulation's features come from: the policy, its hook and weights, the suites and episodes."""
-    suites = sorted(set(recorder.task_suites.values()))
+    suites = sorted(set(gathered.task_suites.values()))
     return run_source(
         policy,
         spec_for(policy.config.type, cfg.hook_path, policy.config),
@@ -45,8 +64,8 @@ def simulation_source(recorder: SimulationRecorder, policy, cfg: CKNNARunConfig,
         mode="simulation",
         data={
             "suites": suites,
-            "n_episodes": recorder.n_episodes,
-            "model_calls": recorder.model_calls,
+            "n_episodes": n_episodes,
+            "model_calls": gathered.model_calls,
             "pc_success": info.get("overall", {}).get("pc_success"),
         },
     )
@@ -70,9 +89,8 @@ def keep_what_finished(
     """After ``eval_policy_all`` stopped early: say what was kept and lost, on disk and in the log."""
     reason = stop_reason(error)
     losses = recorder.losses()
-    path = write_interruption(
-        run_dir, reason, losses, simulation_source(recorder, policy, cfg, {}), recorder.task_suites
-    )
+    source = simulation_source(recorder, recorder.n_episodes, policy, cfg, {})
+    path = write_interruption(run_dir, reason, losses, source, recorder.task_suites)
     logging.error(
         f"The evaluation stopped ({reason}). {losses['episodes_kept']} of {losses['episodes_planned']} episodes "
         f"finished and are kept in {run_dir}; {path.name} lists the episodes lost per task. Score what was "
@@ -87,14 +105,14 @@ CHECK_REPLAY_NEEDS_RECORDING = (
 
 
 def publish_simulation(
-    run_dir: Path, recorder: SimulationRecorder, policy, info: dict, cfg: CKNNARunConfig,
-    replay_parity: dict | None = None,
+    run_dir: Path, gathered: SimulationRecorder | GatheredSimulation, n_episodes: int, policy, info: dict,
+    cfg: CKNNARunConfig, replay_parity: dict | None = None,
 ) -> dict:  # fmt: skip
-    """Score what ``recorder`` gathered during ``eval_policy_all`` and write the run's results."""
-    source = simulation_source(recorder, policy, cfg, info)
-    features = recorder.buffer.features()
+    """Score what was gathered during ``eval_policy_all`` (one process's recorder, or every shard's) and publish."""
+    features = gathered.features if isinstance(gathered, GatheredSimulation) else gathered.buffer.features()
+    source = simulation_source(gathered, n_episodes, policy, cfg, info)
     return publish(
-        run_dir, features, cfg, source, task_suites=recorder.task_suites, report=cfg.report,
+        run_dir, features, cfg, source, task_suites=gathered.task_suites, report=cfg.report,
         replay_parity=replay_parity,
     )  # fmt: skip
 
@@ -127,8 +145,9 @@ class EnvProcessing:
 
 
 def instrument_eval_policy_all(
-    original: Callable, cfg: CKNNARunConfig, errors: ScoringErrors, env_processing: "EnvProcessing"
-) -> Callable:
+    original: Callable, cfg: CKNNARunConfig, errors: ScoringErrors, env_processing: "EnvProcessing",
+    shard: SimulationShard | None = None,
+) -> Callable:  # fmt: skip
     """LeRobot's ``eval_policy_all``, recording features and scoring them into the run's output dir.
 
     The output dir is the parent of the ``videos_dir`` (or, with ``--eval.recording=true``,
@@ -139,6 +158,9 @@ def instrument_eval_policy_all(
         cfg: the ``--cknna.*`` options.
         errors: where a scoring error goes (lerobot-eval still writes ``eval_info.json``).
         env_processing: the env's own preprocessing, as ``eval_main`` made it.
+        shard: under ``accelerate launch``, this process's share
+            (:mod:`lerobot_cknna.drivers.simulation_sharding`): it evaluates its tasks, and the
+            main process scores every process's features and returns the aggregate metrics.
     """
 
     @functools.wraps(original)
@@ -150,23 +172,39 @@ def instrument_eval_policy_all(
         if cfg.check_replay and recording_dir is None:
             raise ValueError(CHECK_REPLAY_NEEDS_RECORDING)
         run_dir = Path(kwargs.get("videos_dir") or recording_dir).parent
+        order = task_order(envs)
+        features_dir = run_dir if shard is None else shard.directory / "features"
+        if shard is not None:
+            envs = shard.tasks(envs)
         apply_policy_fixes(policy)
         recorder = SimulationRecorder(
-            FeatureBuffer(run_dir, cfg.flush_every_s), n_episodes, cfg.hook_path, env_processing.state_steps
+            FeatureBuffer(features_dir, cfg.flush_every_s),
+            n_episodes,
+            cfg.hook_path,
+            env_processing.state_steps,
         )
         try:
             with recorder.attached(envs, policy, env_preprocessor):
                 info = original(envs, policy, env_preprocessor, env_postprocessor, preprocessor, postprocessor,
                                 n_episodes, **kwargs)  # fmt: skip
         except (Exception, KeyboardInterrupt) as error:
-            keep_what_finished(run_dir, recorder, policy, cfg, error)
+            keep_what_finished(features_dir, recorder, policy, cfg, error)
             if isinstance(error, KeyboardInterrupt):
                 raise
             raise RunStoppedError(
                 f"The evaluation stopped: {stop_reason(error)}. The finished episodes are kept in "
-                f"{run_dir} ({INTERRUPTION_FILE} says which were lost); score them with lerobot-cknna-score {run_dir}."
+                f"{features_dir} ({INTERRUPTION_FILE} says which were lost); score them with "
+                f"lerobot-cknna-score {features_dir}."
             ) from error
         recorder.buffer.close()
+        gathered = recorder
+        if shard is not None:
+            main = shard.state.is_main_process
+            gathered = gather_simulation(recorder, info, order, FeatureBuffer(run_dir) if main else None)
+            remove_shard_features(shard)
+            if not main:
+                return info
+            info = gathered.info
         try:
             replay_parity = None
             if cfg.check_replay:
@@ -177,7 +215,7 @@ def instrument_eval_policy_all(
                     Path(recording_dir), recorder.buffer.features(), recorder.episode_origins, replay,
                     env_processing.features_map, cfg.batch_size,
                 )  # fmt: skip
-            publish_simulation(run_dir, recorder, policy, info, cfg, replay_parity)
+            publish_simulation(run_dir, gathered, n_episodes, policy, info, cfg, replay_parity)
         except ValueError as error:
             logging.error(f"Features kept in {run_dir}, but they could not be scored: {error}")
             errors.append(error)
@@ -187,7 +225,7 @@ def instrument_eval_policy_all(
 
 
 def instrument_lerobot_eval(
-    module, cfg: CKNNARunConfig, env_cfg=None
+    module, cfg: CKNNARunConfig, env_cfg=None, shard: SimulationShard | None = None
 ) -> tuple[contextlib.ExitStack, ScoringErrors]:
     """Make ``module`` (LeRobot's ``lerobot_eval``) capture and score as it evaluates; undo by closing the stack.
 
@@ -195,13 +233,13 @@ def instrument_lerobot_eval(
     ``make_env_pre_post_processors`` in its module at call time: the first gathers and scores the
     features, the second applies the preprocessor fixes (:mod:`lerobot_cknna.compat`), the third
     keeps the env's own processing for feat B. The eval fixes apply too (those that need the env's
-    config, only given it).
+    config, only given it). With ``shard``, the evaluation is this process's share of a sharded one.
 
     Returns:
         The stack that undoes it, and the list that scoring errors go to.
     """
     errors, env_processing = ScoringErrors(), EnvProcessing()
-    instrumented = instrument_eval_policy_all(module.eval_policy_all, cfg, errors, env_processing)
+    instrumented = instrument_eval_policy_all(module.eval_policy_all, cfg, errors, env_processing, shard)
     stack = contextlib.ExitStack()
     stack.enter_context(patched(module, "eval_policy_all", instrumented))
     stack.enter_context(patched(module, "make_pre_post_processors", make_pre_post_processors))
@@ -219,7 +257,7 @@ def instrument_lerobot_eval(
 
 
 @contextmanager
-def instrumented_lerobot_eval(cfg: CKNNARunConfig, env_cfg):
+def instrumented_lerobot_eval(cfg: CKNNARunConfig, env_cfg, shard: SimulationShard | None = None):
     """While the block runs, ``lerobot_eval.eval_main`` gathers and scores features as it evaluates in ``env_cfg``.
 
     Raises:
@@ -227,15 +265,19 @@ def instrumented_lerobot_eval(cfg: CKNNARunConfig, env_cfg):
     """
     from lerobot.scripts import lerobot_eval
 
-    stack, errors = instrument_lerobot_eval(lerobot_eval, cfg, env_cfg)
+    stack, errors = instrument_lerobot_eval(lerobot_eval, cfg, env_cfg, shard)
     with stack:
         yield
     if errors:
         raise errors[0]
 
 
-def run_simulation(cfg: CKNNAPipelineConfig) -> None:
-    """Run LeRobot's own ``eval_main`` with feature capture; results land beside ``eval_info.json``."""
+def run_simulation(cfg: CKNNAPipelineConfig, state: PartialState) -> None:
+    """Run LeRobot's own ``eval_main`` with feature capture; results land beside ``eval_info.json``.
+
+    Under ``accelerate launch`` each process evaluates its share of the tasks; the processes other
+    than the main one write lerobot-eval's own output into ``shards/rank-R/``.
+    """
     if cfg.env.type == "libero":
         # Before lerobot_eval imports LIBERO, robosuite and MuJoCo, which read these at import.
         prepare_libero()
@@ -247,5 +289,11 @@ def run_simulation(cfg: CKNNAPipelineConfig) -> None:
             "--cknna.check_replay=true: recording the rollouts (--eval.recording=true), images as PNG."
         )
         cfg.eval.recording = True
-    with instrumented_lerobot_eval(cfg.cknna, cfg.env), policy_construction(cfg.policy.pretrained_path):
+    shard = SimulationShard(state, cfg.output_dir) if state.num_processes > 1 else None
+    if shard is not None and not state.is_main_process:
+        cfg.output_dir = shard.directory
+    with (
+        instrumented_lerobot_eval(cfg.cknna, cfg.env, shard),
+        policy_construction(cfg.policy.pretrained_path),
+    ):
         lerobot_eval.eval_main.__wrapped__(cfg)

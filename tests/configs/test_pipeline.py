@@ -11,6 +11,7 @@ from lerobot_cknna.configs.checkpoints import TRAIN_CONFIG_FILE
 from lerobot_cknna.drivers import pipeline
 from lerobot_cknna.scripts import lerobot_cknna
 from lerobot_cknna.testing.tiny_policies import save_tiny_policy
+from tests.utils import REPO
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +53,7 @@ def run_lerobot_cknna(monkeypatch, capsys, *args: str) -> tuple[int, str]:
             "cannot be resumed",
         ),
         (["--env.type=libero", "--env.max_parallel_tasks=2"], "--env.max_parallel_tasks=1"),
+        (["--dataset.repo_id=x/y", "--cknna.check_replay=true"], "run it in simulation"),
     ],
 )
 def test_bad_flags_give_a_clear_error_and_exit_2(args, message, policy_dirs, monkeypatch, capsys, tmp_path):
@@ -127,3 +129,16 @@ def test_fewer_than_three_episodes_are_announced_before_the_rollout(policy_dirs,
     )
     assert cfg.eval.n_episodes == 2
     assert "--eval.n_episodes=2: the score will have no jackknife interval" in capsys.readouterr().err
+
+
+def test_the_benchmark_config_runs_the_four_suites_every_task_fifty_episodes(policy_dirs, monkeypatch):
+    cfg = parsed_config(
+        monkeypatch,
+        f"--config_path={REPO / 'configs' / 'libero_benchmark.yaml'}",
+        f"--policy.path={policy_dirs['act']}",
+    )
+    assert isinstance(cfg.env, LiberoEnv) and cfg.dataset is None
+    assert cfg.env.task.split(",") == ["libero_spatial", "libero_object", "libero_goal", "libero_10"]
+    assert cfg.env.task_ids is None and cfg.env.episode_length is None and cfg.eval.n_episodes == 50
+    assert (cfg.env.control_mode, cfg.env.init_states) == (LiberoEnv().control_mode, LiberoEnv().init_states)
+    assert (cfg.cknna.k, cfg.cknna.n_permutations, cfg.cknna.interval_level) == (10, 200, 0.95)

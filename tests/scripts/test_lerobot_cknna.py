@@ -505,14 +505,24 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_replay_sharded_over_two_processes_equals_one_process(policy_dirs, libero_dataset, tmp_path):
+def launched_on_two_cpu_processes(options: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """``accelerate launch`` of ``lerobot-cknna OPTIONS`` on two CPU processes.
+
+    ``--multi_gpu`` is accelerate's launcher of several processes (``--cpu`` starts one without
+    MPI); on a machine without GPUs each runs on the CPU.
+    """
     accelerate = Path(sys.executable).with_name("accelerate")
-    options = start_replay(policy_dirs["smolvla"], libero_dataset, tmp_path / "sharded")[1:]
-    launch = [str(accelerate), "launch", "--cpu", "--num_processes=2", "--num_machines=1",
+    launch = [str(accelerate), "launch", "--multi_gpu", "--num_processes=2", "--num_machines=1",
               "--mixed_precision=no", "--dynamo_backend=no", f"--main_process_port={free_port()}"]  # fmt: skip
-    sharded = subprocess.run([*launch, "-m", "lerobot_cknna", *options, "--cknna.batch_size=3"],
-                             capture_output=True, text=True, cwd=tmp_path, env=OFFLINE, timeout=900)  # fmt: skip
+    return subprocess.run([*launch, "-m", "lerobot_cknna", *options],
+                          capture_output=True, text=True, cwd=cwd, env=OFFLINE, timeout=900)  # fmt: skip
+
+
+def test_replay_sharded_over_two_processes_equals_one_process(policy_dirs, libero_dataset, tmp_path):
+    options = start_replay(policy_dirs["smolvla"], libero_dataset, tmp_path / "sharded")[1:]
+    sharded = launched_on_two_cpu_processes([*options, "--cknna.batch_size=3"], tmp_path)
     assert sharded.returncode == 0, sharded.stderr[-3000:]
+    assert "process 1 of 2" in sharded.stderr and "process 2 of 2" in sharded.stderr
     single_dir = tmp_path / "single"
     single = console_script(
         "lerobot-cknna", *start_replay(policy_dirs["smolvla"], libero_dataset, single_dir)[1:], cwd=tmp_path
@@ -531,3 +541,49 @@ def test_replay_sharded_over_two_processes_equals_one_process(policy_dirs, liber
         other = records[1]["headline"][metric]
         assert other["value"] == pytest.approx(result["value"], rel=1e-6), metric
         assert other["interval"]["low"] == pytest.approx(result["interval"]["low"], rel=1e-6), metric
+
+
+def test_simulation_sharded_over_two_processes_equals_one_process(policy_dirs, tmp_path):
+    def options(out: Path) -> list[str]:
+        return [
+            f"--policy.path={policy_dirs['act']}", "--env.type=libero", "--env.task=libero_spatial",
+            "--env.task_ids=[0,1]", "--env.episode_length=6", "--eval.n_episodes=3", "--eval.batch_size=3",
+            "--cknna.k=3", "--cknna.n_permutations=10", "--cknna.report=false", f"--output_dir={out}",
+        ]  # fmt: skip
+
+    sharded_dir, single_dir = tmp_path / "sharded", tmp_path / "single"
+    sharded = launched_on_two_cpu_processes(options(sharded_dir), tmp_path)
+    assert sharded.returncode == 0, sharded.stderr[-3000:]
+    assert "process 1 of 2" in sharded.stderr and "process 2 of 2" in sharded.stderr
+    # accelerate launch gives each process one thread; so the single run, so that float rounding,
+    # and with it every action and trajectory, is the same.
+    single = subprocess.run([str(Path(sys.executable).with_name("lerobot-cknna")), *options(single_dir)],
+                            capture_output=True, text=True, cwd=tmp_path, env={**OFFLINE, "OMP_NUM_THREADS": "1"},
+                            timeout=900)  # fmt: skip
+    assert single.returncode == 0, single.stderr[-3000:]
+    one, two = (load_file(str(d / FEATURES_FILE)) for d in (single_dir, sharded_dir))
+    assert one.keys() == two.keys() and two["episode_index"].unique().tolist() == list(range(6))
+    for name in one:
+        torch.testing.assert_close(two[name], one[name], msg=name)
+    infos = [json.loads((d / "eval_info.json").read_text()) for d in (single_dir, sharded_dir)]
+    assert [(t["task_group"], t["task_id"]) for t in infos[1]["per_task"]] == [
+        ("libero_spatial", 0),
+        ("libero_spatial", 1),
+    ]
+    for single_task, sharded_task in zip(infos[0]["per_task"], infos[1]["per_task"], strict=True):
+        for key in ("sum_rewards", "max_rewards", "successes"):
+            assert sharded_task["metrics"][key] == single_task["metrics"][key], key
+    for key in ("avg_sum_reward", "avg_max_reward", "pc_success", "n_episodes"):
+        assert infos[1]["per_group"]["libero_spatial"][key] == infos[0]["per_group"]["libero_spatial"][key], (
+            key
+        )
+        assert infos[1]["overall"][key] == infos[0]["overall"][key], key
+    assert infos[1]["overall"]["n_episodes"] == 6 and len(infos[1]["overall"]["video_paths"]) == 6
+    # The second process's own lerobot-eval output stays in its shard; its features moved to the main one.
+    assert (sharded_dir / "shards" / "rank-1" / "eval_info.json").is_file()
+    assert not list((sharded_dir / "shards").rglob("*.safetensors"))
+    records = [json.loads((d / "cknna.json").read_text()) for d in (single_dir, sharded_dir)]
+    assert records[1]["samples_digest"] == records[0]["samples_digest"]
+    assert records[1]["source"]["data"] == records[0]["source"]["data"]
+    for metric, result in records[0]["headline"].items():
+        assert records[1]["headline"][metric]["value"] == pytest.approx(result["value"], rel=1e-6), metric

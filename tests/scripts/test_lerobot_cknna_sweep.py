@@ -83,6 +83,7 @@ def test_the_tiny_simulation_study_runs_every_type_in_libero(offline_assets, tmp
     assert len(runs) == 11 and all(run["succeeded"] for run in runs), [
         r["name"] for r in runs if not r["succeeded"]
     ]
+    parity = {}
     for run in runs:
         record = json.loads((out / "runs" / run["name"] / "cknna.json").read_text())
         source = record["source"]
@@ -92,6 +93,11 @@ def test_the_tiny_simulation_study_runs_every_type_in_libero(offline_assets, tmp
         assert source["data"]["pc_success"] is not None
         eval_info = json.loads((out / "runs" / run["name"] / "eval_info.json").read_text())
         assert eval_info["overall"]["n_episodes"] == 3
+        parity[run["name"]] = record["replay_parity"]
+    # Every type's recorded frames, replayed through the encode-only path, give the simulation's features.
+    assert all(p["n"] > 0 and p["missing"] == 0 and p["agrees"] for p in parity.values()), parity
+    assert max(p["max_rel_diff_feat_a"] for p in parity.values()) <= 1e-4
+    assert max(p["max_abs_diff_feat_b"] for p in parity.values()) == 0.0
     logs = {run["name"]: (out / "logs" / f"{run['name']}.stderr.log").read_text() for run in runs}
     assert "(xvla_env_steps)" in logs["xvla"] and "(action_tokenizer_config)" in logs["pi0_fast"]
     report = (out / "comparison.md").read_text()
