@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from lerobot_cknna.capture.hooks import FeatureCapture, batch_size_of
 from lerobot_cknna.drivers.proprioception_tap import ProprioceptionTapStep
-from lerobot_cknna.results.features_io import FeatureBuffer
+from lerobot_cknna.results.features_io import FeatureBuffer, SavedFeatures
 from lerobot_cknna.utils.patching import patched
 
 
@@ -83,6 +83,25 @@ class _Rollout:
         done_index = dones.argmax(axis=1)
         counted = np.arange(dones.shape[1])[None, :] <= done_index[:, None] + 1
         return (successes & counted).any(axis=1)
+
+
+@dataclass
+class GatheredSimulation:
+    """What a simulation gathered, ready to score: its features, and what its record says of them.
+
+    Attributes:
+        features: every kept sample.
+        n_episodes: ``--eval.n_episodes`` (per task).
+        task_suites: task string -> suite.
+        model_calls: env steps at which the model ran.
+        info: ``eval_policy_all``'s metrics (``eval_info.json``).
+    """
+
+    features: SavedFeatures
+    n_episodes: int
+    task_suites: dict[str, str]
+    model_calls: int
+    info: dict
 
 
 def step_successes(info: dict, num_envs: int) -> np.ndarray:
@@ -240,6 +259,12 @@ class SimulationRecorder:
                 self._rollout = None
                 self._progress = None
                 self.buffer.flush()
+
+    def gathered(self, info: dict) -> GatheredSimulation:
+        """What this recorder gathered during an evaluation that returned ``info``."""
+        return GatheredSimulation(
+            self.buffer.features(), self.n_episodes, dict(self.task_suites), self.model_calls, info
+        )
 
     def losses(self) -> dict:
         """After an evaluation that stopped early: the episodes kept, and per task those that were lost.

@@ -33,9 +33,8 @@ from lerobot_cknna.configs.cknna import CKNNARunConfig
 from lerobot_cknna.configs.pipeline import PARALLEL_TASKS_REFUSED, CKNNAPipelineConfig
 from lerobot_cknna.drivers.libero.offline import prepare_libero, select_mujoco_backend
 from lerobot_cknna.drivers.replay_parity import RecordedFrameReplay, check_replay_parity, lossless_recording
-from lerobot_cknna.drivers.rollout_recorder import SimulationRecorder
+from lerobot_cknna.drivers.rollout_recorder import GatheredSimulation, SimulationRecorder
 from lerobot_cknna.drivers.simulation_sharding import (
-    GatheredSimulation,
     SimulationShard,
     gather_simulation,
     remove_shard_features,
@@ -49,14 +48,10 @@ from lerobot_cknna.utils.patching import patched
 
 
 def simulation_source(
-    gathered: SimulationRecorder | GatheredSimulation,
-    n_episodes: int,
-    policy,
-    cfg: CKNNARunConfig,
-    info: dict,
+    policy, cfg: CKNNARunConfig, task_suites: dict[str, str], n_episodes: int, model_calls: int, info: dict
 ) -> dict:
     """Where a simulation's features come from: the policy, its hook and weights, the suites and episodes."""
-    suites = sorted(set(gathered.task_suites.values()))
+    suites = sorted(set(task_suites.values()))
     return run_source(
         policy,
         spec_for(policy.config.type, cfg.hook_path, policy.config),
@@ -65,7 +60,7 @@ def simulation_source(
         data={
             "suites": suites,
             "n_episodes": n_episodes,
-            "model_calls": gathered.model_calls,
+            "model_calls": model_calls,
             "pc_success": info.get("overall", {}).get("pc_success"),
         },
     )
@@ -89,7 +84,9 @@ def keep_what_finished(
     """After ``eval_policy_all`` stopped early: say what was kept and lost, on disk and in the log."""
     reason = stop_reason(error)
     losses = recorder.losses()
-    source = simulation_source(recorder, recorder.n_episodes, policy, cfg, {})
+    source = simulation_source(
+        policy, cfg, recorder.task_suites, recorder.n_episodes, recorder.model_calls, info={}
+    )
     path = write_interruption(run_dir, reason, losses, source, recorder.task_suites)
     logging.error(
         f"The evaluation stopped ({reason}). {losses['episodes_kept']} of {losses['episodes_planned']} episodes "
@@ -105,14 +102,18 @@ CHECK_REPLAY_NEEDS_RECORDING = (
 
 
 def publish_simulation(
-    run_dir: Path, gathered: SimulationRecorder | GatheredSimulation, n_episodes: int, policy, info: dict,
-    cfg: CKNNARunConfig, replay_parity: dict | None = None,
-) -> dict:  # fmt: skip
-    """Score what was gathered during ``eval_policy_all`` (one process's recorder, or every shard's) and publish."""
-    features = gathered.features if isinstance(gathered, GatheredSimulation) else gathered.buffer.features()
-    source = simulation_source(gathered, n_episodes, policy, cfg, info)
+    run_dir: Path,
+    gathered: GatheredSimulation,
+    policy,
+    cfg: CKNNARunConfig,
+    replay_parity: dict | None = None,
+) -> dict:
+    """Score what was gathered during ``eval_policy_all`` (by this process, or by every shard) and publish."""
+    source = simulation_source(
+        policy, cfg, gathered.task_suites, gathered.n_episodes, gathered.model_calls, gathered.info
+    )
     return publish(
-        run_dir, features, cfg, source, task_suites=gathered.task_suites, report=cfg.report,
+        run_dir, gathered.features, cfg, source, task_suites=gathered.task_suites, report=cfg.report,
         replay_parity=replay_parity,
     )  # fmt: skip
 
@@ -197,7 +198,6 @@ def instrument_eval_policy_all(
                 f"lerobot-cknna-score {features_dir}."
             ) from error
         recorder.buffer.close()
-        gathered = recorder
         if shard is not None:
             main = shard.state.is_main_process
             gathered = gather_simulation(recorder, info, order, FeatureBuffer(run_dir) if main else None)
@@ -206,16 +206,18 @@ def instrument_eval_policy_all(
                 return info
             info = gathered.info
         try:
+            if shard is None:
+                gathered = recorder.gathered(info)
             replay_parity = None
             if cfg.check_replay:
                 replay = RecordedFrameReplay(
                     policy, env_preprocessor, preprocessor, env_processing.state_steps, cfg.hook_path
                 )
                 replay_parity = check_replay_parity(
-                    Path(recording_dir), recorder.buffer.features(), recorder.episode_origins, replay,
+                    Path(recording_dir), gathered.features, recorder.episode_origins, replay,
                     env_processing.features_map, cfg.batch_size,
                 )  # fmt: skip
-            publish_simulation(run_dir, gathered, n_episodes, policy, info, cfg, replay_parity)
+            publish_simulation(run_dir, gathered, policy, cfg, replay_parity)
         except ValueError as error:
             logging.error(f"Features kept in {run_dir}, but they could not be scored: {error}")
             errors.append(error)

@@ -24,9 +24,9 @@ import torch
 from accelerate import PartialState
 from accelerate.utils import gather_object
 
-from lerobot_cknna.drivers.rollout_recorder import SimulationRecorder
+from lerobot_cknna.drivers.rollout_recorder import GatheredSimulation, SimulationRecorder
 from lerobot_cknna.drivers.sharding import SHARDS_DIR
-from lerobot_cknna.results.features_io import FeatureBuffer, SavedFeatures
+from lerobot_cknna.results.features_io import FeatureBuffer
 
 
 @dataclass
@@ -70,16 +70,6 @@ def task_order(envs: dict) -> list[tuple[str, int]]:
     return [(suite, task_id) for suite, group in envs.items() for task_id in group]
 
 
-@dataclass
-class GatheredSimulation:
-    """Every process's features and metrics, in one process's order."""
-
-    features: SavedFeatures
-    task_suites: dict[str, str]
-    model_calls: int
-    info: dict
-
-
 def gather_simulation(
     recorder: SimulationRecorder, info: dict, order: list[tuple[str, int]], buffer: FeatureBuffer | None
 ) -> GatheredSimulation | None:
@@ -96,6 +86,8 @@ def gather_simulation(
     if buffer is None:
         return None
     kept = [(share[0], share[1]) for share in shares if share[0] is not None]
+    if not kept:
+        raise ValueError("No samples were gathered by any process.")
     position = {task: i for i, task in enumerate(order)}
     keys = []  # one process's order of rows: task, batch, env step, env of the batch
     for features, origins in kept:
@@ -123,6 +115,7 @@ def gather_simulation(
     buffer.close()
     return GatheredSimulation(
         buffer.features(),
+        recorder.n_episodes,
         {task: suite for share in shares for task, suite in share[2].items()},
         sum(share[3] for share in shares),
         merge_eval_infos([share[4] for share in shares], order),

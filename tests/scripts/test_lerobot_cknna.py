@@ -186,7 +186,10 @@ def test_simulation_pairs_every_model_call_and_replays_its_recording_to_the_same
 
 def test_bad_flags_end_with_one_message_and_exit_2(policy_dirs, tmp_path):
     """End to end, through the console script (every flag case is checked in-process in tests/configs)."""
-    done = console_script("lerobot-cknna", f"--policy.path={policy_dirs['act']}", cwd=tmp_path)
+    done = console_script(
+        "lerobot-cknna", f"--policy.path={policy_dirs['act']}", "--env.type=libero", "--dataset.repo_id=a/b",
+        cwd=tmp_path,
+    )  # fmt: skip
     assert done.returncode == 2, done.stderr[-2000:]
     assert "Choose one mode" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "outputs").exists()
