@@ -387,7 +387,10 @@ def stop_after_chunks(
     """Run ``command``, send ``signal_number`` once it has streamed ``chunks`` chunks; status and stderr."""
     log = cwd / "stopped.log"
     with log.open("w") as stderr:
-        run = subprocess.Popen(command, cwd=cwd, env=OFFLINE, stdout=subprocess.DEVNULL, stderr=stderr)
+        # A shell without job control starts background commands with SIGINT ignored, and children
+        # inherit that: give the run the default Ctrl-C, as a terminal does.
+        run = subprocess.Popen(command, cwd=cwd, env=OFFLINE, stdout=subprocess.DEVNULL, stderr=stderr,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
         while len(list((out / "features.chunks").glob("chunk-*"))) < chunks:
             assert run.poll() is None, log.read_text()[-3000:]
             time.sleep(0.05)
