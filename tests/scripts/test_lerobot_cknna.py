@@ -553,8 +553,8 @@ def test_simulation_sharded_over_two_processes_equals_one_process(policy_dirs, t
     def options(out: Path) -> list[str]:
         return [
             f"--policy.path={policy_dirs['act']}", "--env.type=libero", "--env.task=libero_spatial",
-            "--env.task_ids=[0,1]", "--env.episode_length=6", "--eval.n_episodes=3", "--eval.batch_size=3",
-            "--cknna.k=3", "--cknna.n_permutations=10", "--cknna.report=false", f"--output_dir={out}",
+            "--env.task_ids=[0,1]", "--env.episode_length=6", "--eval.n_episodes=3", "--eval.batch_size=1",
+            "--eval.use_async_envs=false", "--env.hard_reset=false", "--cknna.k=3", "--cknna.n_permutations=10", "--cknna.report=false", f"--output_dir={out}",
         ]  # fmt: skip
 
     sharded_dir, single_dir = tmp_path / "sharded", tmp_path / "single"
