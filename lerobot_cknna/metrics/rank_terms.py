@@ -10,7 +10,8 @@ of :func:`lerobot_cknna.metrics.alignment.hsic_terms` up to float64 rounding of 
 another order.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -18,18 +19,29 @@ import torch
 from lerobot_cknna.metrics.knn import NeighborGraph
 
 
+# Columns of the per-row presence filter that spares most pair look-ups a binary search.
+FILTER_BUCKETS = 1024
+
+
 @dataclass(frozen=True)
 class RankedGraph:
-    """A neighbour graph with the lookups that rank-based sums need.
+    """A neighbour graph, flattened, with the look-ups that rank-based sums need.
 
     Attributes:
-        graph: the graph (``k`` columns, ordered as :class:`NeighborGraph` says).
+        n: number of samples.
+        k: neighbours per sample.
+        rows, cols, similarities: every pair ``(i, j)`` and its kernel value, row by row,
+            each row in rank order (flat index ``i * k + rank``).
         sorted_keys: every pair key ``i * n + j``, sorted.
-        key_rank: the rank (column) of each sorted key in its row.
-        reverse_rank: (n, k) rank of ``i`` in row ``graph.indices[i, r]``; ``k`` where absent.
+        key_rank: the rank of each sorted key in its row.
+        reverse_rank: the rank of ``(j, i)`` for each pair; ``k`` where absent.
     """
 
-    graph: NeighborGraph
+    n: int
+    k: int
+    rows: torch.Tensor
+    cols: torch.Tensor
+    similarities: torch.Tensor
     sorted_keys: torch.Tensor
     key_rank: torch.Tensor
     reverse_rank: torch.Tensor
@@ -37,25 +49,28 @@ class RankedGraph:
     @classmethod
     def build(cls, graph: NeighborGraph) -> "RankedGraph":
         n, k = graph.indices.shape
-        rows = torch.arange(n, device=graph.indices.device)[:, None]
-        sorted_keys, order = (rows * n + graph.indices).flatten().sort()
-        ranked = cls(graph, sorted_keys, order % k, torch.empty(0))
-        reverse = ranked.rank_of((graph.indices * n + rows).flatten()).view(n, k)
-        return cls(graph, sorted_keys, ranked.key_rank, reverse)
+        rows = torch.arange(n, device=graph.indices.device).repeat_interleave(k)
+        cols = graph.indices.flatten()
+        sorted_keys, order = (rows * n + cols).sort()
+        ranked = cls(n, k, rows, cols, graph.similarities.flatten(), sorted_keys, order % k, torch.empty(0))
+        return replace(ranked, reverse_rank=ranked.rank_of(cols, rows))
 
-    @property
-    def n(self) -> int:
-        return self.graph.indices.shape[0]
+    @cached_property
+    def _present(self) -> torch.Tensor:
+        """(n, FILTER_BUCKETS) whether row ``i`` has a neighbour ``j`` with ``j % FILTER_BUCKETS`` there."""
+        present = torch.zeros(self.n, FILTER_BUCKETS, dtype=torch.bool, device=self.rows.device)
+        present[self.rows, self.cols % FILTER_BUCKETS] = True
+        return present
 
-    @property
-    def k(self) -> int:
-        return self.graph.indices.shape[1]
-
-    def rank_of(self, keys: torch.Tensor) -> torch.Tensor:
-        """Rank of each pair key ``i * n + j`` in row ``i``; ``k`` where ``j`` is not a neighbour."""
+    def rank_of(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        """Rank of ``cols[p]`` in row ``rows[p]``; ``k`` where it is not a neighbour."""
+        rank = torch.full_like(rows, self.k)
+        maybe = self._present[rows, cols % FILTER_BUCKETS].nonzero()[:, 0]
+        keys = rows[maybe] * self.n + cols[maybe]
         position = torch.searchsorted(self.sorted_keys, keys).clamp(max=len(self.sorted_keys) - 1)
         found = self.sorted_keys[position] == keys
-        return torch.where(found, self.key_rank[position], self.k)
+        rank[maybe] = torch.where(found, self.key_rank[position], self.k)
+        return rank
 
 
 def _per_k(ks: torch.Tensor, values: torch.Tensor, rank: torch.Tensor, site: torch.Tensor | None, n: int):
@@ -98,13 +113,9 @@ def hsic_by_rank(
 
 def self_terms(ranked: RankedGraph, ks: torch.Tensor) -> np.ndarray:
     """The self-alignment term (``kk`` or ``ll``) at every k of ``ks``."""
-    n, k = ranked.n, ranked.k
-    rows = torch.arange(n, device=ks.device).repeat_interleave(k)
-    rank = torch.arange(k, device=ks.device).repeat(n)
-    sims = ranked.graph.similarities.flatten()
-    return hsic_by_rank(
-        rows, ranked.graph.indices.flatten(), rank, ranked.reverse_rank.flatten(), sims, sims, ks, n
-    )
+    rank = torch.arange(ranked.k, device=ks.device).repeat(ranked.n)
+    sims = ranked.similarities
+    return hsic_by_rank(ranked.rows, ranked.cols, rank, ranked.reverse_rank, sims, sims, ks, ranked.n)
 
 
 def cross_terms(
@@ -122,16 +133,14 @@ def cross_terms(
         sigma: a permutation of the samples, or ``None``.
     """
     n, k = ranked_a.n, ranked_a.k
-    rows = torch.arange(n, device=ks.device).repeat_interleave(k)
-    cols = ranked_a.graph.indices.flatten()
+    rows, cols = ranked_a.rows, ranked_a.cols
     rows_b, cols_b = (rows, cols) if sigma is None else (sigma[rows], sigma[cols])
-    rank_b = ranked_b.rank_of(rows_b * n + cols_b)
+    rank_b = ranked_b.rank_of(rows_b, cols_b)
     shared = (rank_b < ranked_b.k).nonzero()[:, 0]
     at_b = rows_b[shared] * ranked_b.k + rank_b[shared]
     rank = torch.maximum(shared % k, rank_b[shared])
-    reverse = torch.maximum(ranked_a.reverse_rank.flatten()[shared], ranked_b.reverse_rank.flatten()[at_b])
-    x = ranked_a.graph.similarities.flatten()[shared]
-    y = ranked_b.graph.similarities.flatten()[at_b]
+    reverse = torch.maximum(ranked_a.reverse_rank[shared], ranked_b.reverse_rank[at_b])
+    x, y = ranked_a.similarities[shared], ranked_b.similarities[at_b]
     kl = hsic_by_rank(rows[shared], cols[shared], rank, reverse, x, y, ks, n)
     counts = torch.zeros(len(ks) + 1, dtype=torch.long, device=ks.device)
     counts.index_add_(0, torch.searchsorted(ks, rank, right=True), torch.ones_like(rank))
