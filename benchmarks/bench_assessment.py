@@ -29,6 +29,7 @@ import torch
 from bench_metrics import make_features
 
 from lerobot_cknna.metrics.alignment import cknna
+from lerobot_cknna.metrics.observed import Observed
 from lerobot_cknna.metrics.statistics import (
     FAST_ESTIMATORS,
     _graph,
@@ -67,15 +68,16 @@ def assessment(a, b, estimators) -> tuple[dict[str, float], dict]:
     graph_a = _timed(seconds, "feat A graph", lambda: _graph(a, k_max, None, spare))
     graph_b = _timed(seconds, "feat B graph", lambda: _graph(b, k_max, None, spare))
     observed = _timed(seconds, "k sweep", lambda: _scores(graph_a, graph_b, KS, None, EPS))
+    observed_data = Observed(a, b, graph_a, graph_b, KS, None, EPS)
     pairings, _ = _timed(
         seconds, "null", lambda: _pairings("episode", episodes, n, N_PERMUTATIONS, np.random.default_rng(0))
     )
-    samples, _ = _timed(
-        seconds, "null", lambda: estimators.null_samples(graph_a, graph_b, b, KS, None, EPS, pairings)
-    )
+    samples, _ = _timed(seconds, "null", lambda: estimators.null_samples(observed_data, pairings))
     groups = jackknife_groups(episodes, JACKKNIFE_GROUPS)
     estimates = _timed(
-        seconds, "jackknife", lambda: estimators.jackknife_estimates(a, b, graph_a, graph_b, KS, None, EPS, groups)
+        seconds,
+        "jackknife",
+        lambda: estimators.jackknife_estimates(observed_data, groups),
     )
     intervals = _intervals(estimates, observed, LEVEL)
     numbers = {
@@ -97,7 +99,9 @@ def run(n: int, with_old: bool) -> None:
     new, new_numbers = assessment(a, b, FAST_ESTIMATORS)
     peak = _peak_mb()
     old, old_numbers = assessment(a, b, REFERENCE_ESTIMATORS) if with_old else (None, None)
-    print(f"\nN={n}: one bare cknna(a, b, k=10): {bare:.2f} s; peak RSS after the new assessment: {peak:.0f} MB")
+    print(
+        f"\nN={n}: one bare cknna(a, b, k=10): {bare:.2f} s; peak RSS after the new assessment: {peak:.0f} MB"
+    )
     print(f"{'component':<14} {'new s':>9} {'x bare':>7} | {'old s':>9} {'x bare':>7} | {'old/new':>8}")
     for name in (*COMPONENTS, "complete"):
         new_s = sum(new.values()) if name == "complete" else new[name]
@@ -115,7 +119,9 @@ def run(n: int, with_old: bool) -> None:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[8000, 50000])
     parser.add_argument("--skip-old", action="store_true", help="do not run the previous implementation")
     args = parser.parse_args()

@@ -19,6 +19,7 @@ from lerobot_cknna.metrics.knn import (
     check_admissible,
     knn_rows,
 )
+from lerobot_cknna.metrics.observed import Observed
 from lerobot_cknna.metrics.rank_terms import RankedGraph, cross_terms, self_terms
 
 METRICS = ("cknna", "mutual_knn")
@@ -53,33 +54,21 @@ def _subset_graph(
     return NeighborGraph(indices, similarities)
 
 
-def jackknife_estimates(
-    a: torch.Tensor,
-    b: torch.Tensor,
-    graph_a: NeighborGraph,
-    graph_b: NeighborGraph,
-    ks: tuple[int, ...],
-    exclusion: NeighborExclusion | None,
-    eps: float,
-    groups: list[torch.Tensor],
-) -> dict[str, np.ndarray]:
+def jackknife_estimates(observed: Observed, groups: list[torch.Tensor]) -> dict[str, np.ndarray]:
     """Each metric (metric -> (n_groups, len(ks))) with each group of samples left out.
 
     Args:
-        a, b: feat A and feat B.
-        graph_a, graph_b: their graphs, at least ``max(ks)`` neighbours; the longer, the
-            fewer samples are searched again.
-        ks: ascending neighbourhood sizes.
-        exclusion: the neighbour exclusion, or ``None``.
-        eps: denominator constant of CKNNA.
+        observed: the features, their graphs (the longer, the fewer samples are searched
+            again) and the options.
         groups: the rows of each left-out group.
 
     Raises:
         ValueError: a subset leaves some sample fewer than ``max(ks)`` candidates.
         UndefinedAlignmentError: CKNNA is undefined in a subset.
     """
+    a, b, ks, exclusion = observed.a, observed.b, observed.ks, observed.exclusion
     k_max = max(ks)
-    ks_tensor = torch.tensor(ks, device=graph_a.indices.device)
+    ks_tensor = torch.tensor(ks, device=a.device)
     estimates = {metric: np.full((len(groups), len(ks)), np.nan) for metric in METRICS}
     for g, dropped in enumerate(groups):
         kept = torch.ones(a.shape[0], dtype=torch.bool, device=a.device)
@@ -89,12 +78,12 @@ def jackknife_estimates(
         check_admissible(admissible_counts(n, sub_exclusion, a.device), k_max)
         ranked_a, ranked_b = (
             RankedGraph.build(_subset_graph(feats, graph, kept, k_max, sub_exclusion))
-            for feats, graph in ((a, graph_a), (b, graph_b))
+            for feats, graph in ((a, observed.graph_a), (b, observed.graph_b))
         )
         self_a, self_b = self_terms(ranked_a, ks_tensor), self_terms(ranked_b, ks_tensor)
         kl, shared = cross_terms(ranked_a, ranked_b, ks_tensor)
-        for col, k in enumerate(ks):
+        for col in range(len(ks)):
             terms = HSICTerms(kl=float(kl[col]), kk=float(self_a[col]), ll=float(self_b[col]))
-            estimates["cknna"][g, col] = cknna_from_terms(terms, eps)
+            estimates["cknna"][g, col] = cknna_from_terms(terms, observed.eps)
         estimates["mutual_knn"][g] = shared / (n * np.asarray(ks))
     return estimates

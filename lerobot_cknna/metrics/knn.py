@@ -260,7 +260,9 @@ def _certified_float64_search(
     norms = feats.norm(dim=1)
     bound = unit_error / (1 - unit_error) * (norms if rows is None else norms[rows]) * norms.max()
     # A candidate more than two bounds below the k-th float32 value is beaten by k others.
-    needed = (coarse.values.double() >= coarse.values[:, k - 1, None].double() - 2 * bound[:, None]).sum(dim=1)
+    needed = (coarse.values.double() >= coarse.values[:, k - 1, None].double() - 2 * bound[:, None]).sum(
+        dim=1
+    )
     similarities = _float64_similarities(feats, coarse.indices, rows, needed)
     values, indices = _order(similarities, coarse.indices)
     certified = (values[:, k - 1] > coarse.values[:, -1].double() + bound) | (admissible <= n_candidates)

@@ -29,6 +29,7 @@ from lerobot_cknna.metrics.alignment import (
     self_hsic,
 )
 from lerobot_cknna.metrics.knn import NeighborExclusion, NeighborGraph, _order, admissible_counts, knn_graph
+from lerobot_cknna.metrics.observed import Observed
 from lerobot_cknna.metrics.rank_terms import RankedGraph, cross_terms
 
 METRICS = ("cknna", "mutual_knn")
@@ -82,30 +83,24 @@ def _relabelled(graph_b: NeighborGraph, sigma: torch.Tensor, k_max: int) -> Neig
     return NeighborGraph(indices[:, :k_max], values[:, :k_max])
 
 
-def null_samples(
-    graph_a: NeighborGraph,
-    graph_b: NeighborGraph,
-    b: torch.Tensor,
-    ks: tuple[int, ...],
-    exclusion: NeighborExclusion | None,
-    eps: float,
-    pairings: list[torch.Tensor],
-) -> tuple[dict[str, np.ndarray], int]:
+def null_samples(observed: Observed, pairings: list[torch.Tensor]) -> tuple[dict[str, np.ndarray], int]:
     """Metric values (metric -> (n_pairings, len(ks))) under each pairing; NaN where undefined.
 
     Args:
-        graph_a: feat A's graph, at least ``max(ks)`` neighbours.
-        graph_b: feat B's graph as observed, at least ``max(ks)`` neighbours (more make
-            relabelling possible on data with ties).
-        b: feat B.
-        ks: ascending neighbourhood sizes.
-        exclusion: the neighbour exclusion, or ``None``.
-        eps: denominator constant of CKNNA.
+        observed: the features, their graphs as observed (neighbours beyond ``max(ks)`` let
+            feat B's be relabelled on data with ties) and the options.
         pairings: the row maps ``sigma``.
 
     Returns:
         The values and the number of (pairing, k) where CKNNA was undefined.
     """
+    graph_a, graph_b, b, ks, exclusion = (
+        observed.graph_a,
+        observed.graph_b,
+        observed.b,
+        observed.ks,
+        observed.exclusion,
+    )
     k_max, n = max(ks), b.shape[0]
     device = graph_a.indices.device
     ks_tensor = torch.tensor(ks, device=device)
@@ -136,7 +131,7 @@ def null_samples(
             values["mutual_knn"][row, col] = float(shared[col]) / (n * k)
             try:
                 terms = HSICTerms(kl=float(kl[col]), kk=self_a[col], ll=self_b_here[col])
-                values["cknna"][row, col] = cknna_from_terms(terms, eps)
+                values["cknna"][row, col] = cknna_from_terms(terms, observed.eps)
             except UndefinedAlignmentError:
                 undefined += 1
     return values, undefined

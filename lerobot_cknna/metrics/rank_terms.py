@@ -18,7 +18,6 @@ import torch
 
 from lerobot_cknna.metrics.knn import NeighborGraph
 
-
 # Columns of the per-row presence filter that spares most pair look-ups a binary search.
 FILTER_BUCKETS = 1024
 
@@ -96,10 +95,12 @@ def hsic_by_rank(
     """``HSIC_u(M_k o X, M_k o Y)`` for every k of ``ks``, the masks given by ranks.
 
     Args:
-        rows, cols: the pairs ``(i, j)`` that any mask holds.
+        rows: the ``i`` of the pairs ``(i, j)`` that any mask holds.
+        cols: their ``j``.
         rank: pair ``(i, j)`` is in ``M_k`` iff ``rank < k``.
         reverse_rank: the rank of ``(j, i)`` (anything >= max k where no mask holds it).
-        x, y: the kernels' entries at those pairs (float64).
+        x: kernel X's entries at those pairs (float64).
+        y: kernel Y's entries at those pairs (float64).
         ks: ascending neighbourhood sizes.
         n: number of samples.
     """

@@ -30,7 +30,6 @@ from scipy import stats as scipy_stats
 from lerobot_cknna.metrics.alignment import (
     REFERENCE_EPS,
     AlignmentResult,
-    UndefinedAlignmentError,
     centring_warnings,
     check_pair,
     cknna_from_graphs,
@@ -38,6 +37,7 @@ from lerobot_cknna.metrics.alignment import (
 )
 from lerobot_cknna.metrics.jackknife import METRICS, jackknife_estimates, jackknife_groups
 from lerobot_cknna.metrics.knn import NeighborExclusion, NeighborGraph, admissible_counts, knn_graph
+from lerobot_cknna.metrics.observed import Observed
 from lerobot_cknna.metrics.permutation import null_samples
 
 
@@ -46,10 +46,10 @@ class Estimators:
     """How :func:`assess` computes the null and the jackknife.
 
     Attributes:
-        null_samples: ``(graph_a, graph_b, b, ks, exclusion, eps, pairings) -> (values, undefined)``,
-            see :func:`lerobot_cknna.metrics.permutation.null_samples`.
-        jackknife_estimates: ``(a, b, graph_a, graph_b, ks, exclusion, eps, groups) -> estimates``,
-            see :func:`lerobot_cknna.metrics.jackknife.jackknife_estimates`.
+        null_samples: ``(observed, pairings) -> (values, undefined)``, see
+            :func:`lerobot_cknna.metrics.permutation.null_samples`.
+        jackknife_estimates: ``(observed, groups) -> estimates``, see
+            :func:`lerobot_cknna.metrics.jackknife.jackknife_estimates`.
         spare_neighbours: the graphs keep this many neighbours beyond ``max(ks)`` (where the
             data has them), which the jackknife and the null read instead of searching again.
     """
@@ -304,6 +304,7 @@ def assess(
     spare = estimators.spare_neighbours(max(ks)) if n_permutations > 0 or interval_level is not None else 0
     graph_a, graph_b = _graph(a, max(ks), exclusion, spare), _graph(b, max(ks), exclusion, spare)
     observed = _scores(graph_a, graph_b, ks, exclusion, eps)
+    data = Observed(a, b, graph_a, graph_b, ks, exclusion, eps)
     shared_warnings = centring_warnings(a, b)
     out = {
         metric: [Assessment(result, warnings=list(shared_warnings)) for result in results]
@@ -313,7 +314,7 @@ def assess(
     if n_permutations > 0:
         rng = np.random.default_rng(seed)
         pairings, exact = _pairings(null_unit, episodes, n, n_permutations, rng)
-        samples, undefined = estimators.null_samples(graph_a, graph_b, b, ks, exclusion, eps, pairings)
+        samples, undefined = estimators.null_samples(data, pairings)
         for metric in METRICS:
             for col, assessment in enumerate(out[metric]):
                 assessment.null = _summarize_null(null_unit, assessment.value, samples[metric][:, col], exact)
@@ -344,7 +345,7 @@ def assess(
                 "or ask for no interval (interval_level=None; --cknna.interval_level=null)."
             )
         groups = jackknife_groups(episodes, max_groups)
-        estimates = estimators.jackknife_estimates(a, b, graph_a, graph_b, ks, exclusion, eps, groups)
+        estimates = estimators.jackknife_estimates(data, groups)
         intervals = _intervals(estimates, observed, interval_level)
         for metric in METRICS:
             for assessment, interval in zip(out[metric], intervals[metric], strict=True):

@@ -10,23 +10,23 @@ import numpy as np
 import torch
 
 from lerobot_cknna.metrics.alignment import UndefinedAlignmentError, cknna_from_graphs, mutual_knn_from_graphs
-from lerobot_cknna.metrics.knn import NeighborExclusion, NeighborGraph, knn_graph
+from lerobot_cknna.metrics.knn import knn_graph
+from lerobot_cknna.metrics.observed import Observed
 from lerobot_cknna.metrics.statistics import METRICS, Estimators, _scores
 
 
-def null_samples(
-    graph_a: NeighborGraph,
-    graph_b: NeighborGraph,
-    b: torch.Tensor,
-    ks: tuple[int, ...],
-    exclusion: NeighborExclusion | None,
-    eps: float,
-    pairings: list[torch.Tensor],
-) -> tuple[dict[str, np.ndarray], int]:
+def null_samples(observed: Observed, pairings: list[torch.Tensor]) -> tuple[dict[str, np.ndarray], int]:
     """Metric values (metric -> (n_pairings, len(ks))) under each pairing; NaN where undefined.
 
-    Feat B's graph is searched again for every pairing; ``graph_b`` is not used.
+    Feat B's graph is searched again for every pairing; ``observed.graph_b`` is not used.
     """
+    graph_a, b, ks, exclusion, eps = (
+        observed.graph_a,
+        observed.b,
+        observed.ks,
+        observed.exclusion,
+        observed.eps,
+    )
     values = {metric: np.full((len(pairings), len(ks)), np.nan) for metric in METRICS}
     undefined = 0
     for row, sigma in enumerate(pairings):
@@ -40,20 +40,12 @@ def null_samples(
     return values, undefined
 
 
-def jackknife_estimates(
-    a: torch.Tensor,
-    b: torch.Tensor,
-    graph_a: NeighborGraph,
-    graph_b: NeighborGraph,
-    ks: tuple[int, ...],
-    exclusion: NeighborExclusion | None,
-    eps: float,
-    groups: list[torch.Tensor],
-) -> dict[str, np.ndarray]:
+def jackknife_estimates(observed: Observed, groups: list[torch.Tensor]) -> dict[str, np.ndarray]:
     """Each metric (metric -> (n_groups, len(ks))) with each group left out, both graphs searched again.
 
-    ``graph_a`` and ``graph_b`` are not used.
+    The observed graphs are not used.
     """
+    a, b, ks, exclusion, eps = observed.a, observed.b, observed.ks, observed.exclusion, observed.eps
     estimates = {metric: np.full((len(groups), len(ks)), np.nan) for metric in METRICS}
     for g, dropped in enumerate(groups):
         keep = torch.ones(a.shape[0], dtype=torch.bool)

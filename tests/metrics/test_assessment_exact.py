@@ -9,6 +9,7 @@ import lerobot_cknna.metrics.jackknife as jackknife_module
 import lerobot_cknna.metrics.permutation as permutation_module
 from lerobot_cknna.metrics.alignment import hsic_terms, mutual_knn_from_graphs
 from lerobot_cknna.metrics.knn import NeighborExclusion, knn_graph, knn_rows
+from lerobot_cknna.metrics.observed import Observed
 from lerobot_cknna.metrics.rank_terms import RankedGraph, cross_terms, self_terms
 from lerobot_cknna.metrics.statistics import _episode_rows, _graph, _pairings, assess, jackknife_groups
 from lerobot_cknna.testing import dense_reference, reference_statistics
@@ -87,7 +88,9 @@ def test_assessment_equals_the_reference_loops(case):
                 assert samples.tolist() == old.null.samples
             np.testing.assert_allclose(samples, old.null.samples, rtol=0, atol=ROUNDING)
             for end in ("low", "high", "standard_error"):
-                assert getattr(new.interval, end) == pytest.approx(getattr(old.interval, end), rel=0, abs=ROUNDING)
+                assert getattr(new.interval, end) == pytest.approx(
+                    getattr(old.interval, end), rel=0, abs=ROUNDING
+                )
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -98,10 +101,11 @@ def test_every_null_sample_and_jackknife_estimate_equals_the_reference(case):
     rows = _episode_rows(options["episode_index"], options["frame_index"])
     pairings, _ = _pairings(options.get("null_unit", "episode"), rows, len(a), 30, np.random.default_rng(0))
     groups = jackknife_groups(rows, 20)
-    fast_null, fast_undefined = permutation_module.null_samples(graph_a, graph_b, b, ks, exclusion, 1e-6, pairings)
-    old_null, old_undefined = reference_statistics.null_samples(graph_a, graph_b, b, ks, exclusion, 1e-6, pairings)
-    fast_jack = jackknife_module.jackknife_estimates(a, b, graph_a, graph_b, ks, exclusion, 1e-6, groups)
-    old_jack = reference_statistics.jackknife_estimates(a, b, graph_a, graph_b, ks, exclusion, 1e-6, groups)
+    observed = Observed(a, b, graph_a, graph_b, ks, exclusion, 1e-6)
+    fast_null, fast_undefined = permutation_module.null_samples(observed, pairings)
+    old_null, old_undefined = reference_statistics.null_samples(observed, pairings)
+    fast_jack = jackknife_module.jackknife_estimates(observed, groups)
+    old_jack = reference_statistics.jackknife_estimates(observed, groups)
     assert fast_undefined == old_undefined
     for metric in ("cknna", "mutual_knn"):
         np.testing.assert_array_equal(np.isnan(fast_null[metric]), np.isnan(old_null[metric]))
@@ -121,14 +125,18 @@ def _route_counts(monkeypatch) -> dict[str, int]:
 
         return wrapper
 
-    monkeypatch.setattr(permutation_module, "knn_graph", counted("rebuilt pairings", permutation_module.knn_graph))
+    monkeypatch.setattr(
+        permutation_module, "knn_graph", counted("rebuilt pairings", permutation_module.knn_graph)
+    )
     monkeypatch.setattr(
         permutation_module, "_relabelled", counted("re-sorted pairings", permutation_module._relabelled)
     )
     monkeypatch.setattr(
         jackknife_module,
         "knn_rows",
-        counted("jackknife rows searched", jackknife_module.knn_rows, size=lambda feats, rows, *rest: len(rows)),
+        counted(
+            "jackknife rows searched", jackknife_module.knn_rows, size=lambda feats, rows, *rest: len(rows)
+        ),
     )
     return counts
 
@@ -174,7 +182,9 @@ def test_jackknife_standard_error_equals_dense_leave_group_out(exclude):
     a, b = F.normalize(walks(lengths, 12, gen), dim=-1), F.normalize(walks(lengths, 6, gen), dim=-1)
     exclusion = NeighborExclusion(episode) if exclude else None
     ks = (4, 8)
-    out = assess(a, b, ks=ks, episode_index=episode, frame_index=frame, exclusion=exclusion, interval_level=0.9)
+    out = assess(
+        a, b, ks=ks, episode_index=episode, frame_index=frame, exclusion=exclusion, interval_level=0.9
+    )
     groups = jackknife_groups(_episode_rows(episode, frame), 20)
     for col, k in enumerate(ks):
         estimates = []
