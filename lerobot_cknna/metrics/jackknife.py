@@ -6,7 +6,14 @@ subset are its neighbours in the full data with the left-out samples struck out,
 same order (ties by lower index stay ties by lower index). Built with more than ``max(ks)``
 neighbours, the full lists answer every kept sample that keeps at least ``max(ks)`` of
 them; the others are searched in the subset (:func:`lerobot_cknna.metrics.knn.knn_rows`).
+
+When every kept sample keeps enough, nothing is searched or sorted: a full-list entry is
+in the subset's graph when it survives among the first ``max(ks)`` of its row, its rank
+there is the number of survivors before it, and the reverse pair and the other graph's
+pair are found through positions looked up once in the full lists.
 """
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -20,7 +27,7 @@ from lerobot_cknna.metrics.knn import (
     knn_rows,
 )
 from lerobot_cknna.metrics.observed import Observed
-from lerobot_cknna.metrics.rank_terms import RankedGraph, cross_terms, self_terms
+from lerobot_cknna.metrics.rank_terms import RankedGraph, cross_terms, hsic_by_rank, self_terms, shared_terms
 
 METRICS = ("cknna", "mutual_knn")
 
@@ -54,6 +61,96 @@ def _subset_graph(
     return NeighborGraph(indices, similarities)
 
 
+@dataclass(frozen=True)
+class _FullLists:
+    """One graph's full lists, ranked, with the position of each pair in the other graph."""
+
+    ranked: RankedGraph
+    position_in_other: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class _Survivors:
+    """Which entries of a graph's full lists make the subset's graph, and their rank there."""
+
+    inside: torch.Tensor
+    rank: torch.Tensor
+    complete: bool
+
+    @classmethod
+    def of(cls, graph: NeighborGraph, kept: torch.Tensor, k: int) -> "_Survivors":
+        stays = kept[graph.indices] & kept[:, None]
+        rank = stays.cumsum(dim=1) - 1
+        complete = bool((stays.sum(dim=1)[kept] >= k).all())
+        return cls((stays & (rank < k)).flatten(), rank.flatten(), complete)
+
+    def rank_at(self, rows: torch.Tensor, positions: torch.Tensor, length: int, absent: int) -> torch.Tensor:
+        """Subset rank of the entries at ``positions`` (``length``: none) of ``rows``; else ``absent``."""
+        flat = rows * length + positions.clamp(max=length - 1)
+        inside = (positions < length) & self.inside[flat]
+        return torch.where(inside, self.rank[flat], absent)
+
+
+def _terms_from_lists(
+    full_a: _FullLists,
+    full_b: _FullLists,
+    kept: torch.Tensor,
+    survivors: tuple[_Survivors, _Survivors],
+    ks: torch.Tensor,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``kk``, ``ll``, ``kl`` and shared counts of the subset ``kept``, read off the full lists."""
+    n, k_max = int(kept.sum()), int(ks[-1])
+    new_index = kept.cumsum(dim=0) - 1
+    entries = []
+    for full, alive in zip((full_a, full_b), survivors, strict=True):
+        ranked = full.ranked
+        at = alive.inside.nonzero()[:, 0]
+        reverse = alive.rank_at(ranked.cols[at], ranked.reverse_rank[at], ranked.k, k_max)
+        entries.append((at, reverse))
+    self_ab = [
+        hsic_by_rank(
+            new_index[full.ranked.rows[at]],
+            new_index[full.ranked.cols[at]],
+            alive.rank[at],
+            reverse,
+            full.ranked.similarities[at],
+            full.ranked.similarities[at],
+            ks,
+            n,
+        )
+        for full, alive, (at, reverse) in zip((full_a, full_b), survivors, entries, strict=True)
+    ]
+    (at_a, reverse_a), (alive_a, alive_b) = entries[0], survivors
+    rows, cols, length_b = full_a.ranked.rows[at_a], full_a.ranked.cols[at_a], full_b.ranked.k
+    position_b = full_a.position_in_other[at_a]
+    rank_b = alive_b.rank_at(rows, position_b, length_b, k_max)
+    shared = (rank_b < k_max).nonzero()[:, 0]
+    at_b = rows[shared] * length_b + position_b[shared]
+    reverse_b = alive_b.rank_at(cols[shared], full_b.ranked.reverse_rank[at_b], length_b, k_max)
+    kl, counts = shared_terms(
+        new_index[rows[shared]],
+        new_index[cols[shared]],
+        torch.maximum(alive_a.rank[at_a[shared]], rank_b[shared]),
+        torch.maximum(reverse_a[shared], reverse_b),
+        full_a.ranked.similarities[at_a[shared]],
+        full_b.ranked.similarities[at_b],
+        ks,
+        n,
+    )
+    return self_ab[0], self_ab[1], kl, counts
+
+
+def _terms_from_search(
+    observed: Observed, kept: torch.Tensor, exclusion: NeighborExclusion | None, ks: torch.Tensor
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``kk``, ``ll``, ``kl`` and shared counts of the subset ``kept``, searching the rows that need it."""
+    ranked_a, ranked_b = (
+        RankedGraph.build(_subset_graph(feats, graph, kept, int(ks[-1]), exclusion))
+        for feats, graph in ((observed.a, observed.graph_a), (observed.b, observed.graph_b))
+    )
+    return self_terms(ranked_a, ks), self_terms(ranked_b, ks), *cross_terms(ranked_a, ranked_b, ks)
+
+
 def jackknife_estimates(observed: Observed, groups: list[torch.Tensor]) -> dict[str, np.ndarray]:
     """Each metric (metric -> (n_groups, len(ks))) with each group of samples left out.
 
@@ -66,9 +163,13 @@ def jackknife_estimates(observed: Observed, groups: list[torch.Tensor]) -> dict[
         ValueError: a subset leaves some sample fewer than ``max(ks)`` candidates.
         UndefinedAlignmentError: CKNNA is undefined in a subset.
     """
-    a, b, ks, exclusion = observed.a, observed.b, observed.ks, observed.exclusion
+    a, ks, exclusion = observed.a, observed.ks, observed.exclusion
     k_max = max(ks)
     ks_tensor = torch.tensor(ks, device=a.device)
+    ranked_b = RankedGraph.build(observed.graph_b)
+    ranked_a = RankedGraph.build(observed.graph_a)
+    full_a = _FullLists(ranked_a, ranked_b.rank_of(ranked_a.rows, ranked_a.cols))
+    full_b = _FullLists(ranked_b)
     estimates = {metric: np.full((len(groups), len(ks)), np.nan) for metric in METRICS}
     for g, dropped in enumerate(groups):
         kept = torch.ones(a.shape[0], dtype=torch.bool, device=a.device)
@@ -76,12 +177,14 @@ def jackknife_estimates(observed: Observed, groups: list[torch.Tensor]) -> dict[
         n = int(kept.sum())
         sub_exclusion = None if exclusion is None else exclusion.subset(kept.nonzero()[:, 0].cpu())
         check_admissible(admissible_counts(n, sub_exclusion, a.device), k_max)
-        ranked_a, ranked_b = (
-            RankedGraph.build(_subset_graph(feats, graph, kept, k_max, sub_exclusion))
-            for feats, graph in ((a, observed.graph_a), (b, observed.graph_b))
+        survivors = (
+            _Survivors.of(observed.graph_a, kept, k_max),
+            _Survivors.of(observed.graph_b, kept, k_max),
         )
-        self_a, self_b = self_terms(ranked_a, ks_tensor), self_terms(ranked_b, ks_tensor)
-        kl, shared = cross_terms(ranked_a, ranked_b, ks_tensor)
+        if all(alive.complete for alive in survivors):
+            self_a, self_b, kl, shared = _terms_from_lists(full_a, full_b, kept, survivors, ks_tensor)
+        else:
+            self_a, self_b, kl, shared = _terms_from_search(observed, kept, sub_exclusion, ks_tensor)
         for col in range(len(ks)):
             terms = HSICTerms(kl=float(kl[col]), kk=float(self_a[col]), ll=float(self_b[col]))
             estimates["cknna"][g, col] = cknna_from_terms(terms, observed.eps)
