@@ -110,7 +110,7 @@ def run(n: int, with_old: bool) -> None:
             print(f"{cells} | {'(previous implementation not run: --skip-old)':>27}")
             continue
         old_s = sum(old.values()) if name == "complete" else old[name]
-        print(f"{cells} | {old_s:>9.2f} {old_s / bare:>7.2f} | {old_s / new_s:>8.1f}")
+        print(f"{cells} | {old_s:>9.2f} {old_s / bare:>7.2f} | {old_s / new_s:>8.1f}", flush=True)
     if old is not None:
         for what in ("null", "interval"):
             difference = np.nanmax(np.abs(new_numbers[what] - old_numbers[what]))

@@ -166,6 +166,7 @@ def jackknife_estimates(observed: Observed, groups: list[torch.Tensor]) -> dict[
     a, ks, exclusion = observed.a, observed.ks, observed.exclusion
     k_max = max(ks)
     ks_tensor = torch.tensor(ks, device=a.device)
+    exclusion_device = None if exclusion is None else exclusion.episode_index.device
     ranked_b = RankedGraph.build(observed.graph_b)
     ranked_a = RankedGraph.build(observed.graph_a)
     full_a = _FullLists(ranked_a, ranked_b.rank_of(ranked_a.rows, ranked_a.cols))
@@ -175,7 +176,9 @@ def jackknife_estimates(observed: Observed, groups: list[torch.Tensor]) -> dict[
         kept = torch.ones(a.shape[0], dtype=torch.bool, device=a.device)
         kept[dropped.to(a.device)] = False
         n = int(kept.sum())
-        sub_exclusion = None if exclusion is None else exclusion.subset(kept.nonzero()[:, 0].cpu())
+        sub_exclusion = (
+            None if exclusion is None else exclusion.subset(kept.nonzero()[:, 0].to(exclusion_device))
+        )
         check_admissible(admissible_counts(n, sub_exclusion, a.device), k_max)
         survivors = (
             _Survivors.of(observed.graph_a, kept, k_max),

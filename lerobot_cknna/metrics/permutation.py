@@ -103,6 +103,7 @@ def null_samples(observed: Observed, pairings: list[torch.Tensor]) -> tuple[dict
     )
     k_max, n = max(ks), b.shape[0]
     device = graph_a.indices.device
+    exclusion = None if exclusion is None else exclusion.to(device)
     ks_tensor = torch.tensor(ks, device=device)
     ranked_a = RankedGraph.build(graph_a.truncate(k_max))
     self_a = [self_hsic(graph_a.truncate(k), n) for k in ks]
