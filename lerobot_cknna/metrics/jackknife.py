@@ -27,7 +27,7 @@ from lerobot_cknna.metrics.knn import (
     knn_rows,
 )
 from lerobot_cknna.metrics.observed import Observed
-from lerobot_cknna.metrics.rank_terms import RankedGraph, cross_terms, hsic_by_rank, self_terms, shared_terms
+from lerobot_cknna.metrics.rank_terms import RankedGraph, cross_terms, hsic_by_rank, self_terms, shared_counts
 
 METRICS = ("cknna", "mutual_knn")
 
@@ -127,16 +127,18 @@ def _terms_from_lists(
     shared = (rank_b < k_max).nonzero()[:, 0]
     at_b = rows[shared] * length_b + position_b[shared]
     reverse_b = alive_b.rank_at(cols[shared], full_b.ranked.reverse_rank[at_b], length_b, k_max)
-    kl, counts = shared_terms(
+    rank = torch.maximum(alive_a.rank[at_a[shared]], rank_b[shared])
+    kl = hsic_by_rank(
         new_index[rows[shared]],
         new_index[cols[shared]],
-        torch.maximum(alive_a.rank[at_a[shared]], rank_b[shared]),
+        rank,
         torch.maximum(reverse_a[shared], reverse_b),
         full_a.ranked.similarities[at_a[shared]],
         full_b.ranked.similarities[at_b],
         ks,
         n,
     )
+    counts = shared_counts(rank, ks)
     return self_ab[0], self_ab[1], kl, counts
 
 

@@ -142,25 +142,11 @@ def cross_terms(
     rank = torch.maximum(shared % k, rank_b[shared])
     reverse = torch.maximum(ranked_a.reverse_rank[shared], ranked_b.reverse_rank[at_b])
     x, y = ranked_a.similarities[shared], ranked_b.similarities[at_b]
-    return shared_terms(rows[shared], cols[shared], rank, reverse, x, y, ks, n)
+    return hsic_by_rank(rows[shared], cols[shared], rank, reverse, x, y, ks, n), shared_counts(rank, ks)
 
 
-def shared_terms(
-    rows: torch.Tensor,
-    cols: torch.Tensor,
-    rank: torch.Tensor,
-    reverse_rank: torch.Tensor,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    ks: torch.Tensor,
-    n: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """``kl`` and the number of shared pairs at every k, from the pairs both graphs hold.
-
-    The arguments are those of :func:`hsic_by_rank`, ``rank`` being the larger of the
-    pair's two ranks and ``reverse_rank`` the larger of the reverse pair's.
-    """
-    kl = hsic_by_rank(rows, cols, rank, reverse_rank, x, y, ks, n)
+def shared_counts(rank: torch.Tensor, ks: torch.Tensor) -> np.ndarray:
+    """The number of pairs with ``rank < k`` for every k of ``ks`` (shared pairs: mutual kNN)."""
     counts = torch.zeros(len(ks) + 1, dtype=torch.long, device=ks.device)
     counts.index_add_(0, torch.searchsorted(ks, rank, right=True), torch.ones_like(rank))
-    return kl, counts.cumsum(dim=0)[:-1].cpu().numpy()
+    return counts.cumsum(dim=0)[:-1].cpu().numpy()
