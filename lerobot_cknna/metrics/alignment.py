@@ -162,6 +162,12 @@ def _masked_hsic(keys: torch.Tensor, x: torch.Tensor, y: torch.Tensor, n: int) -
     return float(value / (n * (n - 3)))
 
 
+def self_hsic(graph: NeighborGraph, n: int) -> float:
+    """A graph's self-alignment term ``HSIC_u(M o K, M o K)`` (``kk`` or ``ll`` of CKNNA)."""
+    sims = graph.similarities.flatten()
+    return _masked_hsic(_pair_keys(graph, n), sims, sims, n)
+
+
 def hsic_terms(graph_a: NeighborGraph, graph_b: NeighborGraph, n: int) -> HSICTerms:
     """The CKNNA HSIC terms from two neighbour graphs over the same ``n`` samples."""
     keys_a, keys_b = _pair_keys(graph_a, n), _pair_keys(graph_b, n)
@@ -171,8 +177,8 @@ def hsic_terms(graph_a: NeighborGraph, graph_b: NeighborGraph, n: int) -> HSICTe
     in_b = order_b[torch.searchsorted(sorted_b, keys_a[shared])]
     return HSICTerms(
         kl=_masked_hsic(keys_a[shared], sims_a[shared], sims_b[in_b], n),
-        kk=_masked_hsic(keys_a, sims_a, sims_a, n),
-        ll=_masked_hsic(keys_b, sims_b, sims_b, n),
+        kk=self_hsic(graph_a, n),
+        ll=self_hsic(graph_b, n),
     )
 
 

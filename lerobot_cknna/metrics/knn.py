@@ -157,15 +157,27 @@ class _RunningTopK:
         self.values[rows], self.indices[rows] = values[:, : self.k], indices[:, : self.k]
 
 
-def _float64_similarities(feats: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
-    """``<x_i, x_j>`` in float64 for every row ``i`` and its neighbours ``indices[i]``."""
+def _float64_similarities(
+    feats: torch.Tensor,
+    indices: torch.Tensor,
+    rows: torch.Tensor | None = None,
+    widths: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``<x_i, x_j>`` in float64 for every row ``i`` and its neighbours ``indices[i]``.
+
+    ``indices[r]`` belongs to sample ``rows[r]``, or to sample ``r`` when ``rows`` is ``None``.
+    With ``widths``, only the first ``widths[r]`` neighbours of row ``r`` are needed: entries
+    past the widest row of a chunk of rows are left at ``-inf``.
+    """
     rows_per_chunk = max(1, GATHER_ELEMENTS // (indices.shape[1] * feats.shape[1]))
-    chunks = []
+    out = torch.full(indices.shape, float("-inf"), dtype=torch.float64, device=indices.device)
     for offset in range(0, indices.shape[0], rows_per_chunk):
-        idx = indices[offset : offset + rows_per_chunk]
-        queries = feats[offset : offset + idx.shape[0]].double()
-        chunks.append((feats[idx].double() * queries[:, None, :]).sum(dim=-1))
-    return torch.cat(chunks)
+        chunk = slice(offset, min(offset + rows_per_chunk, indices.shape[0]))
+        width = indices.shape[1] if widths is None else int(widths[chunk].max())
+        idx = indices[chunk, :width]
+        queries = feats[chunk if rows is None else rows[chunk]].double()
+        out[chunk, :width] = (feats[idx].double() * queries[:, None, :]).sum(dim=-1)
+    return out
 
 
 def _symmetric_search(
@@ -221,6 +233,7 @@ def _float32_search_is_certifiable(feats: torch.Tensor) -> bool:
 
 def _certified_float64_search(
     feats: torch.Tensor,
+    rows: torch.Tensor | None,
     k: int,
     exclusion: NeighborExclusion | None,
     block_size: int,
@@ -234,20 +247,87 @@ def _certified_float64_search(
     in float32; if the exact k-th best candidate beats the float32 value of the last
     candidate by more than that bound, no other sample can reach or tie it, so the exact
     top k is among the candidates. Rows that cannot be certified are searched in float64.
+
+    ``rows``: the samples to search for (``None``: all of them, with the symmetric search);
+    ``admissible``: the number of candidates of each of those samples.
     """
     n_candidates = min(int(admissible.min()), 2 * k + 8)
-    coarse = _symmetric_search(feats.float(), n_candidates, exclusion, block_size)
-    values, indices = _order(_float64_similarities(feats, coarse.indices), coarse.indices)
+    if rows is None:
+        coarse = _symmetric_search(feats.float(), n_candidates, exclusion, block_size)
+    else:
+        coarse = _rows_search(feats.float(), rows, n_candidates, exclusion, block_size)
     unit_error = _float32_dot_error(feats.shape[1])
     norms = feats.norm(dim=1)
-    bound = unit_error / (1 - unit_error) * norms * norms.max()
+    bound = unit_error / (1 - unit_error) * (norms if rows is None else norms[rows]) * norms.max()
+    # A candidate more than two bounds below the k-th float32 value is beaten by k others.
+    needed = (coarse.values.double() >= coarse.values[:, k - 1, None].double() - 2 * bound[:, None]).sum(
+        dim=1
+    )
+    similarities = _float64_similarities(feats, coarse.indices, rows, needed)
+    values, indices = _order(similarities, coarse.indices)
     certified = (values[:, k - 1] > coarse.values[:, -1].double() + bound) | (admissible <= n_candidates)
     values, indices = values[:, :k], indices[:, :k]
     uncertain = (~certified).nonzero()[:, 0]
     if len(uncertain):
-        exact = _rows_search(feats, uncertain, k, exclusion, block_size)
+        searched = uncertain if rows is None else rows[uncertain]
+        exact = _rows_search(feats, searched, k, exclusion, block_size)
         values[uncertain], indices[uncertain] = exact.values, exact.indices
     return NeighborGraph(indices, values)
+
+
+def admissible_counts(n: int, exclusion: NeighborExclusion | None, device: torch.device) -> torch.Tensor:
+    """(N,) number of candidates each of ``n`` samples may pick as neighbours (self never)."""
+    if exclusion is None:
+        return torch.full((n,), n - 1, device=device)
+    return exclusion.to(device).admissible_counts()
+
+
+def check_admissible(admissible: torch.Tensor, k: int) -> None:
+    """Raise the error :func:`knn_graph` raises when some sample has fewer than ``k`` candidates."""
+    if int(admissible.min()) < k:
+        raise ValueError(
+            f"Some samples have only {int(admissible.min())} admissible neighbours but k={k}; "
+            "lower k or relax the neighbour exclusion."
+        )
+
+
+def _search(
+    feats: torch.Tensor,
+    rows: torch.Tensor | None,
+    k: int,
+    exclusion: NeighborExclusion | None,
+    block_size: int | None,
+    admissible: torch.Tensor,
+) -> NeighborGraph:
+    """The k-NN lists of ``rows`` (``None``: every sample); see :func:`knn_graph`."""
+    if exclusion is not None:
+        exclusion = exclusion.to(feats.device)
+    block_size = block_size or DEFAULT_BLOCK_SIZE
+    if feats.dtype == torch.float64 and _float32_search_is_certifiable(feats):
+        return _certified_float64_search(feats, rows, k, exclusion, block_size, admissible)
+    if rows is None:
+        best = _symmetric_search(feats, k, exclusion, block_size)
+    else:
+        best = _rows_search(feats, rows, k, exclusion, block_size)
+    if feats.dtype == torch.float64:
+        return NeighborGraph(best.indices, best.values)
+    return NeighborGraph(best.indices, _float64_similarities(feats, best.indices, rows))
+
+
+def knn_rows(
+    feats: torch.Tensor,
+    rows: torch.Tensor,
+    k: int,
+    exclusion: NeighborExclusion | None = None,
+    block_size: int | None = None,
+) -> NeighborGraph:
+    """Rows ``rows`` of ``knn_graph(feats, k, exclusion)``, searched for those samples only.
+
+    The same neighbours in the same order (ties by lower index), found in O(len(rows) N d)
+    instead of O(N^2 d); the caller has checked that every sample has ``k`` candidates.
+    """
+    admissible = admissible_counts(feats.shape[0], exclusion, feats.device)[rows]
+    return _search(feats, rows, k, exclusion, block_size, admissible)
 
 
 def knn_graph(
@@ -275,21 +355,6 @@ def knn_graph(
     Raises:
         ValueError: if some sample has fewer than ``k`` admissible candidates.
     """
-    n = feats.shape[0]
-    if exclusion is not None:
-        exclusion = exclusion.to(feats.device)
-    admissible = (
-        torch.full((n,), n - 1, device=feats.device) if exclusion is None else exclusion.admissible_counts()
-    )
-    if int(admissible.min()) < k:
-        raise ValueError(
-            f"Some samples have only {int(admissible.min())} admissible neighbours but k={k}; "
-            "lower k or relax the neighbour exclusion."
-        )
-    block_size = block_size or DEFAULT_BLOCK_SIZE
-    if feats.dtype == torch.float64 and _float32_search_is_certifiable(feats):
-        return _certified_float64_search(feats, k, exclusion, block_size, admissible)
-    best = _symmetric_search(feats, k, exclusion, block_size)
-    if feats.dtype == torch.float64:
-        return NeighborGraph(best.indices, best.values)
-    return NeighborGraph(best.indices, _float64_similarities(feats, best.indices))
+    admissible = admissible_counts(feats.shape[0], exclusion, feats.device)
+    check_admissible(admissible, k)
+    return _search(feats, None, k, exclusion, block_size, admissible)

@@ -20,6 +20,7 @@ independent are therefore badly wrong here:
 
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -29,15 +30,37 @@ from scipy import stats as scipy_stats
 from lerobot_cknna.metrics.alignment import (
     REFERENCE_EPS,
     AlignmentResult,
-    UndefinedAlignmentError,
     centring_warnings,
     check_pair,
     cknna_from_graphs,
     mutual_knn_from_graphs,
 )
-from lerobot_cknna.metrics.knn import NeighborExclusion, knn_graph
+from lerobot_cknna.metrics.jackknife import METRICS, jackknife_estimates, jackknife_groups
+from lerobot_cknna.metrics.knn import NeighborExclusion, NeighborGraph, admissible_counts, knn_graph
+from lerobot_cknna.metrics.observed import Observed
+from lerobot_cknna.metrics.permutation import null_samples
 
-METRICS = ("cknna", "mutual_knn")
+
+@dataclass(frozen=True)
+class Estimators:
+    """How :func:`assess` computes the null and the jackknife.
+
+    Attributes:
+        null_samples: ``(observed, pairings) -> (values, undefined)``, see
+            :func:`lerobot_cknna.metrics.permutation.null_samples`.
+        jackknife_estimates: ``(observed, groups) -> estimates``, see
+            :func:`lerobot_cknna.metrics.jackknife.jackknife_estimates`.
+        spare_neighbours: the graphs keep this many neighbours beyond ``max(ks)`` (where the
+            data has them), which the jackknife and the null read instead of searching again.
+    """
+
+    null_samples: Callable
+    jackknife_estimates: Callable
+    spare_neighbours: Callable[[int], int]
+
+
+# Twice max(ks): a kept sample is searched again only when a left-out group held half its list.
+FAST_ESTIMATORS = Estimators(null_samples, jackknife_estimates, spare_neighbours=lambda k_max: k_max)
 
 
 @dataclass
@@ -138,21 +161,6 @@ def _scores(graph_a, graph_b, ks, exclusion, eps) -> dict[str, list[AlignmentRes
     }
 
 
-def _null_samples(graph_a, b, ks, exclusion, eps, pairings) -> tuple[dict[str, np.ndarray], int]:
-    """Metric values (metric -> (n_pairings, len(ks))) under each pairing; NaN where undefined."""
-    values = {metric: np.full((len(pairings), len(ks)), np.nan) for metric in METRICS}
-    undefined = 0
-    for row, sigma in enumerate(pairings):
-        graph_b = knn_graph(b[sigma.to(b.device)], max(ks), exclusion)
-        for col, k in enumerate(ks):
-            values["mutual_knn"][row, col] = mutual_knn_from_graphs(graph_a, graph_b, k).value
-            try:
-                values["cknna"][row, col] = cknna_from_graphs(graph_a, graph_b, k, eps).value
-            except UndefinedAlignmentError:
-                undefined += 1
-    return values, undefined
-
-
 def _summarize_null(unit: str, observed: float, samples: np.ndarray, exact: bool) -> PermutationNull:
     samples = samples[np.isfinite(samples)]
     if len(samples) == 0:
@@ -186,22 +194,14 @@ def _pairings(unit, episodes, n, n_permutations, rng) -> tuple[list[torch.Tensor
     return [episode_pairing(episodes, n, order) for order in orders], False
 
 
-def _jackknife(a, b, ks, exclusion, eps, episodes, level, max_groups, observed) -> dict[str, list[Interval]]:
-    n_groups = min(len(episodes), max_groups)
-    groups = [torch.cat(episodes[g::n_groups]) for g in range(n_groups)]
-    estimates = {metric: np.full((n_groups, len(ks)), np.nan) for metric in METRICS}
-    for g, dropped in enumerate(groups):
-        keep = torch.ones(a.shape[0], dtype=torch.bool)
-        keep[dropped] = False
-        rows = keep.nonzero()[:, 0]
-        sub_exclusion = None if exclusion is None else exclusion.subset(rows)
-        graph_a = knn_graph(a[rows], max(ks), sub_exclusion)
-        graph_b = knn_graph(b[rows], max(ks), sub_exclusion)
-        for metric, results in _scores(graph_a, graph_b, ks, sub_exclusion, eps).items():
-            estimates[metric][g] = [result.value for result in results]
-    t = scipy_stats.t.ppf(0.5 + level / 2, df=n_groups - 1)
+def _intervals(
+    estimates: dict[str, np.ndarray], observed: dict[str, list[AlignmentResult]], level: float
+) -> dict[str, list[Interval]]:
+    """Jackknife intervals around the observed values from the leave-a-group-out estimates."""
     intervals = {}
     for metric, full in observed.items():
+        n_groups = len(estimates[metric])
+        t = scipy_stats.t.ppf(0.5 + level / 2, df=n_groups - 1)
         spread = estimates[metric] - estimates[metric].mean(axis=0)
         se = np.sqrt((n_groups - 1) / n_groups * (spread**2).sum(axis=0))
         intervals[metric] = [
@@ -218,6 +218,12 @@ def _jackknife(a, b, ks, exclusion, eps, episodes, level, max_groups, observed) 
     return intervals
 
 
+def _graph(feats: torch.Tensor, k_max: int, exclusion, spare: int) -> NeighborGraph:
+    """The graph with ``spare`` neighbours beyond ``k_max`` where every sample has them."""
+    most = int(admissible_counts(feats.shape[0], exclusion, feats.device).min())
+    return knn_graph(feats, max(k_max, min(k_max + spare, most)), exclusion)
+
+
 def assess(
     feats_a,
     feats_b,
@@ -232,6 +238,7 @@ def assess(
     max_groups: int = 20,
     eps: float = REFERENCE_EPS,
     seed: int = 0,
+    estimators: Estimators = FAST_ESTIMATORS,
 ) -> dict[str, list[Assessment]]:
     """CKNNA and mutual kNN at every k in ``ks``, with nulls and intervals that respect episodes.
 
@@ -250,6 +257,9 @@ def assess(
         max_groups: at most this many jackknife groups (episodes are dealt round-robin).
         eps: denominator constant of CKNNA.
         seed: seed of the permutation draws.
+        estimators: how the null and the jackknife are computed; the default reads them off
+            the observed graphs, exactly (``lerobot_cknna.testing.reference_statistics`` has
+            the direct loops it is tested against).
 
     Returns:
         ``{"cknna": [...], "mutual_knn": [...]}``, one :class:`Assessment` per k.
@@ -291,8 +301,10 @@ def assess(
             "record more episodes, or set n_permutations=0 and interval_level=None."
         )
 
-    graph_a = knn_graph(a, max(ks), exclusion)
-    observed = _scores(graph_a, knn_graph(b, max(ks), exclusion), ks, exclusion, eps)
+    spare = estimators.spare_neighbours(max(ks)) if n_permutations > 0 or interval_level is not None else 0
+    graph_a, graph_b = _graph(a, max(ks), exclusion, spare), _graph(b, max(ks), exclusion, spare)
+    observed = _scores(graph_a, graph_b, ks, exclusion, eps)
+    data = Observed(a, b, graph_a, graph_b, ks, exclusion, eps)
     shared_warnings = centring_warnings(a, b)
     out = {
         metric: [Assessment(result, warnings=list(shared_warnings)) for result in results]
@@ -302,7 +314,7 @@ def assess(
     if n_permutations > 0:
         rng = np.random.default_rng(seed)
         pairings, exact = _pairings(null_unit, episodes, n, n_permutations, rng)
-        samples, undefined = _null_samples(graph_a, b, ks, exclusion, eps, pairings)
+        samples, undefined = estimators.null_samples(data, pairings)
         for metric in METRICS:
             for col, assessment in enumerate(out[metric]):
                 assessment.null = _summarize_null(null_unit, assessment.value, samples[metric][:, col], exact)
@@ -332,7 +344,9 @@ def assess(
                 "A jackknife interval over episodes needs at least 3 episodes; record or select more, "
                 "or ask for no interval (interval_level=None; --cknna.interval_level=null)."
             )
-        intervals = _jackknife(a, b, ks, exclusion, eps, episodes, interval_level, max_groups, observed)
+        groups = jackknife_groups(episodes, max_groups)
+        estimates = estimators.jackknife_estimates(data, groups)
+        intervals = _intervals(estimates, observed, interval_level)
         for metric in METRICS:
             for assessment, interval in zip(out[metric], intervals[metric], strict=True):
                 assessment.interval = interval

@@ -1,0 +1,138 @@
+"""The complete assessment (k sweep, permutation null, jackknife) against one bare CKNNA.
+
+The data are those of ``bench_metrics.py`` (feat A d=2048, feat B d=8, a shared latent
+plus noise, L2-normalized, float64 as ``lerobot-cknna-score`` passes them), cut into
+episodes of 200 frames. The assessment is the production one: k sweep 5/10/20/50,
+200 episode permutations, a delete-a-group jackknife over at most
+``scoring.JACKKNIFE_GROUPS`` groups. Printed per N, for this implementation and, where
+asked, the previous one (the direct loops of
+:mod:`lerobot_cknna.testing.reference_statistics`) in the same process:
+
+* each component: feat A graph, feat B graph, k sweep (observed scores), null, jackknife;
+* the complete assessment (the sum) as a multiple of one bare ``cknna(a, b, k=10)``;
+* the ratio previous / this per component, and the largest difference of any null
+  sample or interval end between the two;
+* peak RSS of the process after this implementation ran (before the previous one).
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_assessment.py --sizes 8000
+    nice -n 19 .venv/bin/python benchmarks/bench_assessment.py --sizes 50000 --skip-old
+"""
+
+import argparse
+import resource
+import time
+
+import numpy as np
+import torch
+from bench_metrics import make_features
+
+from lerobot_cknna.metrics.alignment import cknna
+from lerobot_cknna.metrics.observed import Observed
+from lerobot_cknna.metrics.statistics import (
+    FAST_ESTIMATORS,
+    _graph,
+    _intervals,
+    _pairings,
+    _scores,
+    jackknife_groups,
+)
+from lerobot_cknna.results.scoring import JACKKNIFE_GROUPS
+from lerobot_cknna.testing.reference_statistics import REFERENCE_ESTIMATORS
+
+KS = (5, 10, 20, 50)
+EPS = 1e-6
+EPISODE_LENGTH = 200
+N_PERMUTATIONS = 200
+LEVEL = 0.95
+COMPONENTS = ("feat A graph", "feat B graph", "k sweep", "null", "jackknife")
+
+
+def _timed(seconds: dict, name: str, work):
+    start = time.perf_counter()
+    out = work()
+    seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start
+    return out
+
+
+def assessment(a, b, estimators) -> tuple[dict[str, float], dict]:
+    """The steps of :func:`lerobot_cknna.metrics.statistics.assess` (no exclusion), each timed.
+
+    Returns the seconds per component and the numbers to compare: null samples and interval ends.
+    """
+    n, k_max = a.shape[0], max(KS)
+    episodes = list(torch.arange(n).split(EPISODE_LENGTH))
+    spare = estimators.spare_neighbours(k_max)
+    seconds: dict[str, float] = {}
+    graph_a = _timed(seconds, "feat A graph", lambda: _graph(a, k_max, None, spare))
+    graph_b = _timed(seconds, "feat B graph", lambda: _graph(b, k_max, None, spare))
+    observed = _timed(seconds, "k sweep", lambda: _scores(graph_a, graph_b, KS, None, EPS))
+    observed_data = Observed(a, b, graph_a, graph_b, KS, None, EPS)
+    pairings, _ = _timed(
+        seconds, "null", lambda: _pairings("episode", episodes, n, N_PERMUTATIONS, np.random.default_rng(0))
+    )
+    samples, _ = _timed(seconds, "null", lambda: estimators.null_samples(observed_data, pairings))
+    groups = jackknife_groups(episodes, JACKKNIFE_GROUPS)
+    estimates = _timed(
+        seconds,
+        "jackknife",
+        lambda: estimators.jackknife_estimates(observed_data, groups),
+    )
+    intervals = _intervals(estimates, observed, LEVEL)
+    numbers = {
+        "null": np.stack([samples[metric] for metric in sorted(samples)]),
+        "interval": np.array([[x.low, x.high] for metric in sorted(intervals) for x in intervals[metric]]),
+    }
+    return seconds, numbers
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run(n: int, with_old: bool) -> None:
+    a, b = make_features(n, torch.float64, "cpu")
+    start = time.perf_counter()
+    cknna(a, b, k=10)
+    bare = time.perf_counter() - start
+    new, new_numbers = assessment(a, b, FAST_ESTIMATORS)
+    peak = _peak_mb()
+    old, old_numbers = assessment(a, b, REFERENCE_ESTIMATORS) if with_old else (None, None)
+    print(
+        f"\nN={n}: one bare cknna(a, b, k=10): {bare:.2f} s; peak RSS after the new assessment: {peak:.0f} MB"
+    )
+    print(f"{'component':<14} {'new s':>9} {'x bare':>7} | {'old s':>9} {'x bare':>7} | {'old/new':>8}")
+    for name in (*COMPONENTS, "complete"):
+        new_s = sum(new.values()) if name == "complete" else new[name]
+        cells = f"{name:<14} {new_s:>9.2f} {new_s / bare:>7.2f}"
+        if old is None:
+            print(f"{cells} | {'(previous implementation not run: --skip-old)':>27}")
+            continue
+        old_s = sum(old.values()) if name == "complete" else old[name]
+        print(f"{cells} | {old_s:>9.2f} {old_s / bare:>7.2f} | {old_s / new_s:>8.1f}", flush=True)
+    if old is not None:
+        for what in ("null", "interval"):
+            difference = np.nanmax(np.abs(new_numbers[what] - old_numbers[what]))
+            same_nan = np.array_equal(np.isnan(new_numbers[what]), np.isnan(old_numbers[what]))
+            print(f"largest |new - old| over every {what} number: {difference:.1e} (same NaNs: {same_nan})")
+
+
+def main():
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", type=int, nargs="+", default=[8000, 50000])
+    parser.add_argument("--skip-old", action="store_true", help="do not run the previous implementation")
+    args = parser.parse_args()
+    print(
+        f"complete assessment: k sweep {KS}, {N_PERMUTATIONS} episode permutations, jackknife over "
+        f"<= {JACKKNIFE_GROUPS} groups; episodes of {EPISODE_LENGTH} frames; float64 features; "
+        f"torch threads={torch.get_num_threads()}"
+    )
+    for n in args.sizes:
+        run(n, with_old=not args.skip_old)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""The permutation null without rebuilding feat B's graph for every pairing where that is exact.
+
+Under a pairing ``sigma`` sample ``i`` holds feat B of sample ``sigma[i]``. When ``sigma`` is
+a permutation (episodes of equal length, or the row null) the other samples' feat B are
+those of the other rows of ``b``, so row ``i`` of the pairing's graph is row ``sigma[i]`` of
+graph B, relabelled by ``sigma^-1``: the same values, the same order except among equal
+values (ties go to the lower *new* index). This holds when the neighbour exclusion is also
+carried along by ``sigma`` (an episode goes whole to one episode, at a constant frame
+shift when there is a window). Then, for each k:
+
+* when no row of graph B has a tie across a k of the sweep, the k-NN sets are exactly
+  the relabelled ones, feat B's self term is unchanged, and only the shared pairs are
+  computed (:func:`lerobot_cknna.metrics.rank_terms.cross_terms` with ``sigma``);
+* otherwise, when every row's list is long enough to hold the whole tie group at
+  ``max(ks)``, the relabelled lists are re-sorted by (value, new index);
+* otherwise, and for every pairing that is not such a permutation (episodes of unequal
+  lengths), the graph is rebuilt as before.
+
+Feat A's self term does not depend on the pairing and is computed once per k.
+"""
+
+import numpy as np
+import torch
+
+from lerobot_cknna.metrics.alignment import (
+    HSICTerms,
+    UndefinedAlignmentError,
+    cknna_from_terms,
+    self_hsic,
+)
+from lerobot_cknna.metrics.knn import NeighborExclusion, NeighborGraph, _order, admissible_counts, knn_graph
+from lerobot_cknna.metrics.observed import Observed
+from lerobot_cknna.metrics.rank_terms import RankedGraph, cross_terms
+
+METRICS = ("cknna", "mutual_knn")
+
+
+def _is_permutation(sigma: torch.Tensor) -> bool:
+    return bool(torch.equal(sigma.sort().values, torch.arange(len(sigma), device=sigma.device)))
+
+
+def _distinct_pairs(first: torch.Tensor, second: torch.Tensor) -> int:
+    return len(torch.unique(torch.stack([first, second]), dim=1).T)
+
+
+def _carries_exclusion(exclusion: NeighborExclusion | None, sigma: torch.Tensor) -> bool:
+    """Whether ``j`` is excluded for ``i`` exactly when ``sigma[j]`` is for ``sigma[i]``."""
+    if exclusion is None:
+        return True
+    episode, moved = exclusion.episode_index, exclusion.episode_index[sigma]
+    n_episodes = len(torch.unique(episode))
+    # Each episode goes whole to one episode, and no two to the same one.
+    if not _distinct_pairs(episode, moved) == n_episodes == len(torch.unique(moved)):
+        return False
+    if exclusion.window is None:
+        return True
+    shift = exclusion.frame_index[sigma] - exclusion.frame_index
+    return _distinct_pairs(episode, shift) == n_episodes
+
+
+def _boundary_ties(graph_b: NeighborGraph, ks: tuple[int, ...], admissible: torch.Tensor) -> torch.Tensor:
+    """(N,) rows of graph B whose top-k set, for some k of ``ks``, depends on how ties are broken."""
+    values, length = graph_b.similarities, graph_b.k
+    tied = torch.zeros(len(values), dtype=torch.bool, device=values.device)
+    for k in ks:
+        tied |= values[:, k - 1] == values[:, k] if k < length else admissible > k
+    return tied
+
+
+def _whole_tie_groups(graph_b: NeighborGraph, k_max: int, admissible: torch.Tensor) -> bool:
+    """Whether every row's list holds all the samples that tie with its ``k_max``-th neighbour."""
+    complete = admissible <= graph_b.k
+    if graph_b.k > k_max:
+        complete |= graph_b.similarities[:, k_max - 1] > graph_b.similarities[:, -1]
+    return bool(complete.all())
+
+
+def _relabelled(graph_b: NeighborGraph, sigma: torch.Tensor, k_max: int) -> NeighborGraph:
+    """The graph of ``b[sigma]`` from graph B of ``b`` (``sigma`` a permutation; ties re-sorted)."""
+    inverse = torch.empty_like(sigma)
+    inverse[sigma] = torch.arange(len(sigma), device=sigma.device)
+    values, indices = _order(graph_b.similarities[sigma], inverse[graph_b.indices[sigma]])
+    return NeighborGraph(indices[:, :k_max], values[:, :k_max])
+
+
+def null_samples(observed: Observed, pairings: list[torch.Tensor]) -> tuple[dict[str, np.ndarray], int]:
+    """Metric values (metric -> (n_pairings, len(ks))) under each pairing; NaN where undefined.
+
+    Args:
+        observed: the features, their graphs as observed (neighbours beyond ``max(ks)`` let
+            feat B's be relabelled on data with ties) and the options.
+        pairings: the row maps ``sigma``.
+
+    Returns:
+        The values and the number of (pairing, k) where CKNNA was undefined.
+    """
+    graph_a, graph_b, b, ks, exclusion = (
+        observed.graph_a,
+        observed.graph_b,
+        observed.b,
+        observed.ks,
+        observed.exclusion,
+    )
+    k_max, n = max(ks), b.shape[0]
+    device = graph_a.indices.device
+    exclusion = None if exclusion is None else exclusion.to(device)
+    ks_tensor = torch.tensor(ks, device=device)
+    ranked_a = RankedGraph.build(graph_a.truncate(k_max))
+    self_a = [self_hsic(graph_a.truncate(k), n) for k in ks]
+    self_b = [self_hsic(graph_b.truncate(k), n) for k in ks]
+    admissible = admissible_counts(n, exclusion, device)
+    ranks_are_carried = not bool(_boundary_ties(graph_b, ks, admissible).any())
+    ranked_b = RankedGraph.build(graph_b.truncate(k_max)) if ranks_are_carried else None
+    ties_can_be_resorted = _whole_tie_groups(graph_b, k_max, admissible)
+
+    values = {metric: np.full((len(pairings), len(ks)), np.nan) for metric in METRICS}
+    undefined = 0
+    for row, sigma in enumerate(pairings):
+        sigma = sigma.to(device)
+        relabels = _is_permutation(sigma) and _carries_exclusion(exclusion, sigma)
+        if relabels and ranks_are_carried:
+            kl, shared = cross_terms(ranked_a, ranked_b, ks_tensor, sigma)
+            self_b_here = self_b
+        else:
+            if relabels and ties_can_be_resorted:
+                graph = _relabelled(graph_b, sigma, k_max)
+            else:
+                graph = knn_graph(b[sigma], k_max, exclusion)
+            kl, shared = cross_terms(ranked_a, RankedGraph.build(graph), ks_tensor)
+            self_b_here = [self_hsic(graph.truncate(k), n) for k in ks]
+        for col, k in enumerate(ks):
+            values["mutual_knn"][row, col] = float(shared[col]) / (n * k)
+            try:
+                terms = HSICTerms(kl=float(kl[col]), kk=self_a[col], ll=self_b_here[col])
+                values["cknna"][row, col] = cknna_from_terms(terms, observed.eps)
+            except UndefinedAlignmentError:
+                undefined += 1
+    return values, undefined

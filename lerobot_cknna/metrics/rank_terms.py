@@ -1,0 +1,152 @@
+"""CKNNA's HSIC terms and mutual kNN at every k of a sweep, in one pass over ranked neighbour lists.
+
+A graph built at ``k_max`` holds the graph at every ``k <= k_max``: the pair ``(i, j)`` is
+in the k-NN mask exactly when ``j``'s rank in row ``i`` is below ``k``. Every term of the
+unbiased HSIC on a mask (:func:`lerobot_cknna.metrics.alignment._masked_hsic`) is a sum over
+mask pairs, so each pair is added once, to the smallest k of the sweep that contains it,
+and a cumulative sum over the sweep gives every k. The CKNNA numerator's mask (both
+graphs) holds ``(i, j)`` exactly when ``max(rank_a, rank_b) < k``. The values equal those
+of :func:`lerobot_cknna.metrics.alignment.hsic_terms` up to float64 rounding of sums taken in
+another order.
+"""
+
+from dataclasses import dataclass, replace
+from functools import cached_property
+
+import numpy as np
+import torch
+
+from lerobot_cknna.metrics.knn import NeighborGraph
+
+# Columns of the per-row presence filter that spares most pair look-ups a binary search.
+FILTER_BUCKETS = 1024
+
+
+@dataclass(frozen=True)
+class RankedGraph:
+    """A neighbour graph, flattened, with the look-ups that rank-based sums need.
+
+    Attributes:
+        n: number of samples.
+        k: neighbours per sample.
+        rows, cols, similarities: every pair ``(i, j)`` and its kernel value, row by row,
+            each row in rank order (flat index ``i * k + rank``).
+        sorted_keys: every pair key ``i * n + j``, sorted.
+        key_rank: the rank of each sorted key in its row.
+        reverse_rank: the rank of ``(j, i)`` for each pair; ``k`` where absent.
+    """
+
+    n: int
+    k: int
+    rows: torch.Tensor
+    cols: torch.Tensor
+    similarities: torch.Tensor
+    sorted_keys: torch.Tensor
+    key_rank: torch.Tensor
+    reverse_rank: torch.Tensor
+
+    @classmethod
+    def build(cls, graph: NeighborGraph) -> "RankedGraph":
+        n, k = graph.indices.shape
+        rows = torch.arange(n, device=graph.indices.device).repeat_interleave(k)
+        cols = graph.indices.flatten()
+        sorted_keys, order = (rows * n + cols).sort()
+        ranked = cls(n, k, rows, cols, graph.similarities.flatten(), sorted_keys, order % k, torch.empty(0))
+        return replace(ranked, reverse_rank=ranked.rank_of(cols, rows))
+
+    @cached_property
+    def _present(self) -> torch.Tensor:
+        """(n, FILTER_BUCKETS) whether row ``i`` has a neighbour ``j`` with ``j % FILTER_BUCKETS`` there."""
+        present = torch.zeros(self.n, FILTER_BUCKETS, dtype=torch.bool, device=self.rows.device)
+        present[self.rows, self.cols % FILTER_BUCKETS] = True
+        return present
+
+    def rank_of(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        """Rank of ``cols[p]`` in row ``rows[p]``; ``k`` where it is not a neighbour."""
+        rank = torch.full_like(rows, self.k)
+        maybe = self._present[rows, cols % FILTER_BUCKETS].nonzero()[:, 0]
+        keys = rows[maybe] * self.n + cols[maybe]
+        position = torch.searchsorted(self.sorted_keys, keys).clamp(max=len(self.sorted_keys) - 1)
+        found = self.sorted_keys[position] == keys
+        rank[maybe] = torch.where(found, self.key_rank[position], self.k)
+        return rank
+
+
+def _per_k(ks: torch.Tensor, values: torch.Tensor, rank: torch.Tensor, site: torch.Tensor | None, n: int):
+    """Sums of ``values`` over the entries with ``rank < k``, for each k of ``ks`` (by ``site`` if given)."""
+    first_k = torch.searchsorted(ks, rank, right=True)
+    width = len(ks) + 1
+    index = first_k if site is None else site * width + first_k
+    sums = torch.zeros(width * (1 if site is None else n), dtype=torch.float64, device=values.device)
+    sums = sums.index_add_(0, index, values).view(-1, width).cumsum(dim=1)[:, :-1]
+    return sums[0] if site is None else sums
+
+
+def hsic_by_rank(
+    rows: torch.Tensor,
+    cols: torch.Tensor,
+    rank: torch.Tensor,
+    reverse_rank: torch.Tensor,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    ks: torch.Tensor,
+    n: int,
+) -> np.ndarray:
+    """``HSIC_u(M_k o X, M_k o Y)`` for every k of ``ks``, the masks given by ranks.
+
+    Args:
+        rows: the ``i`` of the pairs ``(i, j)`` that any mask holds.
+        cols: their ``j``.
+        rank: pair ``(i, j)`` is in ``M_k`` iff ``rank < k``.
+        reverse_rank: the rank of ``(j, i)`` (anything >= max k where no mask holds it).
+        x: kernel X's entries at those pairs (float64).
+        y: kernel Y's entries at those pairs (float64).
+        ks: ascending neighbourhood sizes.
+        n: number of samples.
+    """
+    trace_term = _per_k(ks, x * y, torch.maximum(rank, reverse_rank), None, n)
+    col_x = _per_k(ks, x, rank, cols, n)
+    row_y = _per_k(ks, y, rank, rows, n)
+    total_x, total_y = _per_k(ks, x, rank, None, n), _per_k(ks, y, rank, None, n)
+    value = trace_term + total_x * total_y / ((n - 1) * (n - 2)) - 2 * (col_x * row_y).sum(dim=0) / (n - 2)
+    return (value / (n * (n - 3))).cpu().numpy()
+
+
+def self_terms(ranked: RankedGraph, ks: torch.Tensor) -> np.ndarray:
+    """The self-alignment term (``kk`` or ``ll``) at every k of ``ks``."""
+    rank = torch.arange(ranked.k, device=ks.device).repeat(ranked.n)
+    sims = ranked.similarities
+    return hsic_by_rank(ranked.rows, ranked.cols, rank, ranked.reverse_rank, sims, sims, ks, ranked.n)
+
+
+def cross_terms(
+    ranked_a: RankedGraph, ranked_b: RankedGraph, ks: torch.Tensor, sigma: torch.Tensor | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """CKNNA's numerator ``kl`` and the number of shared neighbour pairs at every k of ``ks``.
+
+    Args:
+        ranked_a: graph A.
+        ranked_b: graph B, or, with ``sigma``, the graph of ``b`` whose relabelling by
+            ``sigma`` is graph B of the pairing (sample ``i`` holds row ``sigma[i]`` of ``b``):
+            ``(i, j)`` is then a B pair iff ``(sigma[i], sigma[j])`` is one of ``ranked_b``,
+            with the same rank.
+        ks: ascending neighbourhood sizes, at most both graphs' k.
+        sigma: a permutation of the samples, or ``None``.
+    """
+    n, k = ranked_a.n, ranked_a.k
+    rows, cols = ranked_a.rows, ranked_a.cols
+    rows_b, cols_b = (rows, cols) if sigma is None else (sigma[rows], sigma[cols])
+    rank_b = ranked_b.rank_of(rows_b, cols_b)
+    shared = (rank_b < ranked_b.k).nonzero()[:, 0]
+    at_b = rows_b[shared] * ranked_b.k + rank_b[shared]
+    rank = torch.maximum(shared % k, rank_b[shared])
+    reverse = torch.maximum(ranked_a.reverse_rank[shared], ranked_b.reverse_rank[at_b])
+    x, y = ranked_a.similarities[shared], ranked_b.similarities[at_b]
+    return hsic_by_rank(rows[shared], cols[shared], rank, reverse, x, y, ks, n), shared_counts(rank, ks)
+
+
+def shared_counts(rank: torch.Tensor, ks: torch.Tensor) -> np.ndarray:
+    """The number of pairs with ``rank < k`` for every k of ``ks`` (shared pairs: mutual kNN)."""
+    counts = torch.zeros(len(ks) + 1, dtype=torch.long, device=ks.device)
+    counts.index_add_(0, torch.searchsorted(ks, rank, right=True), torch.ones_like(rank))
+    return counts.cumsum(dim=0)[:-1].cpu().numpy()

@@ -1,0 +1,62 @@
+"""The permutation null and the jackknife written directly: a graph search per pairing and per group.
+
+This is how :func:`lerobot_cknna.metrics.statistics.assess` computed them before it read
+them off the observed graphs (:mod:`lerobot_cknna.metrics.permutation`,
+:mod:`lerobot_cknna.metrics.jackknife`). It stays as the reference those are tested and
+benchmarked against: ``assess(..., estimators=REFERENCE_ESTIMATORS)``.
+"""
+
+import numpy as np
+import torch
+
+from lerobot_cknna.metrics.alignment import UndefinedAlignmentError, cknna_from_graphs, mutual_knn_from_graphs
+from lerobot_cknna.metrics.knn import knn_graph
+from lerobot_cknna.metrics.observed import Observed
+from lerobot_cknna.metrics.statistics import METRICS, Estimators, _scores
+
+
+def null_samples(observed: Observed, pairings: list[torch.Tensor]) -> tuple[dict[str, np.ndarray], int]:
+    """Metric values (metric -> (n_pairings, len(ks))) under each pairing; NaN where undefined.
+
+    Feat B's graph is searched again for every pairing; ``observed.graph_b`` is not used.
+    """
+    graph_a, b, ks, exclusion, eps = (
+        observed.graph_a,
+        observed.b,
+        observed.ks,
+        observed.exclusion,
+        observed.eps,
+    )
+    values = {metric: np.full((len(pairings), len(ks)), np.nan) for metric in METRICS}
+    undefined = 0
+    for row, sigma in enumerate(pairings):
+        paired_b = knn_graph(b[sigma.to(b.device)], max(ks), exclusion)
+        for col, k in enumerate(ks):
+            values["mutual_knn"][row, col] = mutual_knn_from_graphs(graph_a, paired_b, k).value
+            try:
+                values["cknna"][row, col] = cknna_from_graphs(graph_a, paired_b, k, eps).value
+            except UndefinedAlignmentError:
+                undefined += 1
+    return values, undefined
+
+
+def jackknife_estimates(observed: Observed, groups: list[torch.Tensor]) -> dict[str, np.ndarray]:
+    """Each metric (metric -> (n_groups, len(ks))) with each group left out, both graphs searched again.
+
+    The observed graphs are not used.
+    """
+    a, b, ks, exclusion, eps = observed.a, observed.b, observed.ks, observed.exclusion, observed.eps
+    estimates = {metric: np.full((len(groups), len(ks)), np.nan) for metric in METRICS}
+    for g, dropped in enumerate(groups):
+        keep = torch.ones(a.shape[0], dtype=torch.bool)
+        keep[dropped] = False
+        rows = keep.nonzero()[:, 0]
+        sub_exclusion = None if exclusion is None else exclusion.subset(rows)
+        sub_a = knn_graph(a[rows], max(ks), sub_exclusion)
+        sub_b = knn_graph(b[rows], max(ks), sub_exclusion)
+        for metric, results in _scores(sub_a, sub_b, ks, sub_exclusion, eps).items():
+            estimates[metric][g] = [result.value for result in results]
+    return estimates
+
+
+REFERENCE_ESTIMATORS = Estimators(null_samples, jackknife_estimates, spare_neighbours=lambda k_max: 0)
