@@ -313,6 +313,38 @@ GROOT = HookSpec(
     layer_path=_decoder_layer_inputs("_groot_model.backbone.model.model.language_model"),
 )
 
+_CLIP_VISION = "observation_encoder.vision_encoder"
+MULTI_TASK_DIT = HookSpec(
+    module_path=_CLIP_VISION,
+    category=Category.IL,
+    layout="(b s n) f -> b s (n f)",
+    reads_state=False,
+    # CLIP's pre-norm encoder layers, read at their layer_norm1 input (the residual stream entering
+    # each layer) and averaged over all their tokens; the last layer's output is the CLS returned.
+    layer_path=_children(f"{_CLIP_VISION}.model.vision_model.encoder.layers", suffix="layer_norm1", read="input"),
+)
+"""Multi-task DiT: the CLIP vision encoder's CLS token, per camera, of the current step.
+
+The DiT's condition is one flat vector built by ``observation_encoder.encode`` (a method, so no
+hook sees it whole): per observation step ``[state, CLS of each camera, projected CLIP text
+pooler]`` (modeling_multi_task_dit.py:337-386), handed to ``noise_predictor`` as a keyword at
+every denoising step. Of its three parts only the camera part is feat A:
+
+* the state is feat B itself, verbatim: with it in feat A, alignment with the state would be
+  high by construction;
+* the text part is one vector per instruction (a frozen CLIP text tower and a linear map), the
+  same for every frame of an episode, so it carries nothing about where the robot is; across
+  tasks it would only add the instruction's identity to the distances;
+* the CLS of each camera is what the condition holds about the observation, the counterpart of
+  Diffusion Policy's ``rgb_encoder`` output (the rows of its shared encoder: the cameras of every
+  queued observation step in one call). So the category is IL, vision only, and the tower never
+  sees the state (a policy of another robot replays on the cameras alone).
+
+With ``use_separate_rgb_encoder_per_camera`` (not lerobot 0.6's default) the encoders are
+``observation_encoder.vision_encoders.*`` and this entry does not fit: name one with
+``--cknna.hook_path``.
+"""
+
 
 def _diffusion(config) -> HookSpec:
     return (
@@ -334,6 +366,7 @@ HOOK_TABLE: dict[str, HookSpec | Callable[[object], HookSpec]] = {
     "pi05": PI05,
     "pi0_fast": PI0_FAST,
     "groot": GROOT,
+    "multi_task_dit": MULTI_TASK_DIT,
 }
 
 # Used for a --cknna.hook_path on a policy type the table does not know.

@@ -261,3 +261,39 @@ def write_tiny_qwen3_vl(directory: Path, width: int = 64, n_layers: int = 3) -> 
         },
     ).save_pretrained(directory)  # fmt: skip
     return directory
+
+
+def write_tiny_clip(directory: Path, image_size: int = 224, width: int = 32) -> Path:
+    """Write a tiny CLIP (vision and text towers, word-level tokenizer) that Multi-task DiT loads offline.
+
+    ``CLIPVisionModel.from_pretrained`` and ``CLIPTextModel.from_pretrained`` each read their own
+    tower from one ``CLIPModel`` checkpoint, and the preprocessor's ``TokenizerProcessorStep``
+    loads the tokenizer from the same directory. With 32 x 32 patches a 224 x 224 crop gives 49
+    patch tokens and the CLS token. The text tower's pooled output is the hidden state at the
+    first end-of-text token, which :func:`word_tokenizer` appends to every instruction.
+
+    Args:
+        directory: where to write; its name must contain ``clip`` (Multi-task DiT checks it).
+        image_size: the vision tower's input size (Multi-task DiT's ``image_crop_shape``).
+        width: both towers' hidden size.
+
+    Returns:
+        ``directory``, absolute: ``vision_encoder_name`` and ``text_encoder_name``.
+    """
+    from transformers import CLIPConfig, CLIPModel
+
+    directory = Path(directory).resolve()
+    tokenizer = write_word_tokenizer(directory)
+    towers = {"hidden_size": width, "intermediate_size": 2 * width, "num_hidden_layers": 2, "num_attention_heads": 2}
+    CLIPModel(
+        CLIPConfig(
+            vision_config={**towers, "image_size": image_size, "patch_size": 32},
+            text_config={
+                **towers, "vocab_size": len(tokenizer), "max_position_embeddings": 64,
+                "pad_token_id": tokenizer.pad_token_id, "bos_token_id": tokenizer.bos_token_id,
+                "eos_token_id": tokenizer.eos_token_id,
+            },
+            projection_dim=width,
+        )
+    ).save_pretrained(directory)  # fmt: skip
+    return directory

@@ -25,6 +25,7 @@ from lerobot_cknna.results.provenance import Weights, write_provenance
 from lerobot_cknna.testing.tiny_assets import (
     libero_task_descriptions,
     tiny_florence_config,
+    write_tiny_clip,
     write_tiny_qwen3_vl,
     write_tiny_smolvlm,
     write_word_tokenizer,
@@ -234,6 +235,19 @@ def _pi0_fast_config(assets: Path):
     )  # fmt: skip
 
 
+def _multi_task_dit_config(assets: Path):
+    """One CLIP vision tower shared by both cameras (lerobot 0.6's default), center crop to 224 x 224."""
+    from lerobot.policies.multi_task_dit.configuration_multi_task_dit import MultiTaskDiTConfig
+
+    inputs, outputs = libero_features()
+    clip = str(write_tiny_clip(assets / "tiny_clip"))
+    return MultiTaskDiTConfig(
+        input_features=inputs, output_features=outputs, vision_encoder_name=clip, text_encoder_name=clip,
+        tokenizer_max_length=24, n_obs_steps=2, horizon=8, n_action_steps=4, hidden_dim=32, num_layers=1,
+        num_heads=2, timestep_embed_dim=16, num_inference_steps=2, device="cpu",
+    )  # fmt: skip
+
+
 TINY_CONFIGS: dict[str, Callable[[Path], object]] = {
     "act": _act_config,
     "diffusion": _diffusion_config,
@@ -246,6 +260,7 @@ TINY_CONFIGS: dict[str, Callable[[Path], object]] = {
     "pi0": _pi0_config,
     "pi05": _pi05_config,
     "pi0_fast": _pi0_fast_config,
+    "multi_task_dit": _multi_task_dit_config,
 }
 
 

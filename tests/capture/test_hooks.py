@@ -97,6 +97,7 @@ def test_table_paths_are_the_real_modules(tiny):
         "pi0": "PiGemmaRMSNorm",
         "pi05": "PiGemmaRMSNorm",
         "pi0_fast": "PiGemmaRMSNorm",
+        "multi_task_dit": "CLIPVisionEncoder",
     }[policy_type]
     # Diffusion's encoders per camera (lerobot 0.6's default): one module per camera, in camera order.
     separate = getattr(policy.config, "use_separate_rgb_encoder_per_camera", False)
@@ -260,11 +261,13 @@ def expected_layer_vector(policy_type: str, policy, batch: dict, firings: list[t
     Image encoders see every observation step in the policy's queue (``n_obs_steps``); the
     current one, the last, is feat A.
     """
-    if firings[0].ndim == 3:  # token sequences: mean over the image and language tokens
+    if firings[0].ndim == 3 and spec_of(policy).token_mask is not None:  # mean over image and language tokens
         mask = expected_pooling_mask(policy_type, batch)
         (sequence,) = firings
         return torch.stack([sequence[row][mask[row]].float().mean(dim=0) for row in range(len(sequence))])
-    rows = [firing.float().mean(dim=(2, 3)) if firing.ndim == 4 else firing.float() for firing in firings]
+    # Spatial maps: mean over H x W; a vision tower's token sequences (Multi-task DiT's CLIP): over all tokens.
+    means = {4: lambda firing: firing.mean(dim=(2, 3)), 3: lambda firing: firing.mean(dim=1)}
+    rows = [means.get(firing.ndim, lambda firing: firing)(firing.float()) for firing in firings]
     n_samples, n_cameras = batch["observation.state"].shape[0], len(policy.config.image_features)
     if policy_type == "act":  # one backbone call per camera
         return torch.cat(rows, dim=1)
@@ -272,7 +275,7 @@ def expected_layer_vector(policy_type: str, policy, batch: dict, firings: list[t
         return torch.cat(rows[0].chunk(n_cameras), dim=1)
     if len(rows) == n_cameras > 1:  # Diffusion's encoder per camera: one call each, rows (sample, step)
         return torch.cat([camera.reshape(n_samples, -1, camera.shape[1])[:, -1] for camera in rows], dim=1)
-    (rows,) = rows  # Diffusion's shared encoder, VQ-BeT, TDMPC: rows (sample, step, camera)
+    (rows,) = rows  # Diffusion's shared encoder, VQ-BeT, TDMPC, Multi-task DiT: rows (sample, step, camera)
     return rows.reshape(n_samples, -1, n_cameras * rows.shape[1])[:, -1]
 
 
