@@ -321,7 +321,9 @@ MULTI_TASK_DIT = HookSpec(
     reads_state=False,
     # CLIP's pre-norm encoder layers, read at their layer_norm1 input (the residual stream entering
     # each layer) and averaged over all their tokens; the last layer's output is the CLS returned.
-    layer_path=_children(f"{_CLIP_VISION}.model.vision_model.encoder.layers", suffix="layer_norm1", read="input"),
+    layer_path=_children(
+        f"{_CLIP_VISION}.model.vision_model.encoder.layers", suffix="layer_norm1", read="input"
+    ),
 )
 """Multi-task DiT: the CLIP vision encoder's CLS token, per camera, of the current step.
 

@@ -284,7 +284,12 @@ def write_tiny_clip(directory: Path, image_size: int = 224, width: int = 32) -> 
 
     directory = Path(directory).resolve()
     tokenizer = write_word_tokenizer(directory)
-    towers = {"hidden_size": width, "intermediate_size": 2 * width, "num_hidden_layers": 2, "num_attention_heads": 2}
+    towers = {
+        "hidden_size": width,
+        "intermediate_size": 2 * width,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+    }
     CLIPModel(
         CLIPConfig(
             vision_config={**towers, "image_size": image_size, "patch_size": 32},
