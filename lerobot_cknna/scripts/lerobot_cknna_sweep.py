@@ -3,7 +3,7 @@
 Usage::
 
     lerobot-cknna-sweep configs/study/sweep.yaml                 # the study on real checkpoints
-    lerobot-cknna-sweep configs/study_tiny/sweep.yaml            # all eleven types, offline, tiny builds
+    lerobot-cknna-sweep configs/study_tiny/sweep.yaml            # every type, offline, tiny builds
     lerobot-cknna-sweep SWEEP.yaml --output_dir=DIR --only=act,smolvla
 
 The sweep file (:mod:`lerobot_cknna.study.sweep_spec`) lists the runs (one small YAML per policy:
