@@ -36,7 +36,7 @@ import torch
 
 from lerobot_cknna.metrics.knn import NeighborExclusion, NeighborGraph, knn_graph
 from lerobot_cknna.metrics.neighbour_order import ORDER_METRIC_VALUES, ORDER_METRICS
-from lerobot_cknna.metrics.svcca import SVCCA_COMPONENTS, canonical_correlations
+from lerobot_cknna.metrics.svcca import SVCCA_COMPONENTS, PrincipalSide, mean_correlation
 
 REFERENCE_EPS = 1e-6
 # What ``--cknna.metrics`` can name: those read off the k-NN graphs (one value per k), then SVCCA (no k).
@@ -44,6 +44,26 @@ NEIGHBOUR_METRICS = ("cknna", "mutual_knn", *ORDER_METRICS)
 ALIGNMENT_METRICS = (*NEIGHBOUR_METRICS, "svcca")
 # Always computed: the report, the plots and lerobot-cknna-compare read them.
 DEFAULT_METRICS = ("cknna", "mutual_knn")
+
+
+def check_metric_names(metrics, option: str = "metrics") -> None:
+    """Check a list of metrics to report (``option`` names it in the message).
+
+    Raises:
+        ValueError: an unknown name, or cknna or mutual_knn left out.
+    """
+    unknown = [name for name in metrics if name not in ALIGNMENT_METRICS]
+    if unknown:
+        raise ValueError(
+            f"{option} has unknown metric(s) {unknown}; valid names: {', '.join(ALIGNMENT_METRICS)}."
+        )
+    missing = [name for name in DEFAULT_METRICS if name not in metrics]
+    if missing:
+        raise ValueError(
+            f"{option} must keep {' and '.join(DEFAULT_METRICS)} (the report, the plots and "
+            f"lerobot-cknna-compare read them); it lacks {missing}. Add extra metrics beside them, e.g. "
+            "--cknna.metrics='[cknna,mutual_knn,lcs_knn]'."
+        )
 
 
 class UndefinedAlignmentError(ValueError):
@@ -484,8 +504,8 @@ def svcca(feats_a, feats_b, components: int = SVCCA_COMPONENTS) -> AlignmentResu
     a, b, _ = check_pair(feats_a, feats_b, None)
     if isinstance(components, bool) or not isinstance(components, int) or components < 1:
         raise ValueError(f"SVCCA needs at least one direction per side, got components={components!r}.")
-    correlations, kept = canonical_correlations(a, b, components)
-    result = AlignmentResult(metric="svcca", value=float(correlations.mean()), n=a.shape[0], components=kept)
+    value, kept = mean_correlation(PrincipalSide.of(a), PrincipalSide.of(b), components)
+    result = AlignmentResult(metric="svcca", value=value, n=a.shape[0], components=kept)
     wanted = min(components, a.shape[1], b.shape[1])
     if kept < wanted:
         result.warnings.append(

@@ -22,6 +22,8 @@ or duplicated feature): their singular vectors would be arbitrary. platonic-rep 
 (``sklearn`` refuses more components than features, e.g. 10 on the 8-D LIBERO state).
 """
 
+from dataclasses import dataclass
+
 import torch
 
 # platonic-rep's default number of kept directions (``cca_dim``).
@@ -62,22 +64,34 @@ def effective_rank(variances: torch.Tensor) -> int:
     return int((variances > RANK_TOLERANCE * variances[0]).sum())
 
 
-def canonical_correlations(
-    feats_a: torch.Tensor, feats_b: torch.Tensor, components: int
-) -> tuple[torch.Tensor, int]:
-    """The canonical correlations between the leading principal directions of the two sides.
+@dataclass(frozen=True)
+class PrincipalSide:
+    """One side's standardized leading directions.
 
-    Args:
-        feats_a: (N, d_a) features.
-        feats_b: (N, d_b) features of the same samples.
-        components: directions to keep per side (platonic-rep's ``cca_dim``).
+    Attributes:
+        basis: (N, r) orthonormal left singular vectors of the standardized features, leading first.
+        rank: how many of them carry non-negligible variance (:func:`effective_rank`).
+    """
+
+    basis: torch.Tensor
+    rank: int
+
+    @classmethod
+    def of(cls, feats: torch.Tensor) -> "PrincipalSide":
+        basis, variances = principal_basis(standardize(feats))
+        return cls(basis, effective_rank(variances))
+
+    def permuted(self, sigma: torch.Tensor) -> "PrincipalSide":
+        """The side of ``feats[sigma]`` for a permutation ``sigma`` (standardizing ignores row order)."""
+        return PrincipalSide(self.basis[sigma], self.rank)
+
+
+def mean_correlation(side_a: PrincipalSide, side_b: PrincipalSide, components: int) -> tuple[float, int]:
+    """Mean canonical correlation of the first ``components`` directions (fewer where a rank is lower).
 
     Returns:
-        The correlations, largest first, and the number of directions actually kept (see
-        the module docstring for when it is below ``components``).
+        The value and the number of directions kept.
     """
-    basis_a, variances_a = principal_basis(standardize(feats_a))
-    basis_b, variances_b = principal_basis(standardize(feats_b))
-    kept = min(components, effective_rank(variances_a), effective_rank(variances_b))
-    correlations = torch.linalg.svdvals(basis_a[:, :kept].T @ basis_b[:, :kept])
-    return correlations.clamp(max=1.0), kept
+    kept = min(components, side_a.rank, side_b.rank)
+    correlations = torch.linalg.svdvals(side_a.basis[:, :kept].T @ side_b.basis[:, :kept])
+    return float(correlations.clamp(max=1.0).mean()), kept
