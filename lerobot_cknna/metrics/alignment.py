@@ -432,9 +432,12 @@ def edit_distance_knn(
     Example:
         >>> import torch
         >>> from lerobot_cknna.metrics.alignment import edit_distance_knn
+        >>> _ = torch.manual_seed(0)
         >>> state = torch.randn(200, 8)
-        >>> edit_distance_knn(state, 3 * state, k=10).value
+        >>> edit_distance_knn(state, 3 * state, k=10).value  # a scale keeps inner-product neighbours
         1.0
+        >>> round(edit_distance_knn(state, state + 1, k=10).value, 2)  # a shift reorders them
+        0.11
     """
     return _order_metric("edit_distance_knn", feats_a, feats_b, k, exclusion)
 
