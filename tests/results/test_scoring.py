@@ -9,6 +9,7 @@ from lerobot_cknna.configs.cknna import CKNNAConfig, resolve_metrics_device
 from lerobot_cknna.metrics import alignment
 from lerobot_cknna.metrics.alignment import cknna
 from lerobot_cknna.results.features_io import SavedFeatures
+from lerobot_cknna.results.plots import write_plots
 from lerobot_cknna.results.report import write_report
 from lerobot_cknna.results.scoring import samples_digest, score_features, summary_lines, write_results
 from tests.utils import episodic_features, labelled_features
@@ -31,7 +32,7 @@ def test_record_has_every_field_and_matches_the_metric(tmp_path):
     assert json.loads(path.read_text())["source"] == {"kind": "test"}
 
 
-def test_extra_metrics_are_in_the_record_with_nulls_and_intervals():
+def test_extra_metrics_are_in_the_record_with_nulls_and_intervals(tmp_path):
     features = episodic_features()
     metrics = ["cknna", "mutual_knn", "cycle_knn", "lcs_knn", "edit_distance_knn", "svcca"]
     cfg = CKNNAConfig(n_permutations=10, k_sweep=[5, 10], metrics=metrics)
@@ -51,6 +52,9 @@ def test_extra_metrics_are_in_the_record_with_nulls_and_intervals():
     assert len(head["null"]["samples"]) == 10 and head["interval"] is not None
     assert any(line.strip().startswith("svcca") for line in summary_lines(record))
     json.dumps(record, allow_nan=False)
+    # The report and the plots (CKNNA and mutual kNN) are written as without them.
+    assert write_report(tmp_path, record).exists()
+    assert [path.name for path in write_plots(tmp_path, features, record)][0] == "cknna_k_sweep.png"
 
 
 def test_sweep_values_that_do_not_fit_are_dropped_with_a_warning():
