@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from lerobot_cknna.metrics.alignment import DEFAULT_METRICS, check_metric_names
 from lerobot_cknna.metrics.feature_prep import FeaturePrep
 from lerobot_cknna.metrics.knn import NeighborExclusion
 from lerobot_cknna.results.provenance import parse_weights
@@ -18,6 +19,8 @@ class CKNNAConfig:
     k: int = 10
     # Further k values reported beside it; those that do not fit N are dropped with a warning.
     k_sweep: list[int] = field(default_factory=lambda: [5, 10, 20, 50])
+    # Metrics to report: cknna and mutual_knn, plus any of cycle_knn, lcs_knn, edit_distance_knn, svcca.
+    metrics: list[str] = field(default_factory=lambda: list(DEFAULT_METRICS))
     # Feature prep of feat A: none, l2 (reference), center_l2, standardize, standardize_l2.
     prep_a: str = "l2"
     # Feature prep of feat B (proprioceptive state); same choices.
@@ -53,6 +56,7 @@ class CKNNAConfig:
         if self.interval_level is not None and not 0 < self.interval_level < 1:
             raise ValueError(f"--cknna.interval_level must be in (0, 1), got {self.interval_level}.")
         parse_metrics_device(self.device)
+        check_metric_names(self.metrics, "--cknna.metrics")
 
     @functools.cached_property
     def metrics_device(self) -> torch.device:

@@ -35,8 +35,35 @@ import numpy as np
 import torch
 
 from lerobot_cknna.metrics.knn import NeighborExclusion, NeighborGraph, knn_graph
+from lerobot_cknna.metrics.neighbour_order import ORDER_METRIC_VALUES, ORDER_METRICS
+from lerobot_cknna.metrics.svcca import SVCCA_COMPONENTS, PrincipalSide, mean_correlation
 
 REFERENCE_EPS = 1e-6
+# What ``--cknna.metrics`` can name: those read off the k-NN graphs (one value per k), then SVCCA (no k).
+NEIGHBOUR_METRICS = ("cknna", "mutual_knn", *ORDER_METRICS)
+ALIGNMENT_METRICS = (*NEIGHBOUR_METRICS, "svcca")
+# Always computed: the report, the plots and lerobot-cknna-compare read them.
+DEFAULT_METRICS = ("cknna", "mutual_knn")
+
+
+def check_metric_names(metrics, option: str = "metrics") -> None:
+    """Check a list of metrics to report (``option`` names it in the message).
+
+    Raises:
+        ValueError: an unknown name, or cknna or mutual_knn left out.
+    """
+    unknown = [name for name in metrics if name not in ALIGNMENT_METRICS]
+    if unknown:
+        raise ValueError(
+            f"{option} has unknown metric(s) {unknown}; valid names: {', '.join(ALIGNMENT_METRICS)}."
+        )
+    missing = [name for name in DEFAULT_METRICS if name not in metrics]
+    if missing:
+        raise ValueError(
+            f"{option} must keep {' and '.join(DEFAULT_METRICS)} (the report, the plots and "
+            f"lerobot-cknna-compare read them); it lacks {missing}. Add extra metrics beside them, e.g. "
+            "--cknna.metrics='[cknna,mutual_knn,lcs_knn]'."
+        )
 
 
 class UndefinedAlignmentError(ValueError):
@@ -48,15 +75,16 @@ class AlignmentResult:
     """One alignment score and everything needed to read it.
 
     Attributes:
-        metric: ``"cknna"``, ``"mutual_knn"``, ``"cka"`` or ``"unbiased_cka"``.
+        metric: one of :data:`ALIGNMENT_METRICS`, ``"cka"`` or ``"unbiased_cka"``.
         value: the score.
         n: number of samples.
-        k: neighbours per sample (``None`` for CKA).
+        k: neighbours per sample (``None`` for CKA and SVCCA).
         hsic_kl: numerator HSIC term (CKNNA / CKA only).
         hsic_kk: feat-A self-alignment HSIC term.
         hsic_ll: feat-B self-alignment HSIC term.
         eps: the constant added to the denominator.
         exclusion: neighbour exclusion rule, if any.
+        components: principal directions kept per side (SVCCA only).
         warnings: things a reader must know before trusting the value.
     """
 
@@ -69,6 +97,7 @@ class AlignmentResult:
     hsic_ll: float | None = None
     eps: float | None = None
     exclusion: str | None = None
+    components: int | None = None
     warnings: list[str] = field(default_factory=list)
 
     def __float__(self) -> float:
@@ -326,6 +355,93 @@ def mutual_knn(
     return mutual_knn_from_graphs(knn_graph(a, k, exclusion), knn_graph(b, k, exclusion), k)
 
 
+def order_metrics_from_graphs(
+    metric: str,
+    graph_a: NeighborGraph,
+    graph_b: NeighborGraph,
+    ks: tuple[int, ...],
+    exclusion: NeighborExclusion | None = None,
+) -> list[AlignmentResult]:
+    """``cycle_knn``, ``lcs_knn`` or ``edit_distance_knn`` at every k of ``ks`` (ascending) from two graphs."""
+    n = graph_a.indices.shape[0]
+    values = ORDER_METRIC_VALUES[metric](graph_a, graph_b, ks)
+    rule = None if exclusion is None else exclusion.describe()
+    return [
+        AlignmentResult(metric=metric, value=float(value), n=n, k=k, exclusion=rule)
+        for k, value in zip(ks, values, strict=True)
+    ]
+
+
+def _order_metric(
+    metric: str, feats_a, feats_b, k: int, exclusion: NeighborExclusion | None
+) -> AlignmentResult:
+    a, b, k = check_pair(feats_a, feats_b, k)
+    (result,) = order_metrics_from_graphs(
+        metric, knn_graph(a, k, exclusion), knn_graph(b, k, exclusion), (k,), exclusion
+    )
+    return result
+
+
+def cycle_knn(
+    feats_a, feats_b, k: int = 10, *, exclusion: NeighborExclusion | None = None
+) -> AlignmentResult:
+    """Share of samples that a k-NN step in feat B, then one in feat A, can bring back to themselves.
+
+    Sample ``i`` counts when some ``j`` among its k nearest neighbours in feat B has ``i``
+    among its k nearest neighbours in feat A (platonic-rep's ``cycle_knn``; neighbours as in
+    :func:`mutual_knn`). The order of the two sides matters, and identical features score
+    below 1: a sample's neighbours need not list it among theirs (inner-product hubs).
+
+    Example:
+        >>> import torch
+        >>> from lerobot_cknna.metrics.alignment import cycle_knn
+        >>> _ = torch.manual_seed(0)
+        >>> state, unrelated = torch.randn(200, 8), torch.randn(200, 8)
+        >>> round(cycle_knn(state, 2 * state, k=10).value, 2), round(cycle_knn(state, unrelated, k=10).value, 2)
+        (0.8, 0.37)
+    """
+    return _order_metric("cycle_knn", feats_a, feats_b, k, exclusion)
+
+
+def lcs_knn(feats_a, feats_b, k: int = 10, *, exclusion: NeighborExclusion | None = None) -> AlignmentResult:
+    """Mean longest common subsequence of the two ordered k-NN lists of each sample, over k.
+
+    platonic-rep's ``lcs_knn`` reports the mean length itself; this is that divided by k,
+    so that it lies in [0, 1] like the other metrics and reads the same at every k. 1 means
+    the same neighbours in the same order; shared neighbours in another order count less.
+
+    Example:
+        >>> import torch
+        >>> from lerobot_cknna.metrics.alignment import lcs_knn
+        >>> state = torch.randn(200, 8)
+        >>> lcs_knn(state, 3 * state, k=10).value
+        1.0
+    """
+    return _order_metric("lcs_knn", feats_a, feats_b, k, exclusion)
+
+
+def edit_distance_knn(
+    feats_a, feats_b, k: int = 10, *, exclusion: NeighborExclusion | None = None
+) -> AlignmentResult:
+    """One minus the mean edit distance between the two ordered k-NN lists of each sample, over k.
+
+    The Levenshtein distance (insertion, deletion, substitution each cost 1) between two
+    lists of k neighbour indices is at most k, so the value lies in [0, 1]; as platonic-rep's
+    ``edit_distance_knn``.
+
+    Example:
+        >>> import torch
+        >>> from lerobot_cknna.metrics.alignment import edit_distance_knn
+        >>> _ = torch.manual_seed(0)
+        >>> state = torch.randn(200, 8)
+        >>> edit_distance_knn(state, 3 * state, k=10).value  # a scale keeps inner-product neighbours
+        1.0
+        >>> round(edit_distance_knn(state, state + 1, k=10).value, 2)  # a shift reorders them
+        0.11
+    """
+    return _order_metric("edit_distance_knn", feats_a, feats_b, k, exclusion)
+
+
 def _linear_hsic_terms(a: torch.Tensor, b: torch.Tensor, unbiased: bool) -> float:
     """HSIC of the linear kernels A A^T and B B^T from d x d products, never N x N."""
     n = a.shape[0]
@@ -369,3 +485,36 @@ def cka(feats_a, feats_b, unbiased: bool = False, eps: float = REFERENCE_EPS) ->
         hsic_ll=ll,
         eps=eps,
     )
+
+
+def svcca(feats_a, feats_b, components: int = SVCCA_COMPONENTS) -> AlignmentResult:
+    """SVCCA: the mean canonical correlation between the leading principal directions of both sides.
+
+    As platonic-rep's ``svcca`` (see :mod:`lerobot_cknna.metrics.svcca` for the steps and where
+    this is exact where the reference approximates): each side is standardized, its
+    ``components`` leading singular vectors are kept, and the value is the mean of the
+    canonical correlations between the two sets. It has no k and no neighbour exclusion;
+    ``result.components`` says how many directions were kept.
+
+    Raises:
+        ValueError: bad input, or ``components`` below 1.
+
+    Example:
+        >>> import torch
+        >>> from lerobot_cknna.metrics.alignment import svcca
+        >>> state = torch.randn(200, 8)
+        >>> round(svcca(state, state @ torch.randn(8, 8)).value, 6)  # an invertible linear map
+        1.0
+    """
+    a, b, _ = check_pair(feats_a, feats_b, None)
+    if isinstance(components, bool) or not isinstance(components, int) or components < 1:
+        raise ValueError(f"SVCCA needs at least one direction per side, got components={components!r}.")
+    value, kept = mean_correlation(PrincipalSide.of(a), PrincipalSide.of(b), components)
+    result = AlignmentResult(metric="svcca", value=value, n=a.shape[0], components=kept)
+    wanted = min(components, a.shape[1], b.shape[1])
+    if kept < wanted:
+        result.warnings.append(
+            f"SVCCA kept {kept} directions per side, not {wanted}: one side has only {kept} directions "
+            "with non-negligible variance (constant or duplicated features)."
+        )
+    return result

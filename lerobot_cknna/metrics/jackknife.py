@@ -11,6 +11,9 @@ When every kept sample keeps enough, nothing is searched or sorted: a full-list 
 in the subset's graph when it survives among the first ``max(ks)`` of its row, its rank
 there is the number of survivors before it, and the reverse pair and the other graph's
 pair are found through positions looked up once in the full lists.
+
+The extra neighbour metrics (:mod:`lerobot_cknna.metrics.neighbour_order`) need the ordered
+lists of the subset, which :func:`_subset_graph` builds; SVCCA is recomputed on the subset.
 """
 
 from dataclasses import dataclass
@@ -26,8 +29,10 @@ from lerobot_cknna.metrics.knn import (
     check_admissible,
     knn_rows,
 )
+from lerobot_cknna.metrics.neighbour_order import ORDER_METRIC_VALUES
 from lerobot_cknna.metrics.observed import Observed
 from lerobot_cknna.metrics.rank_terms import RankedGraph, cross_terms, hsic_by_rank, self_terms, shared_counts
+from lerobot_cknna.metrics.svcca import SVCCA_COMPONENTS, PrincipalSide, mean_correlation
 
 METRICS = ("cknna", "mutual_knn")
 
@@ -173,7 +178,7 @@ def jackknife_estimates(observed: Observed, groups: list[torch.Tensor]) -> dict[
     ranked_a = RankedGraph.build(observed.graph_a)
     full_a = _FullLists(ranked_a, ranked_b.rank_of(ranked_a.rows, ranked_a.cols))
     full_b = _FullLists(ranked_b)
-    estimates = {metric: np.full((len(groups), len(ks)), np.nan) for metric in METRICS}
+    estimates = observed.empty_values(len(groups))
     for g, dropped in enumerate(groups):
         kept = torch.ones(a.shape[0], dtype=torch.bool, device=a.device)
         kept[dropped.to(a.device)] = False
@@ -194,4 +199,14 @@ def jackknife_estimates(observed: Observed, groups: list[torch.Tensor]) -> dict[
             terms = HSICTerms(kl=float(kl[col]), kk=float(self_a[col]), ll=float(self_b[col]))
             estimates["cknna"][g, col] = cknna_from_terms(terms, observed.eps)
         estimates["mutual_knn"][g] = shared / (n * np.asarray(ks))
+        if observed.order_metrics:
+            sub_a, sub_b = (
+                _subset_graph(feats, graph, kept, k_max, sub_exclusion)
+                for feats, graph in ((a, observed.graph_a), (observed.b, observed.graph_b))
+            )
+            for metric in observed.order_metrics:
+                estimates[metric][g] = ORDER_METRIC_VALUES[metric](sub_a, sub_b, ks)
+        if "svcca" in observed.metrics:
+            sides = PrincipalSide.of(a[kept]), PrincipalSide.of(observed.b[kept])
+            estimates["svcca"][g, 0] = mean_correlation(*sides, SVCCA_COMPONENTS)[0]
     return estimates

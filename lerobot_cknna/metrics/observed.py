@@ -2,9 +2,12 @@
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
+from lerobot_cknna.metrics.alignment import DEFAULT_METRICS
 from lerobot_cknna.metrics.knn import NeighborExclusion, NeighborGraph
+from lerobot_cknna.metrics.neighbour_order import ORDER_METRICS
 
 
 @dataclass(frozen=True)
@@ -19,6 +22,7 @@ class Observed:
         ks: ascending neighbourhood sizes.
         exclusion: the neighbour exclusion, or ``None``.
         eps: denominator constant of CKNNA.
+        metrics: the metrics to compute (cknna and mutual_knn always are).
     """
 
     a: torch.Tensor
@@ -28,3 +32,16 @@ class Observed:
     ks: tuple[int, ...]
     exclusion: NeighborExclusion | None
     eps: float
+    metrics: tuple[str, ...] = DEFAULT_METRICS
+
+    @property
+    def order_metrics(self) -> list[str]:
+        """The selected metrics of :mod:`lerobot_cknna.metrics.neighbour_order`."""
+        return [metric for metric in self.metrics if metric in ORDER_METRICS]
+
+    def empty_values(self, rows: int) -> dict[str, np.ndarray]:
+        """NaN arrays (rows, len(ks)) for every metric, (rows, 1) for SVCCA, which has no k."""
+        metrics = dict.fromkeys((*DEFAULT_METRICS, *self.metrics))
+        return {
+            metric: np.full((rows, 1 if metric == "svcca" else len(self.ks)), np.nan) for metric in metrics
+        }

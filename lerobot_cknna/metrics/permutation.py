@@ -17,6 +17,11 @@ shift when there is a window). Then, for each k:
   lengths), the graph is rebuilt as before.
 
 Feat A's self term does not depend on the pairing and is computed once per k.
+
+The extra neighbour metrics (:mod:`lerobot_cknna.metrics.neighbour_order`) read feat B's
+ordered lists under the pairing: relabelled (ties re-sorted) where that is exact, searched
+again otherwise. SVCCA permutes the rows of feat B's principal directions when the pairing
+is a permutation and recomputes them otherwise.
 """
 
 import numpy as np
@@ -29,8 +34,10 @@ from lerobot_cknna.metrics.alignment import (
     self_hsic,
 )
 from lerobot_cknna.metrics.knn import NeighborExclusion, NeighborGraph, _order, admissible_counts, knn_graph
+from lerobot_cknna.metrics.neighbour_order import ORDER_METRIC_VALUES
 from lerobot_cknna.metrics.observed import Observed
 from lerobot_cknna.metrics.rank_terms import RankedGraph, cross_terms
+from lerobot_cknna.metrics.svcca import SVCCA_COMPONENTS, PrincipalSide, mean_correlation
 
 METRICS = ("cknna", "mutual_knn")
 
@@ -113,14 +120,22 @@ def null_samples(observed: Observed, pairings: list[torch.Tensor]) -> tuple[dict
     ranked_b = RankedGraph.build(graph_b.truncate(k_max)) if ranks_are_carried else None
     ties_can_be_resorted = _whole_tie_groups(graph_b, k_max, admissible)
 
-    values = {metric: np.full((len(pairings), len(ks)), np.nan) for metric in METRICS}
+    sides = (PrincipalSide.of(observed.a), PrincipalSide.of(b)) if "svcca" in observed.metrics else None
+
+    values = observed.empty_values(len(pairings))
     undefined = 0
     for row, sigma in enumerate(pairings):
         sigma = sigma.to(device)
-        relabels = _is_permutation(sigma) and _carries_exclusion(exclusion, sigma)
+        permutes = _is_permutation(sigma)
+        relabels = permutes and _carries_exclusion(exclusion, sigma)
+        if sides is not None:
+            side_b = sides[1].permuted(sigma) if permutes else PrincipalSide.of(b[sigma])
+            values["svcca"][row, 0] = mean_correlation(sides[0], side_b, SVCCA_COMPONENTS)[0]
         if relabels and ranks_are_carried:
             kl, shared = cross_terms(ranked_a, ranked_b, ks_tensor, sigma)
             self_b_here = self_b
+            if observed.order_metrics:
+                graph = _relabelled(graph_b, sigma, k_max)
         else:
             if relabels and ties_can_be_resorted:
                 graph = _relabelled(graph_b, sigma, k_max)
@@ -128,6 +143,8 @@ def null_samples(observed: Observed, pairings: list[torch.Tensor]) -> tuple[dict
                 graph = knn_graph(b[sigma], k_max, exclusion)
             kl, shared = cross_terms(ranked_a, RankedGraph.build(graph), ks_tensor)
             self_b_here = [self_hsic(graph.truncate(k), n) for k in ks]
+        for metric in observed.order_metrics:
+            values[metric][row] = ORDER_METRIC_VALUES[metric](graph_a, graph, ks)
         for col, k in enumerate(ks):
             values["mutual_knn"][row, col] = float(shared[col]) / (n * k)
             try:

@@ -28,14 +28,18 @@ import torch
 from scipy import stats as scipy_stats
 
 from lerobot_cknna.metrics.alignment import (
+    DEFAULT_METRICS,
     REFERENCE_EPS,
     AlignmentResult,
     centring_warnings,
+    check_metric_names,
     check_pair,
     cknna_from_graphs,
     mutual_knn_from_graphs,
+    order_metrics_from_graphs,
+    svcca,
 )
-from lerobot_cknna.metrics.jackknife import METRICS, jackknife_estimates, jackknife_groups
+from lerobot_cknna.metrics.jackknife import jackknife_estimates, jackknife_groups
 from lerobot_cknna.metrics.knn import NeighborExclusion, NeighborGraph, admissible_counts, knn_graph
 from lerobot_cknna.metrics.observed import Observed
 from lerobot_cknna.metrics.permutation import null_samples
@@ -154,11 +158,18 @@ def episode_pairing(episodes: list[torch.Tensor], n: int, permutation: tuple[int
     return sigma
 
 
-def _scores(graph_a, graph_b, ks, exclusion, eps) -> dict[str, list[AlignmentResult]]:
-    return {
+def _scores(
+    graph_a, graph_b, ks, exclusion, eps, metrics=DEFAULT_METRICS
+) -> dict[str, list[AlignmentResult]]:
+    """Every selected neighbour metric at every k (SVCCA, which needs the features, is not among them)."""
+    scores = {
         "cknna": [cknna_from_graphs(graph_a, graph_b, k, eps, exclusion) for k in ks],
         "mutual_knn": [mutual_knn_from_graphs(graph_a, graph_b, k) for k in ks],
     }
+    for metric in metrics:
+        if metric not in scores and metric != "svcca":
+            scores[metric] = order_metrics_from_graphs(metric, graph_a, graph_b, ks, exclusion)
+    return scores
 
 
 def _summarize_null(unit: str, observed: float, samples: np.ndarray, exact: bool) -> PermutationNull:
@@ -239,8 +250,9 @@ def assess(
     eps: float = REFERENCE_EPS,
     seed: int = 0,
     estimators: Estimators = FAST_ESTIMATORS,
+    metrics: tuple[str, ...] = DEFAULT_METRICS,
 ) -> dict[str, list[Assessment]]:
-    """CKNNA and mutual kNN at every k in ``ks``, with nulls and intervals that respect episodes.
+    """CKNNA, mutual kNN and any other selected metric at every k in ``ks``, with nulls and intervals that respect episodes.
 
     The neighbour graphs are built once at ``max(ks)``; each smaller k reads a prefix.
 
@@ -260,9 +272,12 @@ def assess(
         estimators: how the null and the jackknife are computed; the default reads them off
             the observed graphs, exactly (``lerobot_cknna.testing.reference_statistics`` has
             the direct loops it is tested against).
+        metrics: what to report, from :data:`lerobot_cknna.metrics.alignment.ALIGNMENT_METRICS`;
+            must keep cknna and mutual_knn.
 
     Returns:
-        ``{"cknna": [...], "mutual_knn": [...]}``, one :class:`Assessment` per k.
+        ``{"cknna": [...], "mutual_knn": [...], ...}``, one :class:`Assessment` per k; SVCCA,
+        which has no k, has a single one (``result.k`` is ``None``).
 
     Raises:
         ValueError: bad input, or a requested statistic that the data cannot support.
@@ -279,6 +294,7 @@ def assess(
         (1.0, 0.048, True)
     """
     ks = tuple(sorted(set(ks)))
+    check_metric_names(metrics)
     a, b, _ = check_pair(feats_a, feats_b, max(ks))
     if min(ks) < 2:
         raise ValueError(f"Every k must be >= 2, got {min(ks)}.")
@@ -303,8 +319,10 @@ def assess(
 
     spare = estimators.spare_neighbours(max(ks)) if n_permutations > 0 or interval_level is not None else 0
     graph_a, graph_b = _graph(a, max(ks), exclusion, spare), _graph(b, max(ks), exclusion, spare)
-    observed = _scores(graph_a, graph_b, ks, exclusion, eps)
-    data = Observed(a, b, graph_a, graph_b, ks, exclusion, eps)
+    observed = _scores(graph_a, graph_b, ks, exclusion, eps, metrics)
+    if "svcca" in metrics:
+        observed["svcca"] = [svcca(a, b)]
+    data = Observed(a, b, graph_a, graph_b, ks, exclusion, eps, tuple(metrics))
     shared_warnings = centring_warnings(a, b)
     out = {
         metric: [Assessment(result, warnings=list(shared_warnings)) for result in results]
@@ -315,7 +333,7 @@ def assess(
         rng = np.random.default_rng(seed)
         pairings, exact = _pairings(null_unit, episodes, n, n_permutations, rng)
         samples, undefined = estimators.null_samples(data, pairings)
-        for metric in METRICS:
+        for metric in out:
             for col, assessment in enumerate(out[metric]):
                 assessment.null = _summarize_null(null_unit, assessment.value, samples[metric][:, col], exact)
                 if null_unit == "row":
@@ -347,7 +365,7 @@ def assess(
         groups = jackknife_groups(episodes, max_groups)
         estimates = estimators.jackknife_estimates(data, groups)
         intervals = _intervals(estimates, observed, interval_level)
-        for metric in METRICS:
+        for metric in out:
             for assessment, interval in zip(out[metric], intervals[metric], strict=True):
                 assessment.interval = interval
     return out

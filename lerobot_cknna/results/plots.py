@@ -118,10 +118,14 @@ def _draw_metric_curve(ax, xs: np.ndarray, results: list[dict], metric: str) -> 
 
 
 def plot_k_sweep(record: dict, path: Path) -> Path:
-    """CKNNA and mutual kNN over k: value, interval, null band, with the headline k marked."""
+    """CKNNA and mutual kNN over k: value, interval, null band, with the headline k marked.
+
+    Other metrics of ``--cknna.metrics`` are in ``cknna.json`` only.
+    """
     figure = _figure(12, 4.8)
     axes = figure.subplots(1, 2)
-    for ax, (metric, results) in zip(axes, record["k_sweep"].items(), strict=True):
+    for ax, metric in zip(axes, METRIC_TITLES, strict=True):
+        results = record["k_sweep"][metric]
         ks = np.array([result["k"] for result in results], dtype=float)
         _draw_metric_curve(ax, ks, results, metric)
         ax.axvline(record["k"], color="black", lw=0.8, ls=":", label=f"headline k={record['k']}")

@@ -11,6 +11,10 @@
 * ``headline``: ``cknna`` and ``mutual_knn`` at ``k``, each with ``value``, the HSIC
   terms, ``null`` (samples, mean, std, p_value, calibrated, z) and ``interval``;
 * ``k_sweep``: the same per k;
+* with ``--cknna.metrics`` naming more than cknna and mutual_knn, the others (``cycle_knn``,
+  ``lcs_knn``, ``edit_distance_knn``) sit beside them in ``headline`` and ``k_sweep``, with
+  their own nulls and intervals; ``svcca`` has no k, so it appears in ``headline`` only
+  (``"k": null``, ``components`` = directions kept per side) and not in ``k_sweep``;
 * ``task_suites``: the task -> suite mapping the suite breakdown used, or ``None``;
 * ``groups``: breakdowns at ``k``, each a list of groups (see :func:`score_groups`):
   ``task`` (needs ``task_index``), ``task_suite`` (needs ``task_index``, ``tasks`` and a
@@ -143,6 +147,7 @@ def assess_records(
         max_groups=JACKKNIFE_GROUPS,
         eps=cfg.eps,
         seed=cfg.seed,
+        metrics=tuple(cfg.metrics),
     )
     return {metric: [item.to_dict() for item in items] for metric, items in assessed.items()}
 
@@ -251,7 +256,7 @@ def _score_group(
     """One group's record at ``cfg.k``: counts, then the assessed metrics or why they were skipped."""
     n = features.feat_a.shape[0]
     n_episodes = int(torch.unique(features.episode_index).numel())
-    record = {"n": n, "n_episodes": n_episodes, "skipped": None, "cknna": None, "mutual_knn": None}
+    record = {"n": n, "n_episodes": n_episodes, "skipped": None} | dict.fromkeys(cfg.metrics)
     limit = neighbour_limit(features, exclusion, interval=False)
     if only_group:
         record["skipped"] = "the only group: the same samples as the headline"
@@ -277,14 +282,14 @@ def _score_group(
 def score_groups(
     features: SavedFeatures, cfg: CKNNAConfig, task_suites: dict[str, str] | None = None
 ) -> dict[str, list[dict]]:
-    """CKNNA and mutual kNN at ``cfg.k`` for each group of each breakdown of :func:`group_rows`.
+    """Every metric of ``cfg.metrics`` at ``cfg.k`` for each group of each breakdown of :func:`group_rows`.
 
     Each group is scored as if it were its own run (feature prep, neighbours, null and
     interval all within the group), with the same options as the headline. A group record
-    is ``{"name", "n", "n_episodes", "skipped", "cknna", "mutual_knn"}`` (task groups add
-    ``task_index``): ``skipped`` is ``None`` and each metric holds the same record as a
-    ``headline`` entry, or ``skipped`` says why there are no numbers (e.g. ``N=7 too small
-    for k=10``) and both metrics are ``None``. Groups with too few episodes for the null or
+    is ``{"name", "n", "n_episodes", "skipped", "cknna", "mutual_knn", ...}`` (one key per
+    metric; task groups add ``task_index``): ``skipped`` is ``None`` and each metric holds
+    the same record as a ``headline`` entry, or ``skipped`` says why there are no numbers
+    (e.g. ``N=7 too small for k=10``) and every metric is ``None``. Groups with too few episodes for the null or
     the interval keep the value and say so in the metric's ``warnings``.
     """
     exclusion = cfg.exclusion(features.episode_index, features.frame_index)
@@ -323,8 +328,11 @@ def score_features(
         logging.warning(note)
     ks, k_notes = usable_ks(cfg, n, neighbour_limit(features, exclusion, interval_level is not None))
     logging.info(f"Scoring N={n} samples at k={ks} ({n_permutations} permutations)")
-    sweep = assess_records(features, cfg, ks, exclusion, n_permutations, interval_level)
-    headline = {metric: next(r for r in records if r["k"] == cfg.k) for metric, records in sweep.items()}
+    assessed = assess_records(features, cfg, ks, exclusion, n_permutations, interval_level)
+    sweep = {metric: records for metric, records in assessed.items() if records[0]["k"] is not None}
+    headline = {
+        metric: next(r for r in records if r["k"] in (cfg.k, None)) for metric, records in assessed.items()
+    }
     headline_warnings = [w for record in headline.values() for w in record["warnings"]]
     warnings = list(dict.fromkeys(notes + k_notes + headline_warnings))
     return {

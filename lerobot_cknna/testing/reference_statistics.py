@@ -9,10 +9,16 @@ benchmarked against: ``assess(..., estimators=REFERENCE_ESTIMATORS)``.
 import numpy as np
 import torch
 
-from lerobot_cknna.metrics.alignment import UndefinedAlignmentError, cknna_from_graphs, mutual_knn_from_graphs
+from lerobot_cknna.metrics.alignment import (
+    UndefinedAlignmentError,
+    cknna_from_graphs,
+    mutual_knn_from_graphs,
+    order_metrics_from_graphs,
+    svcca,
+)
 from lerobot_cknna.metrics.knn import knn_graph
 from lerobot_cknna.metrics.observed import Observed
-from lerobot_cknna.metrics.statistics import METRICS, Estimators, _scores
+from lerobot_cknna.metrics.statistics import Estimators, _scores
 
 
 def null_samples(observed: Observed, pairings: list[torch.Tensor]) -> tuple[dict[str, np.ndarray], int]:
@@ -27,10 +33,16 @@ def null_samples(observed: Observed, pairings: list[torch.Tensor]) -> tuple[dict
         observed.exclusion,
         observed.eps,
     )
-    values = {metric: np.full((len(pairings), len(ks)), np.nan) for metric in METRICS}
+    values = observed.empty_values(len(pairings))
     undefined = 0
     for row, sigma in enumerate(pairings):
         paired_b = knn_graph(b[sigma.to(b.device)], max(ks), exclusion)
+        for metric in observed.order_metrics:
+            values[metric][row] = [
+                result.value for result in order_metrics_from_graphs(metric, graph_a, paired_b, ks)
+            ]
+        if "svcca" in observed.metrics:
+            values["svcca"][row, 0] = svcca(observed.a, b[sigma.to(b.device)]).value
         for col, k in enumerate(ks):
             values["mutual_knn"][row, col] = mutual_knn_from_graphs(graph_a, paired_b, k).value
             try:
@@ -46,7 +58,7 @@ def jackknife_estimates(observed: Observed, groups: list[torch.Tensor]) -> dict[
     The observed graphs are not used.
     """
     a, b, ks, exclusion, eps = observed.a, observed.b, observed.ks, observed.exclusion, observed.eps
-    estimates = {metric: np.full((len(groups), len(ks)), np.nan) for metric in METRICS}
+    estimates = observed.empty_values(len(groups))
     for g, dropped in enumerate(groups):
         keep = torch.ones(a.shape[0], dtype=torch.bool)
         keep[dropped] = False
@@ -54,8 +66,10 @@ def jackknife_estimates(observed: Observed, groups: list[torch.Tensor]) -> dict[
         sub_exclusion = None if exclusion is None else exclusion.subset(rows)
         sub_a = knn_graph(a[rows], max(ks), sub_exclusion)
         sub_b = knn_graph(b[rows], max(ks), sub_exclusion)
-        for metric, results in _scores(sub_a, sub_b, ks, sub_exclusion, eps).items():
+        for metric, results in _scores(sub_a, sub_b, ks, sub_exclusion, eps, observed.metrics).items():
             estimates[metric][g] = [result.value for result in results]
+        if "svcca" in observed.metrics:
+            estimates["svcca"][g, 0] = svcca(a[rows], b[rows]).value
     return estimates
 
 

@@ -5,10 +5,22 @@ import pytest
 import torch
 import torch.nn.functional as F  # noqa: N812
 
-from lerobot_cknna.metrics.alignment import UndefinedAlignmentError, cka, cknna, mutual_knn
+from lerobot_cknna.metrics.alignment import (
+    ALIGNMENT_METRICS,
+    UndefinedAlignmentError,
+    check_metric_names,
+    cka,
+    cknna,
+    cycle_knn,
+    edit_distance_knn,
+    lcs_knn,
+    mutual_knn,
+    svcca,
+)
 from lerobot_cknna.metrics.knn import NeighborExclusion
 from lerobot_cknna.testing import dense_reference
 
+ORDER_METRICS = (cycle_knn, lcs_knn, edit_distance_knn)
 SIZES = [
     (5, 2),
     (5, 3),
@@ -172,9 +184,13 @@ def test_negative_self_alignment_raises_instead_of_nan():
 def test_bad_input_says_what_to_change(feats_a, feats_b, k, message):
     with pytest.raises(ValueError, match=message):
         cknna(feats_a, feats_b, k)
-    if isinstance(k, int) and k >= 2:
+    for metric in (mutual_knn, *ORDER_METRICS):
+        if isinstance(k, int) and k >= 2:
+            with pytest.raises(ValueError, match=message):
+                metric(feats_a, feats_b, k)
+    if "k" not in message:
         with pytest.raises(ValueError, match=message):
-            mutual_knn(feats_a, feats_b, k)
+            svcca(feats_a, feats_b)
 
 
 def test_too_few_candidates_after_exclusion():
@@ -189,3 +205,87 @@ def test_large_k_over_n_is_flagged():
     assert any("k/N" in note for note in cknna(a, b, 10).warnings)
     a, b = related_pair(2000, seed=10)
     assert not any("k/N" in note for note in cknna(a, b, 10).warnings)
+
+
+@pytest.mark.parametrize(("n", "k"), [(5, 2), (17, 5), (64, 10), (200, 7), (120, 30)])
+def test_order_metrics_equal_dense_definition(n, k):
+    a, b = related_pair(n, seed=7 * n + k)
+    for metric in ORDER_METRICS:
+        fast = metric(a, b, k)
+        assert_close(fast.value, getattr(dense_reference, metric.__name__)(a, b, k))
+        assert (fast.metric, fast.n, fast.k) == (metric.__name__, n, k)
+    # cycle_knn goes through feat B first: the sides are not interchangeable.
+    assert_close(cycle_knn(b, a, k).value, dense_reference.cycle_knn(b, a, k))
+
+
+@pytest.mark.parametrize("window", [None, 3])
+def test_order_metrics_with_neighbour_exclusion_equal_dense_definition(window):
+    n, k = 180, 8
+    a, b = related_pair(n, seed=12)
+    episode, frame = torch.arange(n) // 30, torch.arange(n) % 30
+    excluded = episode[:, None] == episode[None, :]
+    if window is not None:
+        excluded &= (frame[:, None] - frame[None, :]).abs() <= window
+    for metric in ORDER_METRICS:
+        fast = metric(a, b, k, exclusion=NeighborExclusion(episode, frame, window))
+        assert_close(fast.value, getattr(dense_reference, metric.__name__)(a, b, k, excluded))
+        assert fast.exclusion is not None
+
+
+def test_order_metrics_break_exact_ties_by_the_lower_index():
+    # Repeated rows: the order of tied neighbours decides LCS and edit distance.
+    gen = torch.Generator().manual_seed(3)
+    a = torch.randint(0, 3, (120, 4), generator=gen).double()
+    b = torch.randint(0, 3, (120, 3), generator=gen).double()
+    a[30:50] = a[30]
+    for metric in ORDER_METRICS:
+        assert_close(metric(a, b, 10).value, getattr(dense_reference, metric.__name__)(a, b, 10))
+
+
+def test_same_neighbours_in_the_same_order_score_one():
+    a, _ = related_pair(300, seed=13)
+    for metric in (lcs_knn, edit_distance_knn):
+        assert metric(a, 2 * a, 10).value == 1.0
+    # Not cycle_knn: a sample's neighbours need not list it among theirs (inner-product hubs).
+    assert cycle_knn(a, 2 * a, 10).value == cycle_knn(a, a, 10).value < 1
+
+
+@pytest.mark.parametrize(
+    ("n", "d_a", "d_b", "components"), [(300, 48, 8, 10), (300, 48, 8, 3), (40, 200, 8, 10)]
+)
+def test_svcca_equals_dense_definition(n, d_a, d_b, components):
+    a, b = related_pair(n, seed=n + d_a, d_a=d_a, d_b=d_b)
+    fast = svcca(a, b, components)
+    assert fast.components == min(components, d_a, d_b)
+    assert_close(fast.value, dense_reference.svcca(a, b, fast.components))
+    assert (fast.metric, fast.k, fast.warnings) == ("svcca", None, [])
+
+
+def test_svcca_keeps_only_directions_with_variance():
+    a, b = related_pair(200, seed=14)
+    b = torch.cat([b, 3 * b[:, :2], torch.full((200, 1), 0.25)], dim=1)  # two copies and a constant
+    fast = svcca(a, b)
+    assert fast.components == 8
+    assert any("kept 8 directions" in note for note in fast.warnings)
+    assert_close(fast.value, dense_reference.svcca(a, b[:, :8], 8))
+
+
+def test_svcca_is_invariant_to_invertible_maps_within_the_kept_directions():
+    a, _ = related_pair(300, seed=15, d_b=6)
+    mixed = a[:, :6] @ torch.randn(6, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert svcca(a[:, :6], mixed, 6).value == pytest.approx(1.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("components", [0, -1, 2.5, True])
+def test_svcca_needs_a_whole_number_of_directions(components):
+    a, b = related_pair(50, seed=16)
+    with pytest.raises(ValueError, match="at least one direction"):
+        svcca(a, b, components)
+
+
+def test_metric_names_are_checked():
+    check_metric_names(list(ALIGNMENT_METRICS))
+    with pytest.raises(ValueError, match="valid names: cknna, mutual_knn, cycle_knn"):
+        check_metric_names(["cknna", "mutual_knn", "lcs"], "--cknna.metrics")
+    with pytest.raises(ValueError, match=r"must keep cknna and mutual_knn.*lacks \['mutual_knn'\]"):
+        check_metric_names(["cknna", "svcca"])

@@ -7,7 +7,7 @@ import torch.nn.functional as F  # noqa: N812
 
 import lerobot_cknna.metrics.jackknife as jackknife_module
 import lerobot_cknna.metrics.permutation as permutation_module
-from lerobot_cknna.metrics.alignment import hsic_terms, mutual_knn_from_graphs
+from lerobot_cknna.metrics.alignment import ALIGNMENT_METRICS, hsic_terms, mutual_knn_from_graphs
 from lerobot_cknna.metrics.knn import NeighborExclusion, knn_graph, knn_rows
 from lerobot_cknna.metrics.observed import Observed
 from lerobot_cknna.metrics.rank_terms import RankedGraph, cross_terms, self_terms
@@ -113,6 +113,32 @@ def test_every_null_sample_and_jackknife_estimate_equals_the_reference(case):
         np.testing.assert_allclose(fast_jack[metric], old_jack[metric], rtol=0, atol=ROUNDING)
     np.testing.assert_array_equal(fast_null["mutual_knn"], old_null["mutual_knn"])
     np.testing.assert_array_equal(fast_jack["mutual_knn"], old_jack["mutual_knn"])
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["continuous", "duplicated window", "unequal lengths quantized float32", "quantized episode exclusion"],
+)
+def test_extra_metrics_under_every_route_equal_the_reference(case):
+    # Routes: relabelled without re-sorting, re-sorted ties, rebuilt (unequal lengths: SVCCA
+    # recomputes feat B's directions), and a jackknife that searches rows again.
+    a, b, options = make_case(case)
+    ks, exclusion = options["ks"], options.get("exclusion")
+    graph_a, graph_b = (_graph(feats, max(ks), exclusion, max(ks)) for feats in (a, b))
+    rows = _episode_rows(options["episode_index"], options["frame_index"])
+    pairings, _ = _pairings("episode", rows, len(a), 10, np.random.default_rng(0))
+    groups = jackknife_groups(rows, 6)
+    observed = Observed(a, b, graph_a, graph_b, ks, exclusion, 1e-6, ALIGNMENT_METRICS)
+    fast_null, _ = permutation_module.null_samples(observed, pairings)
+    old_null, _ = reference_statistics.null_samples(observed, pairings)
+    fast_jack = jackknife_module.jackknife_estimates(observed, groups)
+    old_jack = reference_statistics.jackknife_estimates(observed, groups)
+    for metric in ("cycle_knn", "lcs_knn", "edit_distance_knn"):  # read off identical lists: exact
+        np.testing.assert_array_equal(fast_null[metric], old_null[metric])
+        np.testing.assert_array_equal(fast_jack[metric], old_jack[metric])
+    assert fast_null["svcca"].shape == (10, 1) and fast_jack["svcca"].shape == (6, 1)
+    np.testing.assert_allclose(fast_null["svcca"], old_null["svcca"], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(fast_jack["svcca"], old_jack["svcca"], rtol=0, atol=1e-10)
 
 
 def _route_counts(monkeypatch) -> dict[str, int]:

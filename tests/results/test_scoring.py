@@ -6,8 +6,10 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 
 from lerobot_cknna.configs.cknna import CKNNAConfig, resolve_metrics_device
+from lerobot_cknna.metrics import alignment
 from lerobot_cknna.metrics.alignment import cknna
 from lerobot_cknna.results.features_io import SavedFeatures
+from lerobot_cknna.results.plots import write_plots
 from lerobot_cknna.results.report import write_report
 from lerobot_cknna.results.scoring import samples_digest, score_features, summary_lines, write_results
 from tests.utils import episodic_features, labelled_features
@@ -28,6 +30,31 @@ def test_record_has_every_field_and_matches_the_metric(tmp_path):
     assert [r["k"] for r in record["k_sweep"]["cknna"]] == [5, 10, 20, 50]
     path = write_results(tmp_path, record)
     assert json.loads(path.read_text())["source"] == {"kind": "test"}
+
+
+def test_extra_metrics_are_in_the_record_with_nulls_and_intervals(tmp_path):
+    features = episodic_features()
+    metrics = ["cknna", "mutual_knn", "cycle_knn", "lcs_knn", "edit_distance_knn", "svcca"]
+    cfg = CKNNAConfig(n_permutations=10, k_sweep=[5, 10], metrics=metrics)
+    record = score_features(features, cfg)
+    prepared = cfg.feature_prep_a(features.feat_a.double()), cfg.feature_prep_b(features.feat_b.double())
+    assert list(record["headline"]) == metrics
+    for metric in ("cycle_knn", "lcs_knn", "edit_distance_knn"):
+        assert [r["k"] for r in record["k_sweep"][metric]] == [5, 10]
+        head = record["headline"][metric]
+        assert head["value"] == getattr(alignment, metric)(*prepared, 10).value
+        assert len(head["null"]["samples"]) == 10 and head["interval"]["groups"] == 6
+    # SVCCA has no k: headline only.
+    assert "svcca" not in record["k_sweep"]
+    head = record["headline"]["svcca"]
+    assert head["k"] is None and head["components"] == 8
+    assert head["value"] == pytest.approx(alignment.svcca(*prepared).value, abs=1e-12)
+    assert len(head["null"]["samples"]) == 10 and head["interval"] is not None
+    assert any(line.strip().startswith("svcca") for line in summary_lines(record))
+    json.dumps(record, allow_nan=False)
+    # The report and the plots (CKNNA and mutual kNN) are written as without them.
+    assert write_report(tmp_path, record).exists()
+    assert [path.name for path in write_plots(tmp_path, features, record)][0] == "cknna_k_sweep.png"
 
 
 def test_sweep_values_that_do_not_fit_are_dropped_with_a_warning():
@@ -55,6 +82,8 @@ def test_exclusion_options():
         ({"prep_a": "zscore"}, "choose one of"),
         ({"n_permutations": -1}, "n_permutations must be >= 0"),
         ({"interval_level": 1.5}, r"interval_level must be in \(0, 1\)"),
+        ({"metrics": ["cknna", "mutual_knn", "lcs"]}, "--cknna.metrics has unknown metric"),
+        ({"metrics": ["cknna", "svcca"]}, "--cknna.metrics must keep cknna and mutual_knn"),
     ],
 )
 def test_bad_options_are_explained(kwargs, message):
@@ -142,9 +171,14 @@ def test_groups_too_small_are_skipped_with_the_reason_and_no_numbers():
     assert tiny["cknna"] is None and tiny["mutual_knn"] is None
     bowl = tasks["pick up the black bowl"]  # episodes 0, 3 and the first 12 frames of 6
     assert (bowl["n"], bowl["n_episodes"]) == (52, 3) and bowl["cknna"]["interval"] is not None
-    single = score_features(features, CKNNAConfig(n_permutations=10, exclude_same_episode=True))
+    single = score_features(
+        features,
+        CKNNAConfig(n_permutations=10, exclude_same_episode=True, metrics=["cknna", "mutual_knn", "lcs_knn"]),
+    )
     excluded = {g["name"]: g for g in single["groups"]["task"]}["tiny"]
     assert "too small for k=10" in excluded["skipped"] and "under the exclusion" in excluded["skipped"]
+    assert excluded["lcs_knn"] is None  # every selected metric has its key, empty when skipped
+    assert all(g["lcs_knn"]["k"] == 10 for g in single["groups"]["task"] if g["skipped"] is None)
 
 
 def test_groups_with_few_episodes_keep_the_value_and_say_what_is_missing():
