@@ -151,9 +151,8 @@ def test_ranking_needs_the_same_samples_and_options():
     fewer = score_features(
         episodic_features(n_episodes=3, length=10), CKNNAConfig(n_permutations=0, interval_level=None)
     )
-    assert ranking_obstacles(["a", "b"], [base, fewer]) == [
-        "The runs scored different numbers of samples (a N=40, b N=30)."
-    ]
+    (reason,) = ranking_obstacles(["a", "b"], [base, fewer])
+    assert reason.startswith("The runs scored different numbers of samples (a N=40, b N=30). CKNNA moves with N")
     old = {key: value for key, value in base.items() if key != "samples_digest"}
     (reason,) = ranking_obstacles(["a", "old"], [base, old])
     assert reason.startswith("old: no samples digest")
