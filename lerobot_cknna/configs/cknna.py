@@ -76,11 +76,17 @@ class CKNNAConfig:
                 f"--cknna.target=trajectory needs --cknna.window=W >= 1 (states t..t+W), got {self.window}."
             )
         if self.target != "trajectory" and self.window is not None:
-            raise ValueError("--cknna.window applies to --cknna.target=trajectory only; drop it or set the target.")
+            raise ValueError(
+                "--cknna.window applies to --cknna.target=trajectory only; drop it or set the target."
+            )
         if any(h < 0 for h in self.horizons) or len(set(self.horizons)) != len(self.horizons):
-            raise ValueError(f"--cknna.horizons must be distinct steps >= 0, e.g. [0,5,10,15]; got {self.horizons}.")
+            raise ValueError(
+                f"--cknna.horizons must be distinct steps >= 0, e.g. [0,5,10,15]; got {self.horizons}."
+            )
         if self.sampling not in SAMPLINGS:
-            raise ValueError(f"--cknna.sampling must be one of {', '.join(SAMPLINGS)}, got {self.sampling!r}.")
+            raise ValueError(
+                f"--cknna.sampling must be one of {', '.join(SAMPLINGS)}, got {self.sampling!r}."
+            )
         if any(n <= self.k for n in self.n_curve) or len(set(self.n_curve)) != len(self.n_curve):
             raise ValueError(
                 f"--cknna.n_curve must be distinct sample sizes above k={self.k}, e.g. [500,1000,2000]; "

@@ -400,7 +400,8 @@ def plot_n_curve(record: dict, path: Path) -> Path | None:
         ax.minorticks_off()
         ax.set_xlabel("N (samples in nested subsets of whole episodes)")
         ax.set_title(f"{title} at k={record['k']} over N")
-        ax.legend(fontsize=8, loc="best")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8, loc="best")
     figure.suptitle(f"{_title(record)}: how the score moves with the number of samples")
     return _save(figure, path)
 

@@ -315,8 +315,10 @@ def score_groups(
 
 
 def samples_to_score(features: SavedFeatures, cfg: CKNNAConfig, horizon: int = 0) -> TargetSamples:
-    """The samples ``cfg`` scores: feat B as ``--cknna.target`` asks, ``horizon`` steps ahead, then
-    the frames ``--cknna.sampling`` keeps.
+    """The samples ``cfg`` scores, with feat B ``horizon`` steps ahead.
+
+    Feat B is built as ``--cknna.target`` asks (:func:`~lerobot_cknna.results.targets.build_target`),
+    then ``--cknna.sampling`` picks the frames (:func:`~lerobot_cknna.results.sampling.apply_sampling`).
 
     Raises:
         ValueError: at horizon 0, when the target leaves no sample (a window longer than every episode).
@@ -352,7 +354,9 @@ def score_features(
     exclusion = cfg.exclusion(features.episode_index, features.frame_index)
     n_permutations, interval_level, notes = feasible_statistics(features, cfg, exclusion, "this run")
     if target.n_dropped:
-        notes.insert(0, f"{target.n_dropped} samples dropped: they have no {target.description} in their episode.")
+        notes.insert(
+            0, f"{target.n_dropped} samples dropped: they have no {target.description} in their episode."
+        )
     for note in notes:
         logging.warning(note)
     ks, k_notes = usable_ks(cfg, n, neighbour_limit(features, exclusion, interval_level is not None))
@@ -377,7 +381,12 @@ def score_features(
         "headline": headline,
         "k_sweep": sweep,
         "task_suites": task_suites,
-        "target": {"kind": cfg.target, "window": cfg.window, "feat_b": target.description, "n_dropped": target.n_dropped},
+        "target": {
+            "kind": cfg.target,
+            "window": cfg.window,
+            "feat_b": target.description,
+            "n_dropped": target.n_dropped,
+        },
         "sampling": cfg.sampling,
         "groups": score_groups(features, cfg, task_suites),
         "warnings": warnings,

@@ -5,7 +5,7 @@ from lerobot_cknna.configs.cknna import CKNNAConfig
 from lerobot_cknna.results.features_io import SavedFeatures
 from lerobot_cknna.results.horizons import score_horizons
 from lerobot_cknna.testing import dense_reference
-from tests.utils import episodic_features
+from tests.utils import episodic_features, states_ahead_by_lookup
 
 LEAD = 3
 
@@ -19,18 +19,6 @@ def anticipating_features(n_episodes: int = 6, length: int = 20) -> SavedFeature
     return features
 
 
-def shifted_by_loop(features: SavedFeatures, horizon: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Feat A and the state ``horizon`` frames later, paired one sample at a time."""
-    row_of = {(int(e), int(f)): row for row, (e, f) in enumerate(zip(features.episode_index, features.frame_index))}
-    pairs = [
-        (row, row_of[(int(e), int(f) + horizon)])
-        for row, (e, f) in enumerate(zip(features.episode_index, features.frame_index))
-        if (int(e), int(f) + horizon) in row_of
-    ]
-    rows_a, rows_b = zip(*pairs, strict=True)
-    return features.feat_a[list(rows_a)], features.feat_b[list(rows_b)]
-
-
 def test_cknna_peaks_at_the_horizon_feat_a_encodes_and_matches_a_direct_rescoring():
     features = anticipating_features()
     cfg = CKNNAConfig(horizons=[0, 1, LEAD, 6], n_permutations=10)
@@ -41,9 +29,9 @@ def test_cknna_peaks_at_the_horizon_feat_a_encodes_and_matches_a_direct_rescorin
     values = [r["cknna"]["value"] for r in records]
     assert values[2] == pytest.approx(1.0, abs=1e-4) and max(values[:2] + values[3:]) < 0.95
     for record in records:
-        feat_a, feat_b = shifted_by_loop(features, record["horizon"])
+        kept, feat_b = states_ahead_by_lookup(features, [record["horizon"]])
         expected = dense_reference.cknna(
-            cfg.feature_prep_a(feat_a.double()), cfg.feature_prep_b(feat_b.double()), cfg.k
+            cfg.feature_prep_a(features.feat_a[kept].double()), cfg.feature_prep_b(feat_b.double()), cfg.k
         )
         assert record["cknna"]["value"] == pytest.approx(expected["value"], rel=1e-10)
         assert len(record["cknna"]["null"]["samples"]) == 10 and record["cknna"]["interval"] is not None

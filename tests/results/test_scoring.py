@@ -269,7 +269,10 @@ def test_trajectory_target_scores_stacked_states_and_records_what_it_dropped():
         "feat_b": "states t..t+2 stacked (trajectory, W=2)",
         "n_dropped": 10,
     }
-    assert record["warnings"][0] == "10 samples dropped: they have no states t..t+2 stacked (trajectory, W=2) in their episode."
+    assert (
+        record["warnings"][0]
+        == "10 samples dropped: they have no states t..t+2 stacked (trajectory, W=2) in their episode."
+    )
     with pytest.raises(ValueError, match="lower --cknna.window"):
         score_features(features, CKNNAConfig(target="trajectory", window=12, n_permutations=0))
 

@@ -4,7 +4,7 @@ import torch
 from lerobot_cknna.configs.cknna import CKNNAConfig
 from lerobot_cknna.results.features_io import SavedFeatures
 from lerobot_cknna.results.targets import build_target, frames_ahead, stacked_states
-from tests.utils import episodic_features
+from tests.utils import episodic_features, states_ahead_by_lookup
 
 
 def hand_made(episodes: list[int], frames: list[int]) -> SavedFeatures:
@@ -28,18 +28,6 @@ def test_frames_ahead_refuses_repeated_episode_frames():
         frames_ahead(hand_made([0, 0, 1], [4, 4, 0]), 1)
 
 
-def loop_reference(features: SavedFeatures, offsets: list[int]) -> tuple[list[int], torch.Tensor]:
-    """Kept rows and stacked states, by looking every (episode, frame) up in a dict."""
-    row_of = {(int(e), int(f)): row for row, (e, f) in enumerate(zip(features.episode_index, features.frame_index))}
-    kept, states = [], []
-    for row, (e, f) in enumerate(zip(features.episode_index.tolist(), features.frame_index.tolist())):
-        later = [row_of.get((e, f + offset)) for offset in offsets]
-        if None not in later:
-            kept.append(row)
-            states.append(torch.cat([features.feat_b[r] for r in later]))
-    return kept, torch.stack(states) if states else torch.empty(0)
-
-
 @pytest.mark.parametrize("offsets", [[2], [4], [0, 2, 4], [1], [3, 4]])
 def test_stacked_states_match_a_lookup_on_strided_shuffled_frames(offsets):
     # Every 2nd frame (a stride, as replay with --cknna.max_samples keeps), rows shuffled, frame 6 of
@@ -47,9 +35,11 @@ def test_stacked_states_match_a_lookup_on_strided_shuffled_frames(offsets):
     features = episodic_features(n_episodes=4, length=12)
     features = features.select(features.frame_index % 2 == 0)
     features = features.select(~((features.episode_index == 2) & (features.frame_index == 6)))
-    features = features.select(torch.randperm(len(features.feat_a), generator=torch.Generator().manual_seed(1)))
+    features = features.select(
+        torch.randperm(len(features.feat_a), generator=torch.Generator().manual_seed(1))
+    )
     selected, n_dropped = stacked_states(features, offsets)
-    kept, states = loop_reference(features, offsets)
+    kept, states = states_ahead_by_lookup(features, offsets)
     assert n_dropped == len(features.feat_a) - len(kept)
     assert torch.equal(selected.feat_a, features.feat_a[kept])
     assert torch.equal(selected.frame_index, features.frame_index[kept])

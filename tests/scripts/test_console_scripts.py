@@ -182,7 +182,9 @@ def test_ranking_needs_the_same_samples_and_options():
         episodic_features(n_episodes=3, length=10), CKNNAConfig(n_permutations=0, interval_level=None)
     )
     (reason,) = ranking_obstacles(["a", "b"], [base, fewer])
-    assert reason.startswith("The runs scored different numbers of samples (a N=40, b N=30). CKNNA moves with N")
+    assert reason.startswith(
+        "The runs scored different numbers of samples (a N=40, b N=30). CKNNA moves with N"
+    )
     old = {key: value for key, value in base.items() if key != "samples_digest"}
     (reason,) = ranking_obstacles(["a", "old"], [base, old])
     assert reason.startswith("old: no samples digest")
