@@ -390,8 +390,8 @@ def plot_n_curve(record: dict, path: Path) -> Path | None:
     if shown:
         calibrated_ax.plot(*zip(*shown, strict=True), "o-", color=VALUE_COLOR, lw=2, label="calibrated CKNNA")
     else:
-        calibrated_ax.text(0.5, 0.5, "no permutation null: no calibrated score", ha="center",
-                           transform=calibrated_ax.transAxes)  # fmt: skip
+        note = "no permutation null: no calibrated score"
+        calibrated_ax.text(0.5, 0.5, note, ha="center", transform=calibrated_ax.transAxes)
     calibrated_ax.set_ylabel("calibrated CKNNA")
     calibrated_ax.grid(alpha=0.3)
     for ax, title in ((cknna_ax, "CKNNA"), (calibrated_ax, "Calibrated CKNNA")):

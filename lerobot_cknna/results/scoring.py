@@ -326,8 +326,9 @@ def samples_to_score(features: SavedFeatures, cfg: CKNNAConfig, horizon: int = 0
     target = build_target(features, cfg, horizon)
     if horizon == 0 and not len(target.features.feat_a):
         raise ValueError(
-            f"No sample has its {target.description} in its episode; lower --cknna.window "
-            f"(the longest episode holds {int(torch.unique(features.episode_index, return_counts=True)[1].max())} samples)."
+            f"No sample has its {target.description} in its episode: every episode is shorter than the "
+            "window or has gaps between its frames (a stride, --cknna.max_samples). Lower --cknna.window, "
+            "or gather every frame of the episodes."
         )
     target.features = apply_sampling(target.features, cfg)
     return target

@@ -273,7 +273,7 @@ def test_trajectory_target_scores_stacked_states_and_records_what_it_dropped():
         record["warnings"][0]
         == "10 samples dropped: they have no states t..t+2 stacked (trajectory, W=2) in their episode."
     )
-    with pytest.raises(ValueError, match="lower --cknna.window"):
+    with pytest.raises(ValueError, match="Lower --cknna.window"):
         score_features(features, CKNNAConfig(target="trajectory", window=12, n_permutations=0))
 
 
