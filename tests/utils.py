@@ -67,6 +67,20 @@ def episodic_features(n_episodes=6, length=20, seed=0) -> SavedFeatures:
     )
 
 
+def states_ahead_by_lookup(features: SavedFeatures, offsets: list[int]) -> tuple[list[int], torch.Tensor]:
+    """The rows with a saved sample of their episode at every frame offset, and those samples' states
+    stacked, found one (episode, frame) dictionary lookup at a time (a reference for targets)."""
+    pairs = list(zip(features.episode_index.tolist(), features.frame_index.tolist(), strict=True))
+    row_of = {pair: row for row, pair in enumerate(pairs)}
+    kept, states = [], []
+    for row, (episode, frame) in enumerate(pairs):
+        later = [row_of.get((episode, frame + offset)) for offset in offsets]
+        if None not in later:
+            kept.append(row)
+            states.append(torch.cat([features.feat_b[r] for r in later]))
+    return kept, torch.stack(states) if states else torch.empty(0)
+
+
 def labelled_features(n_episodes=9, length=20, seed=0) -> SavedFeatures:
     """Episodes of three tasks (episode e does task e % 3); success marked at the last frame only."""
     features = episodic_features(n_episodes, length, seed)

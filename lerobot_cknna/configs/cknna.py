@@ -10,6 +10,9 @@ from lerobot_cknna.metrics.feature_prep import FeaturePrep
 from lerobot_cknna.metrics.knn import NeighborExclusion
 from lerobot_cknna.results.provenance import parse_weights
 
+TARGETS = ("state", "trajectory")
+SAMPLINGS = ("all", "one_per_episode")
+
 
 @dataclass
 class CKNNAConfig:
@@ -43,6 +46,16 @@ class CKNNAConfig:
     seed: int = 0
     # Where the metrics run: auto (CUDA when torch sees a GPU, else CPU), cpu, cuda or cuda:N.
     device: str = "auto"
+    # Feat B: state (the state at the same step) or trajectory (the states t..t+window stacked).
+    target: str = "state"
+    # Steps beyond t that the trajectory target stacks (needs --cknna.target=trajectory).
+    window: int | None = None
+    # Also score feat B h steps later, for each h here (e.g. [0,5,10,15]); samples without one are dropped.
+    horizons: list[int] = field(default_factory=list)
+    # Which samples are scored: all, or one_per_episode (one random frame per episode, as S² does).
+    sampling: str = "all"
+    # Also score nested subsets of whole episodes holding at least these many samples (CKNNA against N).
+    n_curve: list[int] = field(default_factory=list)
 
     def __post_init__(self):
         self.feature_prep_a = FeaturePrep(self.prep_a, self.clamp_quantile)
@@ -57,6 +70,32 @@ class CKNNAConfig:
             raise ValueError(f"--cknna.interval_level must be in (0, 1), got {self.interval_level}.")
         parse_metrics_device(self.device)
         check_metric_names(self.metrics, "--cknna.metrics")
+        self._check_targets_and_sampling()
+
+    def _check_targets_and_sampling(self):
+        if self.target not in TARGETS:
+            raise ValueError(f"--cknna.target must be one of {', '.join(TARGETS)}, got {self.target!r}.")
+        if self.target == "trajectory" and (self.window is None or self.window < 1):
+            raise ValueError(
+                f"--cknna.target=trajectory needs --cknna.window=W >= 1 (states t..t+W), got {self.window}."
+            )
+        if self.target != "trajectory" and self.window is not None:
+            raise ValueError(
+                "--cknna.window applies to --cknna.target=trajectory only; drop it or set the target."
+            )
+        if any(h < 0 for h in self.horizons) or len(set(self.horizons)) != len(self.horizons):
+            raise ValueError(
+                f"--cknna.horizons must be distinct steps >= 0, e.g. [0,5,10,15]; got {self.horizons}."
+            )
+        if self.sampling not in SAMPLINGS:
+            raise ValueError(
+                f"--cknna.sampling must be one of {', '.join(SAMPLINGS)}, got {self.sampling!r}."
+            )
+        if any(n <= self.k for n in self.n_curve) or len(set(self.n_curve)) != len(self.n_curve):
+            raise ValueError(
+                f"--cknna.n_curve must be distinct sample sizes above k={self.k}, e.g. [500,1000,2000]; "
+                f"got {self.n_curve}."
+            )
 
     @functools.cached_property
     def metrics_device(self) -> torch.device:

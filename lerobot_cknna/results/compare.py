@@ -92,7 +92,11 @@ def ranking_obstacles(labels: list[str], records: list[dict]) -> list[str]:
         )
     if len({record["n"] for record in records}) > 1:
         sizes = ", ".join(f"{label} N={record['n']}" for label, record in zip(labels, records, strict=True))
-        reasons.append(f"The runs scored different numbers of samples ({sizes}).")
+        reasons.append(
+            f"The runs scored different numbers of samples ({sizes}). CKNNA moves with N at fixed k "
+            "(--cknna.n_curve shows how far), so the order would rank sample sizes, not policies; "
+            "score every run on the same samples."
+        )
     elif not undigested and len({record["samples_digest"] for record in records}) > 1:
         digests = ", ".join(
             f"{label} {record['samples_digest'][:12]}" for label, record in zip(labels, records, strict=True)

@@ -55,6 +55,22 @@ class SavedFeatures:
             if value is not None and value.shape[0] != n:
                 raise ValueError(f"{name} has {value.shape[0]} rows but feat_a has {n}; they must match.")
 
+    def select(self, rows: torch.Tensor) -> "SavedFeatures":
+        """The samples ``rows`` (indices or a boolean mask), every per-sample tensor alike."""
+
+        def take(tensor: torch.Tensor | None) -> torch.Tensor | None:
+            return None if tensor is None else tensor[rows]
+
+        return SavedFeatures(
+            feat_a=self.feat_a[rows],
+            feat_b=self.feat_b[rows],
+            episode_index=self.episode_index[rows],
+            frame_index=self.frame_index[rows],
+            success=take(self.success),
+            task_index=take(self.task_index),
+            tasks=self.tasks,
+        )
+
 
 def save_features(directory: Path, features: SavedFeatures) -> Path:
     """Write ``features.safetensors`` (and ``tasks.json`` when there are tasks) into ``directory``."""

@@ -1,7 +1,7 @@
 """``layers.json``: CKNNA and mutual kNN at every layer along the path to the hooked module.
 
-Each layer is scored like the headline (:mod:`lerobot_cknna.results.scoring`): the same feature prep,
-neighbour exclusion, k, permutation null (``--cknna.n_permutations`` draws, the same seed) and
+Each layer is scored like the headline (:mod:`lerobot_cknna.results.scoring`): the same feat B
+(``--cknna.target``) and samples (``--cknna.sampling``), feature prep, neighbour exclusion, k, permutation null (``--cknna.n_permutations`` draws, the same seed) and
 jackknife interval, at the headline k only (no scores over k, no breakdowns). ``layers.json`` holds:
 
 * ``schema_version``, ``source`` (as in ``cknna.json``), ``n``, ``n_episodes``, ``k``,
@@ -21,7 +21,7 @@ import torch
 
 from lerobot_cknna.configs.cknna import CKNNAConfig
 from lerobot_cknna.results.layer_features import LayerFeatures
-from lerobot_cknna.results.scoring import assess_records, neighbour_limit, usable_ks
+from lerobot_cknna.results.scoring import assess_records, neighbour_limit, samples_to_score, usable_ks
 
 LAYERS_SCHEMA_VERSION = 1
 LAYERS_FILE = "layers.json"
@@ -52,16 +52,15 @@ def score_layers(layers: list[LayerFeatures], cfg: CKNNAConfig, source: dict | N
         ValueError: the layers hold different samples, or ``cfg.k`` does not fit them.
     """
     _check_same_samples(layers)
-    first = layers[0].features
+    samples = [samples_to_score(layer.features, cfg).features for layer in layers]
+    first = samples[0]
     n = first.feat_a.shape[0]
     exclusion = cfg.exclusion(first.episode_index, first.frame_index)
     usable_ks(cfg, n, neighbour_limit(first, exclusion, cfg.interval_level is not None))
     records = []
-    for layer in layers:
+    for layer, features in zip(layers, samples, strict=True):
         logging.info(f"Scoring layer {layer.index} of {len(layers) - 1}: {layer.tap.path} ({layer.tap.read})")
-        assessed = assess_records(
-            layer.features, cfg, [cfg.k], exclusion, cfg.n_permutations, cfg.interval_level
-        )
+        assessed = assess_records(features, cfg, [cfg.k], exclusion, cfg.n_permutations, cfg.interval_level)
         records.append(
             {
                 "index": layer.index,

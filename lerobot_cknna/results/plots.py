@@ -4,6 +4,10 @@
   where the permutation null puts chance;
 * ``cknna_groups.png``: one row per task (and task suite, and successful vs failed
   episodes), the value with its interval against the group's own null band;
+* ``cknna_horizons.png`` (with ``--cknna.horizons``): CKNNA and mutual kNN over the horizon h,
+  each with its interval and null band;
+* ``cknna_n_curve.png`` (with ``--cknna.n_curve``): CKNNA with its interval and null band, and
+  the null record's calibrated score, over N on nested subsets of episodes;
 * ``feat_a_projection.png``: feat A's first two principal components, each sample coloured
   by the state dimension with the largest variance, with feat B's beside it for comparison;
 * ``layers.png`` (with ``--cknna.layers=true``): CKNNA and mutual kNN at every layer along
@@ -34,6 +38,8 @@ GROUPS_FILE = "cknna_groups.png"
 PROJECTION_FILE = "feat_a_projection.png"
 COMPARISON_FILE = "comparison.png"
 LAYERS_PLOT_FILE = "layers.png"
+HORIZONS_FILE = "cknna_horizons.png"
+N_CURVE_FILE = "cknna_n_curve.png"
 LAYER_CURVES_FILE = "layer_curves.png"
 DPI = 150
 NULL_LEVEL = 0.95
@@ -351,12 +357,67 @@ def plot_projection(features: SavedFeatures, record: dict, path: Path) -> Path:
     return _save(figure, path)
 
 
+def _scored(subsets: list[dict]) -> list[dict]:
+    return [subset for subset in subsets if not subset["skipped"]]
+
+
+def plot_horizons(record: dict, path: Path) -> Path | None:
+    """CKNNA and mutual kNN over the horizon h of ``record["horizons"]``; ``None`` when no horizon was scored."""
+    horizons = _scored(record.get("horizons") or [])
+    if not horizons:
+        return None
+    figure = _figure(12, 4.8)
+    axes = figure.subplots(1, 2)
+    steps = np.array([item["horizon"] for item in horizons], dtype=float)
+    for ax, metric in zip(axes, METRIC_TITLES, strict=True):
+        _draw_metric_curve(ax, steps, [item[metric] for item in horizons], metric)
+        ax.set_xticks(steps, [f"{step:g}" for step in steps])
+        ax.set_xlabel("horizon h (feat B taken h steps after feat A)")
+        ax.set_title(f"{METRIC_TITLES[metric]} at k={record['k']} over horizon")
+        ax.legend(fontsize=8, loc="best")
+    sizes = ", ".join(f"h={item['horizon']}: N={item['n']}" for item in horizons)
+    figure.suptitle(f"{_title(record)}: feat B = {record['target']['kind']} h steps later ({sizes})")
+    return _save(figure, path)
+
+
+def plot_n_curve(record: dict, path: Path) -> Path | None:
+    """CKNNA (with interval and null band) and the calibrated score over N; ``None`` when no point was scored."""
+    points = _scored(record.get("n_curve") or [])
+    if not points:
+        return None
+    figure = _figure(12, 4.8)
+    cknna_ax, calibrated_ax = figure.subplots(1, 2)
+    sizes = np.array([point["n"] for point in points], dtype=float)
+    _draw_metric_curve(cknna_ax, sizes, [point["cknna"] for point in points], "cknna")
+    calibrated = [(point["cknna"]["null"] or {}).get("calibrated") for point in points]
+    shown = [(size, value) for size, value in zip(sizes, calibrated, strict=True) if value is not None]
+    if shown:
+        calibrated_ax.plot(*zip(*shown, strict=True), "o-", color=VALUE_COLOR, lw=2, label="calibrated CKNNA")
+    else:
+        note = "no permutation null: no calibrated score"
+        calibrated_ax.text(0.5, 0.5, note, ha="center", transform=calibrated_ax.transAxes)
+    calibrated_ax.set_ylabel("calibrated CKNNA")
+    calibrated_ax.grid(alpha=0.3)
+    for ax, title in ((cknna_ax, "CKNNA"), (calibrated_ax, "Calibrated CKNNA")):
+        ax.set_xscale("log")
+        ax.set_xticks(sizes, [f"{size:g}" for size in sizes])
+        ax.minorticks_off()
+        ax.set_xlabel("N (samples in nested subsets of whole episodes)")
+        ax.set_title(f"{title} at k={record['k']} over N")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8, loc="best")
+    figure.suptitle(f"{_title(record)}: how the score moves with the number of samples")
+    return _save(figure, path)
+
+
 def write_plots(run_dir: Path, features: SavedFeatures, record: dict) -> list[Path]:
-    """Write the run's figures into ``run_dir``; returns their paths (no group figure without groups)."""
+    """Write the run's figures into ``run_dir``; returns their paths (none of a section the record lacks)."""
     run_dir = Path(run_dir)
     paths = [
         plot_k_sweep(record, run_dir / K_SWEEP_FILE),
         plot_groups(record, run_dir / GROUPS_FILE),
+        plot_horizons(record, run_dir / HORIZONS_FILE),
+        plot_n_curve(record, run_dir / N_CURVE_FILE),
         plot_projection(features, record, run_dir / PROJECTION_FILE),
     ]
     return [path for path in paths if path is not None]

@@ -11,13 +11,21 @@ from pathlib import Path
 
 from lerobot_cknna.configs.cknna import CKNNAConfig
 from lerobot_cknna.results.features_io import SavedFeatures, load_features
+from lerobot_cknna.results.horizons import score_horizons
 from lerobot_cknna.results.interruption import partial_run_warning, read_interruption
 from lerobot_cknna.results.layer_features import LayerFeatures, has_layer_features, load_layer_features
 from lerobot_cknna.results.layer_scoring import LAYERS_FILE, score_layers
 from lerobot_cknna.results.parity import replay_parity_warning
 from lerobot_cknna.results.plots import LAYERS_PLOT_FILE, plot_layers, write_plots
 from lerobot_cknna.results.report import write_report
-from lerobot_cknna.results.scoring import RESULTS_FILE, score_features, summary_lines, write_results
+from lerobot_cknna.results.sample_size import score_n_curve
+from lerobot_cknna.results.scoring import (
+    RESULTS_FILE,
+    samples_to_score,
+    score_features,
+    summary_lines,
+    write_results,
+)
 
 
 def publish(
@@ -33,6 +41,8 @@ def publish(
 ) -> dict:
     """Score ``features`` and write ``cknna.json`` (and the plots and ``report.md``) into ``run_dir``.
 
+    With ``--cknna.horizons`` or ``--cknna.n_curve``, the record gets ``horizons``
+    (:mod:`~lerobot_cknna.results.horizons`) or ``n_curve`` (:mod:`~lerobot_cknna.results.sample_size`).
     With ``layer_features`` (every layer tap's, shallow to deep), also ``layers.json`` and ``layers.png``.
     With ``interruption`` (the run stopped early), the record keeps it and warns that it is partial.
     With ``replay_parity`` (:mod:`lerobot_cknna.results.parity`), the record keeps it and warns
@@ -42,6 +52,10 @@ def publish(
         The ``cknna.json`` record.
     """
     record = score_features(features, cfg, source, task_suites=task_suites)
+    if cfg.horizons:
+        record["horizons"] = score_horizons(features, cfg)
+    if cfg.n_curve:
+        record["n_curve"] = score_n_curve(samples_to_score(features, cfg).features, cfg)
     if interruption is not None:
         record["interruption"] = interruption
         record["warnings"].insert(0, partial_run_warning(interruption))

@@ -3,7 +3,8 @@
 The headline table has the columns of the original multi-model study (policy, type,
 category, feat A dim, CKNNA and mutual kNN at k, hook path, weights) plus what that table
 lacked: N, the interval, the permutation null and the calibrated score. Then the scores over k,
-the per-task / per-suite / success-vs-failure tables, the per-layer scores (when the run has layer taps), the
+the per-task / per-suite / success-vs-failure tables, the scores over horizons and over sample
+size (when asked for), the per-layer scores (when the run has layer taps), the
 figures, and the caveats in words.
 Every number is the record's, rounded for reading; ``cknna.json`` keeps full precision.
 """
@@ -146,6 +147,10 @@ def _settings_lines(record: dict) -> list[str]:
         lines.append(f"- Null: {len(null['samples'])} {null['unit']} permutations, {kind}")
     if head["interval"]:
         lines.append(f"- Interval: {head['interval']['method']}, {head['interval']['groups']} groups")
+    if "target" in record:
+        target = record["target"]
+        lines.append(f"- Feat B: {target['feat_b']}; {target['n_dropped']} samples dropped for lacking it")
+        lines.append(f"- Sampling: {record['sampling']}")
     if record.get("samples_digest"):
         lines.append(f"- Samples digest: `{record['samples_digest'][:16]}`")
     return lines
@@ -159,18 +164,47 @@ def _over_k_table(record: dict) -> list[str]:
     return markdown_table(("k", *SCORE_COLUMNS), rows)
 
 
-def group_table(groups: list[dict]) -> list[str]:
-    """A breakdown's table: one row per group, skipped groups with their reason."""
+def subset_table(heading: str, labels: list[str], subsets: list[dict]) -> list[str]:
+    """One row per separately scored set of samples (a group, a horizon, a sample size), skipped ones with why."""
     rows = []
-    for group in groups:
-        counts = [text_cell(group["name"]), str(group["n"]), str(group["n_episodes"])]
-        if group["skipped"]:
+    for label, subset in zip(labels, subsets, strict=True):
+        counts = [text_cell(label), str(subset["n"]), str(subset["n_episodes"])]
+        if subset["skipped"]:
             rows.append(
-                counts + [f"skipped: {text_cell(group['skipped'])}"] + [""] * (len(SCORE_COLUMNS) - 1)
+                counts + [f"skipped: {text_cell(subset['skipped'])}"] + [""] * (len(SCORE_COLUMNS) - 1)
             )
         else:
-            rows.append(counts + score_cells(group))
-    return markdown_table(("Group", "N", "Episodes", *SCORE_COLUMNS), rows)
+            rows.append(counts + score_cells(subset))
+    return markdown_table((heading, "N", "Episodes", *SCORE_COLUMNS), rows)
+
+
+def group_table(groups: list[dict]) -> list[str]:
+    """A breakdown's table: one row per group, skipped groups with their reason."""
+    return subset_table("Group", [group["name"] for group in groups], groups)
+
+
+def horizon_section(record: dict) -> list[str]:
+    """The table of ``--cknna.horizons``: one row per horizon, with feat B and the samples it dropped."""
+    horizons = record["horizons"]
+    labels = [f"h={item['horizon']}: {item['feat_b']} ({item['n_dropped']} dropped)" for item in horizons]
+    return [
+        f"Feat A at step t against feat B h steps later in the same episode, at k={record['k']}. Samples "
+        "without a state at every frame feat B needs are dropped; each row is scored on the samples it "
+        "keeps, with its own null and interval.",
+        "",
+        *subset_table("Horizon", labels, horizons),
+    ]
+
+
+def n_curve_section(record: dict) -> list[str]:
+    """The table of ``--cknna.n_curve``: one row per nested subset of whole episodes."""
+    points = record["n_curve"]
+    return [
+        f"Nested subsets of whole episodes (one shuffle; each subset is the first episodes holding at least "
+        f"the N asked), scored at k={record['k']}. At fixed k CKNNA moves with N: compare runs at the same N.",
+        "",
+        *subset_table("N asked", [str(point["n_requested"]) for point in points], points),
+    ]
 
 
 def _all_cknna_values(record: dict) -> list[float]:
@@ -287,6 +321,10 @@ def render_report(record: dict, figures: list[Path] = (), layer_record: dict | N
     for breakdown, groups in record.get("groups", {}).items():
         lines += ["", f"## {BREAKDOWN_TITLES.get(breakdown, breakdown)} (k={record['k']})", ""]
         lines += group_table(groups)
+    if record.get("horizons"):
+        lines += ["", "## Over horizons", "", *horizon_section(record)]
+    if record.get("n_curve"):
+        lines += ["", "## Over sample size", "", *n_curve_section(record)]
     if layer_record is not None:
         lines += ["", "## Per-layer scores", "", *layer_section(layer_record)]
     if "replay_parity" in record:

@@ -21,10 +21,22 @@
   ``task_suites`` mapping, since nothing in the saved features names the suite) and
   ``outcome`` (``success`` / ``failure`` episodes; needs ``success``). A breakdown is left
   out when its labels are missing;
+* ``target``: what feat B is (:mod:`~lerobot_cknna.results.targets`): ``kind`` (``state`` or
+  ``trajectory``), ``window``, ``feat_b`` in words (e.g. ``state at t``) and ``n_dropped``, the
+  samples left out for lacking it; ``sampling``: ``all`` or ``one_per_episode``
+  (:mod:`~lerobot_cknna.results.sampling`). ``n``, the digest and every score are of the
+  samples kept;
+* ``horizons`` (with ``--cknna.horizons``): one record per horizon h, feat B taken h steps
+  later (:mod:`~lerobot_cknna.results.horizons`): ``horizon``, ``feat_b``, ``n_dropped`` and
+  the fields of a group record;
+* ``n_curve`` (with ``--cknna.n_curve``): one record per size on nested subsets of whole
+  episodes (:mod:`~lerobot_cknna.results.sample_size`): ``n_requested`` and the fields of a
+  group record (``n`` is the subset's actual size);
 * ``warnings``: everything a reader must know before trusting the numbers.
 
 Schema 2 added ``samples_digest``, ``task_suites`` and ``groups``; every schema 1 key is
-unchanged.
+unchanged. ``target``, ``sampling``, ``horizons`` and ``n_curve`` came later, as additions
+that leave every earlier key as it was (a reader that does not know them can ignore them).
 """
 
 import hashlib
@@ -38,6 +50,8 @@ from lerobot_cknna.configs.cknna import CKNNAConfig
 from lerobot_cknna.metrics.knn import NeighborExclusion
 from lerobot_cknna.metrics.statistics import assess
 from lerobot_cknna.results.features_io import SavedFeatures
+from lerobot_cknna.results.sampling import apply_sampling, check_sizes
+from lerobot_cknna.results.targets import TargetSamples, build_target
 from lerobot_cknna.utils.io import write_json_atomic
 
 SCHEMA_VERSION = 2
@@ -152,23 +166,6 @@ def assess_records(
     return {metric: [item.to_dict() for item in items] for metric, items in assessed.items()}
 
 
-def _subset(features: SavedFeatures, rows: torch.Tensor) -> SavedFeatures:
-    """The samples ``rows`` of ``features``."""
-
-    def take(tensor: torch.Tensor | None) -> torch.Tensor | None:
-        return None if tensor is None else tensor[rows]
-
-    return SavedFeatures(
-        feat_a=features.feat_a[rows],
-        feat_b=features.feat_b[rows],
-        episode_index=features.episode_index[rows],
-        frame_index=features.frame_index[rows],
-        success=take(features.success),
-        task_index=take(features.task_index),
-        tasks=features.tasks,
-    )
-
-
 def _task_name(features: SavedFeatures, task_index: int) -> str:
     if features.tasks is not None and 0 <= task_index < len(features.tasks):
         return features.tasks[task_index]
@@ -250,10 +247,25 @@ def feasible_statistics(
     return n_permutations, interval_level, notes
 
 
-def _score_group(
-    features: SavedFeatures, cfg: CKNNAConfig, exclusion: NeighborExclusion | None, only_group: bool
+def score_subset(
+    features: SavedFeatures,
+    cfg: CKNNAConfig,
+    exclusion: NeighborExclusion | None,
+    only_group: bool = False,
 ) -> dict:
-    """One group's record at ``cfg.k``: counts, then the assessed metrics or why they were skipped."""
+    """One set of samples scored at ``cfg.k`` as a run of its own: counts, then the metrics or why not.
+
+    The record is ``{"n", "n_episodes", "skipped", "cknna", "mutual_knn"}``: ``skipped`` is
+    ``None`` and each metric holds a ``headline``-like record (null and interval as far as the
+    samples allow, said in its ``warnings``), or ``skipped`` says why there are no numbers and
+    both metrics are ``None``. Breakdown groups, horizons and sample-size points all use it.
+
+    Args:
+        features: the samples.
+        cfg: the options, as for the headline.
+        exclusion: the neighbour exclusion over these samples, or ``None``.
+        only_group: the samples are a breakdown's only group (the headline's samples): not scored again.
+    """
     n = features.feat_a.shape[0]
     n_episodes = int(torch.unique(features.episode_index).numel())
     record = {"n": n, "n_episodes": n_episodes, "skipped": None} | dict.fromkeys(cfg.metrics)
@@ -302,9 +314,29 @@ def score_groups(
             if breakdown == "task":
                 record["task_index"] = int(features.task_index[rows[0]])
             group_exclusion = None if exclusion is None else exclusion.subset(rows)
-            record |= _score_group(_subset(features, rows), cfg, group_exclusion, len(named_rows) == 1)
+            record |= score_subset(features.select(rows), cfg, group_exclusion, len(named_rows) == 1)
             groups[breakdown].append(record)
     return groups
+
+
+def samples_to_score(features: SavedFeatures, cfg: CKNNAConfig, horizon: int = 0) -> TargetSamples:
+    """The samples ``cfg`` scores, with feat B ``horizon`` steps ahead.
+
+    Feat B is built as ``--cknna.target`` asks (:func:`~lerobot_cknna.results.targets.build_target`),
+    then ``--cknna.sampling`` picks the frames (:func:`~lerobot_cknna.results.sampling.apply_sampling`).
+
+    Raises:
+        ValueError: at horizon 0, when the target leaves no sample (a window longer than every episode).
+    """
+    target = build_target(features, cfg, horizon)
+    if horizon == 0 and not len(target.features.feat_a):
+        raise ValueError(
+            f"No sample has its {target.description} in its episode: every episode is shorter than the "
+            "window or has gaps between its frames (a stride, --cknna.max_samples). Lower --cknna.window, "
+            "or gather every frame of the episodes."
+        )
+    target.features = apply_sampling(target.features, cfg)
+    return target
 
 
 def score_features(
@@ -321,9 +353,16 @@ def score_features(
         source: where the features came from (policy, hook, weights, data), recorded as given.
         task_suites: suite of each task string, for the ``task_suite`` breakdown; see :func:`group_rows`.
     """
+    target = samples_to_score(features, cfg)
+    features = target.features
     n = features.feat_a.shape[0]
+    check_sizes(n, cfg.n_curve)
     exclusion = cfg.exclusion(features.episode_index, features.frame_index)
     n_permutations, interval_level, notes = feasible_statistics(features, cfg, exclusion, "this run")
+    if target.n_dropped:
+        notes.insert(
+            0, f"{target.n_dropped} samples dropped: they have no {target.description} in their episode."
+        )
     for note in notes:
         logging.warning(note)
     ks, k_notes = usable_ks(cfg, n, neighbour_limit(features, exclusion, interval_level is not None))
@@ -351,6 +390,13 @@ def score_features(
         "headline": headline,
         "k_sweep": sweep,
         "task_suites": task_suites,
+        "target": {
+            "kind": cfg.target,
+            "window": cfg.window,
+            "feat_b": target.description,
+            "n_dropped": target.n_dropped,
+        },
+        "sampling": cfg.sampling,
         "groups": score_groups(features, cfg, task_suites),
         "warnings": warnings,
     }
@@ -382,8 +428,16 @@ def summary_lines(record: dict) -> list[str]:
         lines.append(text)
     for breakdown, groups in record.get("groups", {}).items():
         lines.append(f"  by {breakdown.replace('_', ' ')}: {group_summary(groups)}")
+    for key, label, field in (("horizons", "horizon h", "horizon"), ("n_curve", "N", "n")):
+        if record.get(key):
+            values = [f"{item[field]}: {_value_text(item['cknna'])}" for item in record[key]]
+            lines.append(f"  CKNNA by {label}: {', '.join(values)}")
     lines += [f"  warning: {note}" for note in record["warnings"]]
     return lines
+
+
+def _value_text(result: dict | None) -> str:
+    return "skipped" if result is None else f"{result['value']:.4f}"
 
 
 def group_summary(groups: list[dict]) -> str:

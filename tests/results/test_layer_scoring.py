@@ -43,3 +43,12 @@ def test_layers_of_other_samples_are_refused():
 def test_a_k_that_does_not_fit_is_refused_like_the_headline():
     with pytest.raises(ValueError, match="lower --cknna.k"):
         score_layers(deepening_layers(2), CKNNAConfig(k=500, n_permutations=0))
+
+
+def test_layers_use_the_headline_target_and_sampling():
+    layers = deepening_layers(2)
+    cfg = CKNNAConfig(k=5, k_sweep=[5], target="trajectory", window=2, n_permutations=0, interval_level=None)
+    record = score_layers(layers, cfg)
+    headline = score_features(layers[-1].features, cfg)
+    assert record["n"] == headline["n"] == 108
+    assert record["layers"][-1]["cknna"] == headline["headline"]["cknna"]

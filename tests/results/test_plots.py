@@ -3,17 +3,21 @@ import pytest
 import torch
 
 from lerobot_cknna.configs.cknna import CKNNAConfig
+from lerobot_cknna.results.horizons import score_horizons
 from lerobot_cknna.results.layer_scoring import score_layers
 from lerobot_cknna.results.plots import (
     null_band,
     plot_comparison,
     plot_groups,
+    plot_horizons,
     plot_layer_curves,
     plot_layers,
+    plot_n_curve,
     principal_components,
     widest_state_dimension,
     write_plots,
 )
+from lerobot_cknna.results.sample_size import score_n_curve
 from lerobot_cknna.results.scoring import score_features
 from tests.utils import assert_is_a_real_figure, deepening_layers, episodic_features, labelled_features
 
@@ -103,3 +107,34 @@ def test_layer_sweep_figures_one_policy_and_several(tmp_path):
     assert path == tmp_path / "curves.png"
     assert_is_a_real_figure(path)
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def record_over_horizons_and_n(n_permutations: int) -> tuple:
+    features = episodic_features(n_episodes=5, length=12)
+    cfg = CKNNAConfig(k=5, k_sweep=[5], horizons=[0, 3, 20], n_curve=[24, 60], n_permutations=n_permutations)
+    record = score_features(features, cfg)
+    record["horizons"] = score_horizons(features, cfg)
+    record["n_curve"] = score_n_curve(features, cfg)
+    return features, record
+
+
+def test_horizon_and_n_curve_figures_skip_what_was_not_scored(tmp_path):
+    features, record = record_over_horizons_and_n(n_permutations=5)
+    assert record["horizons"][2]["skipped"] and record["n_curve"][0]["skipped"] is None
+    paths = write_plots(tmp_path, features, record)
+    assert [path.name for path in paths] == [
+        "cknna_k_sweep.png",
+        "cknna_horizons.png",
+        "cknna_n_curve.png",
+        "feat_a_projection.png",
+    ]
+    for path in paths:
+        assert_is_a_real_figure(path)
+    _, without_null = record_over_horizons_and_n(n_permutations=0)
+    assert_is_a_real_figure(plot_n_curve(without_null, tmp_path / "no_null.png"))
+    for item in record["horizons"]:
+        item["skipped"] = "skipped for this test"
+    assert plot_horizons(record, tmp_path / "none.png") is None
+    assert (
+        plot_n_curve({"n_curve": []}, tmp_path / "none.png") is None and not (tmp_path / "none.png").exists()
+    )

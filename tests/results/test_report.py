@@ -3,10 +3,12 @@ import copy
 import pytest
 
 from lerobot_cknna.configs.cknna import CKNNAConfig
+from lerobot_cknna.results.horizons import score_horizons
 from lerobot_cknna.results.layer_scoring import score_layers
 from lerobot_cknna.results.report import HEADLINE_COLUMNS, write_report
+from lerobot_cknna.results.sample_size import score_n_curve
 from lerobot_cknna.results.scoring import score_features
-from tests.utils import deepening_layers, labelled_features, table_rows
+from tests.utils import deepening_layers, episodic_features, labelled_features, table_rows
 
 SOURCE = {
     "policy": "lerobot/act_aloha_sim_transfer_cube_human",
@@ -100,3 +102,18 @@ def test_layer_sweep_section_lists_every_layer_and_the_best(tmp_path, record):
     best = max(layers["layers"], key=lambda layer: layer["cknna"]["value"])
     assert f"highest CKNNA is at depth {best['index']}" in section and "10 permutations" in section
     assert "## Per-layer scores" not in write_report(tmp_path, record).read_text()
+
+
+def test_horizon_and_sample_size_sections(tmp_path):
+    features = episodic_features(n_episodes=5, length=12)
+    cfg = CKNNAConfig(k=5, k_sweep=[5], horizons=[0, 4], n_curve=[30], n_permutations=5, interval_level=None)
+    record = score_features(features, cfg)
+    record["horizons"] = score_horizons(features, cfg)
+    record["n_curve"] = score_n_curve(features, cfg)
+    text = write_report(tmp_path, record).read_text()
+    assert "- Feat B: state at t; 0 samples dropped for lacking it" in text and "- Sampling: all" in text
+    (later,) = table_rows(text, "h=4: state at t+4 (20 dropped)")
+    assert later[1:3] == ["40", "5"] and later[3] == f"{record['horizons'][1]['cknna']['value']:.3f}"
+    (point,) = table_rows(text, "30")
+    assert point[1:3] == ["36", "3"]
+    assert text.index("## Over horizons") < text.index("## Over sample size") < text.index("## Caveats")

@@ -286,3 +286,53 @@ def test_a_run_of_fewer_than_three_episodes_is_scored_and_says_what_is_missing(n
     assert missing in record["warnings"]
     assert (not null) == ("No episode-permutation null: this run has a single episode." in record["warnings"])
     assert f"- {missing}" in write_report(tmp_path, record).read_text()
+
+
+def test_trajectory_target_scores_stacked_states_and_records_what_it_dropped():
+    features = episodic_features(n_episodes=5, length=12)
+    cfg = CKNNAConfig(target="trajectory", window=2, n_permutations=0, interval_level=None)
+    record = score_features(features, cfg)
+    kept = features.frame_index < 10
+    stacked = torch.cat([features.feat_b.roll(-shift, dims=0)[kept] for shift in range(3)], dim=1)
+    expected = cknna(cfg.feature_prep_a(features.feat_a[kept].double()), cfg.feature_prep_b(stacked.double()))
+    assert record["headline"]["cknna"]["value"] == pytest.approx(expected.value, rel=1e-12)
+    assert record["n"] == 50 and record["feat_b_dim"] == 24 and record["sampling"] == "all"
+    assert record["target"] == {
+        "kind": "trajectory",
+        "window": 2,
+        "feat_b": "states t..t+2 stacked (trajectory, W=2)",
+        "n_dropped": 10,
+    }
+    assert (
+        record["warnings"][0]
+        == "10 samples dropped: they have no states t..t+2 stacked (trajectory, W=2) in their episode."
+    )
+    with pytest.raises(ValueError, match="Lower --cknna.window"):
+        score_features(features, CKNNAConfig(target="trajectory", window=12, n_permutations=0))
+
+
+def test_one_frame_per_episode_scores_as_many_samples_as_episodes():
+    features = episodic_features(n_episodes=16, length=6)
+    record = score_features(features, CKNNAConfig(k=3, sampling="one_per_episode", n_permutations=5))
+    assert (record["n"], record["n_episodes"], record["sampling"]) == (16, 16, "one_per_episode")
+    assert record["target"]["feat_b"] == "state at t" and record["target"]["n_dropped"] == 0
+    with pytest.raises(ValueError, match=r"asks for N=\[20\] but only 16 samples"):
+        score_features(features, CKNNAConfig(k=3, sampling="one_per_episode", n_curve=[8, 20]))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"target": "dtw"}, "target must be one of state, trajectory"),
+        ({"target": "trajectory"}, "needs --cknna.window=W >= 1"),
+        ({"target": "trajectory", "window": 0}, "needs --cknna.window=W >= 1"),
+        ({"window": 3}, "applies to --cknna.target=trajectory only"),
+        ({"horizons": [0, -1]}, "horizons must be distinct steps >= 0"),
+        ({"horizons": [5, 5]}, "horizons must be distinct steps >= 0"),
+        ({"sampling": "first"}, "sampling must be one of all, one_per_episode"),
+        ({"n_curve": [500, 10]}, "n_curve must be distinct sample sizes above k=10"),
+    ],
+)
+def test_bad_target_and_sampling_options_are_explained(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        CKNNAConfig(**kwargs)

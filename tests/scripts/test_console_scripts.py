@@ -25,6 +25,36 @@ def test_score_positional_dir_and_overrides(tmp_path):
         assert f"({name})" in report
 
 
+def test_score_over_horizons_and_sample_size(tmp_path):
+    features = episodic_features(n_episodes=6, length=12)
+    save_features(tmp_path, features)
+    done = console_script(
+        "lerobot-cknna-score",
+        str(tmp_path),
+        "--cknna.horizons=[0,2]",
+        "--cknna.n_curve=[36,72]",
+        "--cknna.n_permutations=5",
+        "--cknna.k_sweep=[]",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    record = json.loads((tmp_path / "cknna.json").read_text())
+    now, later = record["horizons"]
+    assert now["cknna"]["value"] == record["headline"]["cknna"]["value"] and now["n_dropped"] == 0
+    assert (later["horizon"], later["n"], later["n_dropped"]) == (2, 60, 12)
+    assert [point["n"] for point in record["n_curve"]] == [36, 72]
+    assert record["n_curve"][-1]["cknna"]["value"] == record["headline"]["cknna"]["value"]
+    report = (tmp_path / "report.md").read_text()
+    assert "## Over horizons" in report and "## Over sample size" in report
+    assert table_rows(report, "h=2: state at t+2 (12 dropped)")[0][1:3] == ["60", "6"]
+    for name in ("cknna_horizons.png", "cknna_n_curve.png"):
+        assert_is_a_real_figure(tmp_path / name)
+        assert f"({name})" in report
+    done = console_script("lerobot-cknna-score", str(tmp_path), "--cknna.n_curve=[500]", cwd=tmp_path)
+    assert done.returncode == 2 and "asks for N=[500] but only 72 samples" in done.stderr
+    assert json.loads((tmp_path / "cknna.json").read_text()) == record
+
+
 def test_score_with_a_ready_config(tmp_path):
     save_features(tmp_path, episodic_features())
     done = console_script(
@@ -151,9 +181,10 @@ def test_ranking_needs_the_same_samples_and_options():
     fewer = score_features(
         episodic_features(n_episodes=3, length=10), CKNNAConfig(n_permutations=0, interval_level=None)
     )
-    assert ranking_obstacles(["a", "b"], [base, fewer]) == [
-        "The runs scored different numbers of samples (a N=40, b N=30)."
-    ]
+    (reason,) = ranking_obstacles(["a", "b"], [base, fewer])
+    assert reason.startswith(
+        "The runs scored different numbers of samples (a N=40, b N=30). CKNNA moves with N"
+    )
     old = {key: value for key, value in base.items() if key != "samples_digest"}
     (reason,) = ranking_obstacles(["a", "old"], [base, old])
     assert reason.startswith("old: no samples digest")
