@@ -38,19 +38,19 @@ def test_the_same_replayed_samples_are_ranked_and_a_simulation_among_them_stops_
 
 
 def test_runs_scored_before_schema_3_are_ranked_by_cknna_not_by_their_old_calibrated():
-    runs = [scored_record("replay"), scored_record("replay")]
-    assert ranking_basis(runs) == "calibrated score"
-    old = copy.deepcopy(runs[0])
+    run = scored_record("replay")
+    assert ranking_basis([run, run]) == "calibrated score"
+    old = copy.deepcopy(run)
     del old["headline"]["cknna"]["null"]["threshold"]
-    assert ranking_basis([old, runs[1]]) == "CKNNA"
+    assert ranking_basis([old, run]) == "CKNNA"
 
 
 def test_a_layer_is_called_best_in_the_comparison_only_above_the_null_of_the_maximum(tmp_path):
-    cfg = CKNNAConfig(k=5, n_permutations=10, interval_level=None)
+    run = scored_record("replay")
+    layers = score_layers(deepening_layers(2), CKNNAConfig(k=5, n_permutations=10, interval_level=None))
     for name, calibrated in (("above", 0.3), ("chance", 0.0)):
         (tmp_path / name).mkdir()
-        write_results(tmp_path / name, scored_record("replay"))
-        layers = score_layers(deepening_layers(2), cfg)
+        write_results(tmp_path / name, run)
         layers["max_over_layers"]["cknna"]["null"]["calibrated"] = calibrated
         (tmp_path / name / LAYERS_FILE).write_text(json.dumps(layers))
     report = compare_runs([tmp_path / "above", tmp_path / "chance"], tmp_path / "out")[0].read_text()
