@@ -26,7 +26,7 @@ def test_the_public_api_is_small_and_every_name_shows_an_example():
 
 
 def test_the_metric_examples_run_as_written():
-    for module in ("alignment", "statistics", "feature_prep"):
+    for module in ("alignment", "statistics", "feature_prep", "calibration"):
         failed, attempted = doctest.testmod(importlib.import_module(f"lerobot_cknna.metrics.{module}"))
         assert attempted > 0 and failed == 0, module
 

@@ -44,6 +44,8 @@ class CKNNAConfig:
     eps: float = 1e-6
     # Seed of the permutation draws.
     seed: int = 0
+    # Level of the null's threshold: the calibrated score is 0 for what chance reaches with this probability.
+    alpha: float = 0.05
     # Where the metrics run: auto (CUDA when torch sees a GPU, else CPU), cpu, cuda or cuda:N.
     device: str = "auto"
     # Feat B: state (the state at the same step) or trajectory (the states t..t+window stacked).
@@ -68,6 +70,11 @@ class CKNNAConfig:
             raise ValueError(f"--cknna.n_permutations must be >= 0, got {self.n_permutations}.")
         if self.interval_level is not None and not 0 < self.interval_level < 1:
             raise ValueError(f"--cknna.interval_level must be in (0, 1), got {self.interval_level}.")
+        if not 0 < self.alpha < 1:
+            raise ValueError(
+                f"--cknna.alpha must be in (0, 1), got {self.alpha}: it is the level of the null's threshold "
+                "(0.05: the calibrated score is 0 for what chance reaches 5% of the time)."
+            )
         parse_metrics_device(self.device)
         check_metric_names(self.metrics, "--cknna.metrics")
         self._check_targets_and_sampling()

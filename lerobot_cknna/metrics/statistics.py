@@ -10,8 +10,10 @@ independent are therefore badly wrong here:
   episode's feat B is paired with which episode's feat A, keeping every trajectory
   intact. Episodes of different lengths are paired by relative time (frame ``t`` of an
   ``n``-frame episode takes frame ``round(t (m - 1) / (n - 1))`` of its ``m``-frame
-  partner). When the number of episode orderings is at most ``n_permutations`` every
-  ordering is enumerated and the p-value is exact.
+  partner). When the episode orderings other than the observed one number at most
+  ``n_permutations``, every one of them is enumerated and the p-value is exact.
+* Chance is far from 0 when k/N is large, so a value is read against its null: the
+  calibrated score and the p-value of :mod:`lerobot_cknna.metrics.calibration`.
 * Resampling rows with replacement turns duplicates into mutual nearest neighbours and
   inflates every kNN metric; resampling episodes with replacement does the same with
   whole trajectories. The interval here is a delete-a-group jackknife over episodes
@@ -39,6 +41,7 @@ from lerobot_cknna.metrics.alignment import (
     order_metrics_from_graphs,
     svcca,
 )
+from lerobot_cknna.metrics.calibration import calibrate
 from lerobot_cknna.metrics.jackknife import jackknife_estimates, jackknife_groups
 from lerobot_cknna.metrics.knn import NeighborExclusion, NeighborGraph, admissible_counts, knn_graph
 from lerobot_cknna.metrics.observed import Observed
@@ -69,28 +72,41 @@ FAST_ESTIMATORS = Estimators(null_samples, jackknife_estimates, spare_neighbours
 
 @dataclass
 class PermutationNull:
-    """Distribution of a metric when the pairing of feat A and feat B is broken.
+    """Distribution of a metric when the pairing of feat A and feat B is broken, and the value read against it.
+
+    ``threshold``, ``calibrated`` and ``p_value`` are those of ``calibrated_similarity.calibrate``
+    (:mod:`lerobot_cknna.metrics.calibration`) over the observed value and ``samples``.
 
     Attributes:
         unit: ``"episode"`` (trajectories kept whole) or ``"row"`` (for comparison only;
             wrong for trajectories).
-        samples: the metric under each permuted pairing.
+        samples: the metric under each permuted pairing, in draw order, undefined ones left out.
+        left_out: draw indices of the pairings whose metric was undefined (left out of ``samples``).
         mean: null mean; far from 0 when k/N is large.
         std: null standard deviation.
-        p_value: one-sided, P(null >= observed).
-        exact: every ordering of the episodes was enumerated.
-        calibrated: ``(value - mean) / (1 - mean)``: 0 at chance, 1 at identical neighbourhoods;
-            ``None`` when the null mean is exactly 1.
+        alpha: level of ``threshold``.
+        threshold: the ``ceil((1 - alpha)(K + 1))``-th smallest of the value and its K samples.
+        calibrated: ``clamp((value - threshold) / (1 - threshold), 0, 1)``: 0 for what chance
+            reaches at level ``alpha``, 1 at identical neighbourhoods.
+        p_value: one-sided, ``(1 + #{samples >= value}) / (K + 1)``.
+        exact: every ordering of the episodes was enumerated (the observed one is the (K+1)-th),
+            so ``p_value`` is the exact permutation p-value.
+        chance_corrected: ``(value - mean) / (1 - mean)``, 0 at the null mean; it grows without
+            bound as the mean nears 1, so it is not the score to lead with. ``None`` when the mean is 1.
         z: ``(value - mean) / std``; ``None`` when the null has no spread.
     """
 
     unit: str
     samples: list[float]
+    left_out: list[int]
     mean: float
     std: float
+    alpha: float
+    threshold: float
+    calibrated: float
     p_value: float
     exact: bool
-    calibrated: float | None
+    chance_corrected: float | None
     z: float | None
 
     def to_dict(self) -> dict:
@@ -172,24 +188,27 @@ def _scores(
     return scores
 
 
-def _summarize_null(unit: str, observed: float, samples: np.ndarray, exact: bool) -> PermutationNull:
-    samples = samples[np.isfinite(samples)]
+def _summarize_null(
+    unit: str, observed: float, draws: np.ndarray, exact: bool, alpha: float
+) -> PermutationNull:
+    defined = np.isfinite(draws)
+    samples = draws[defined]
     if len(samples) == 0:
         raise ValueError(
             "Every permuted pairing gave an undefined CKNNA, so there is no null. Increase k or "
             "use prep 'center_l2'."
         )
     mean, std = float(samples.mean()), float(samples.std(ddof=1)) if len(samples) > 1 else 0.0
-    exceed = int((samples >= observed).sum())
-    p_value = exceed / len(samples) if exact else (1 + exceed) / (1 + len(samples))
     return PermutationNull(
         unit=unit,
         samples=samples.tolist(),
+        left_out=np.flatnonzero(~defined).tolist(),
         mean=mean,
         std=std,
-        p_value=p_value,
+        alpha=alpha,
+        **calibrate(observed, samples, alpha).to_dict(),
         exact=exact,
-        calibrated=(observed - mean) / (1 - mean) if mean != 1 else None,
+        chance_corrected=(observed - mean) / (1 - mean) if mean != 1 else None,
         z=(observed - mean) / std if std > 0 else None,
     )
 
@@ -198,8 +217,9 @@ def _pairings(unit, episodes, n, n_permutations, rng) -> tuple[list[torch.Tensor
     if unit == "row":
         return [torch.from_numpy(rng.permutation(n)) for _ in range(n_permutations)], False
     n_episodes = len(episodes)
-    if math.factorial(n_episodes) <= n_permutations:
-        orders = list(itertools.permutations(range(n_episodes)))
+    if math.factorial(n_episodes) - 1 <= n_permutations:
+        # Every ordering but the identity, which is the observed pairing.
+        orders = list(itertools.permutations(range(n_episodes)))[1:]
         return [episode_pairing(episodes, n, order) for order in orders], True
     orders = [tuple(rng.permutation(n_episodes).tolist()) for _ in range(n_permutations)]
     return [episode_pairing(episodes, n, order) for order in orders], False
@@ -249,6 +269,7 @@ def assess(
     max_groups: int = 20,
     eps: float = REFERENCE_EPS,
     seed: int = 0,
+    alpha: float = 0.05,
     estimators: Estimators = FAST_ESTIMATORS,
     metrics: tuple[str, ...] = DEFAULT_METRICS,
 ) -> dict[str, list[Assessment]]:
@@ -268,7 +289,9 @@ def assess(
         interval_level: e.g. 0.95 for a jackknife interval over episodes; ``None``: none.
         max_groups: at most this many jackknife groups (episodes are dealt round-robin).
         eps: denominator constant of CKNNA.
-        seed: seed of the permutation draws.
+        seed: seed of the permutation draws; the same seed and episodes give the same pairings in
+            the same order, whatever the features.
+        alpha: level of the null's threshold and calibrated score.
         estimators: how the null and the jackknife are computed; the default reads them off
             the observed graphs, exactly (``lerobot_cknna.testing.reference_statistics`` has
             the direct loops it is tested against).
@@ -335,7 +358,9 @@ def assess(
         samples, undefined = estimators.null_samples(data, pairings)
         for metric in out:
             for col, assessment in enumerate(out[metric]):
-                assessment.null = _summarize_null(null_unit, assessment.value, samples[metric][:, col], exact)
+                assessment.null = _summarize_null(
+                    null_unit, assessment.value, samples[metric][:, col], exact, alpha
+                )
                 if null_unit == "row":
                     assessment.warnings.append(
                         "Row-permutation null: it ignores trajectories and overstates significance."
@@ -345,10 +370,10 @@ def assess(
                         f"The null mean is {assessment.null.mean:.2f}, far from 0: compare against the "
                         "null (calibrated score), not against 0."
                     )
-                if exact and len(pairings) < 20:
+                if exact and len(pairings) + 1 < 20:
                     assessment.warnings.append(
-                        f"Only {len(pairings)} episode orderings exist: the smallest attainable p-value "
-                        f"is {1 / len(pairings):.2g}. Record more episodes for a meaningful test."
+                        f"Only {len(pairings) + 1} episode orderings exist: the smallest attainable p-value "
+                        f"is {1 / (len(pairings) + 1):.2g}. Record more episodes for a meaningful test."
                     )
         if undefined:
             for assessment in out["cknna"]:

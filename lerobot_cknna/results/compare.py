@@ -117,8 +117,12 @@ def ranking_obstacles(labels: list[str], records: list[dict]) -> list[str]:
 
 
 def ranking_basis(records: list[dict]) -> str:
-    """What the ranking sorts on: the calibrated score when every run has one, else CKNNA."""
-    if all((record["headline"]["cknna"]["null"] or {}).get("calibrated") is not None for record in records):
+    """What the ranking sorts on: the calibrated score when every run has one, else CKNNA.
+
+    Runs scored before schema 3 hold a mean-centred ``calibrated``, not the threshold-calibrated
+    score, so they are ranked by CKNNA.
+    """
+    if all("threshold" in (record["headline"]["cknna"]["null"] or {}) for record in records):
         return "calibrated score"
     return "CKNNA"
 
@@ -173,17 +177,30 @@ def _category(record: dict) -> str:
     return str(record["source"].get("category"))
 
 
+def _best_layer_cell(record: dict) -> str:
+    """The best layer by CKNNA, only where it beats the null of the maximum over layers."""
+    best = record.get("max_over_layers", {}).get("cknna")
+    if best is None:
+        return "no null of the maximum over layers: none called best"
+    null = best["null"]
+    against = f"calibrated {number(null['calibrated'])}, p = {number(null['p_value'], '.3g')}"
+    if null["calibrated"] == 0:
+        return f"none above chance (highest `{best['path']}`, {against})"
+    return (
+        f"`{best['path']}` ({best['layer']}, depth {best['depth']:.2f}): {number(best['value'])}, {against}"
+    )
+
+
 def _layer_section(layer_curves: dict[str, dict]) -> list[str]:
-    """Where along each policy's path to the hooked module CKNNA peaks, and the curves' figure."""
+    """Which layer of each policy's path to the hooked module is best (if any), and the curves' figure."""
     rows = []
     for label, record in layer_curves.items():
         layers = record["layers"]
-        best = max(layers, key=lambda layer: layer["cknna"]["value"])
         hooked = layers[record["main_hook_index"]]
         rows.append([
             label,
             str(len(layers)),
-            f"`{best['path']}` ({best['index']}, depth {best['depth']:.2f}): {number(best['cknna']['value'])}",
+            _best_layer_cell(record),
             f"`{hooked['path']}`: {number(hooked['cknna']['value'])}",
         ])  # fmt: skip
     return [
@@ -191,9 +208,10 @@ def _layer_section(layer_curves: dict[str, dict]) -> list[str]:
         "",
         "CKNNA at every layer on the path to the hooked module, one curve per policy (x: relative depth, "
         "0 = first layer, 1 = the hooked module, marked with a star). Read each curve on its own: depths "
-        "of different architectures do not correspond.",
+        "of different architectures do not correspond. A layer is called best only when the highest "
+        "CKNNA over the layers beats the null of that maximum (each pairing's highest layer).",
         "",
-        *markdown_table(("Run", "Layers", "Highest CKNNA at", "Hooked module"), rows),
+        *markdown_table(("Run", "Layers", "Best layer (max over layers)", "Hooked module"), rows),
         "",
         f"![layer curves]({LAYER_CURVES_FILE})",
         "",

@@ -49,6 +49,7 @@ NULL_BAND_LABEL = (
 )
 VALUE_COLOR = "#1f5fa6"
 NULL_COLOR = "#9aa0a6"
+THRESHOLD_LABEL = "null threshold (calibrated score 0 at or below)"
 GROUP_COLORS = {"success": "#2e8b57", "failure": "#c0392b"}
 METRIC_TITLES = {"cknna": "CKNNA", "mutual_knn": "Mutual kNN"}
 
@@ -88,7 +89,9 @@ def _title(record: dict) -> str:
 
 
 def _draw_metric_curve(ax, xs: np.ndarray, results: list[dict], metric: str) -> np.ndarray:
-    """One metric's values over ``xs``: the null band and mean, the values with their intervals.
+    """One metric's values over ``xs``: the null band, mean and threshold, the values with their intervals.
+
+    Each value is labelled with its calibrated score first (``cal.``), the value in brackets.
 
     Returns:
         The values drawn.
@@ -102,6 +105,7 @@ def _draw_metric_curve(ax, xs: np.ndarray, results: list[dict], metric: str) -> 
         band = bands if len(xs) > 1 else np.repeat(bands, 2, axis=0)
         ax.fill_between(band_xs, band[:, 0], band[:, 1], color=NULL_COLOR, alpha=0.3, label=NULL_BAND_LABEL)
         ax.plot(xs, [null["mean"] for null in nulls], "--", color=NULL_COLOR, label="null mean")
+        ax.plot(xs, [null["threshold"] for null in nulls], ":", color="black", lw=1, label=THRESHOLD_LABEL)
     errors = [_error(result) for result in results]
     if all(errors):
         ax.errorbar(
@@ -116,8 +120,9 @@ def _draw_metric_curve(ax, xs: np.ndarray, results: list[dict], metric: str) -> 
         )
     else:
         ax.plot(xs, values, "o-", color=VALUE_COLOR, lw=2, label=METRIC_TITLES[metric])
-    for x, value in zip(xs, values, strict=True):
-        ax.annotate(f"{value:.3f}", (x, value), textcoords="offset points", xytext=(6, 6), fontsize=8)
+    for x, value, null in zip(xs, values, nulls, strict=True):
+        text = f"cal. {null['calibrated']:.2f} ({value:.3f})" if null else f"{value:.3f}"
+        ax.annotate(text, (x, value), textcoords="offset points", xytext=(6, 6), fontsize=8)
     ax.set_ylabel(METRIC_TITLES[metric])
     ax.grid(alpha=0.3)
     return values
@@ -161,7 +166,14 @@ def plot_layers(record: dict, path: Path) -> Path:
         ax.set_xlabel(f"depth along the path to {layers[main]['path']}")
         ax.set_title(f"{METRIC_TITLES[metric]} at k={record['k']} by layer")
         ax.legend(fontsize=8, loc="best")
-    figure.suptitle(f"{_title(record)}: layer taps, N={record['n']} samples, {record['n_episodes']} episodes")
+    title = f"{_title(record)}: layer taps, N={record['n']} samples, {record['n_episodes']} episodes"
+    best = record["max_over_layers"]["cknna"]
+    if best:
+        title += (
+            f"\nbest layer by CKNNA, calibrated against the null of the maximum over layers: "
+            f"{best['layer']}, calibrated {best['null']['calibrated']:.2f}, p={best['null']['p_value']:.2g}"
+        )
+    figure.suptitle(title)
     return _save(figure, path)
 
 
@@ -206,7 +218,9 @@ def plot_layer_curves(curves: dict[str, dict], path: Path) -> Path:
 
 
 def draw_score_rows(ax, labels: list[str], results: list[dict | None], notes: list[str], colors: list[str]):
-    """One row per label: null band and mean, value with interval; ``notes`` where there is no value.
+    """One row per label: null band, mean and threshold, value with interval; ``notes`` where there is no value.
+
+    A row with a null is labelled with its calibrated score and p-value first, the value in brackets.
 
     Args:
         ax: the axes to draw on; rows go top to bottom.
@@ -235,11 +249,13 @@ def draw_score_rows(ax, labels: list[str], results: list[dict | None], notes: li
             continue
         text = f"{result['value']:.3f}"
         if result["null"]:
-            low, high = null_band(result["null"])
+            null = result["null"]
+            low, high = null_band(null)
             has_null = True
             ax.barh(row, high - low, left=low, height=0.6, color=NULL_COLOR, alpha=0.35)
-            ax.plot([result["null"]["mean"]] * 2, [row - 0.3, row + 0.3], color="dimgray", lw=1)
-            text += f", p={result['null']['p_value']:.2g}"
+            ax.plot([null["mean"]] * 2, [row - 0.3, row + 0.3], color="dimgray", lw=1)
+            ax.plot([null["threshold"]] * 2, [row - 0.3, row + 0.3], ":", color="black", lw=1)
+            text = f"calibrated {null['calibrated']:.2f}, p={null['p_value']:.2g} (value {text})"
         ax.errorbar(result["value"], row, xerr=_error(result), fmt="o", color=color, capsize=4, ms=7, lw=2)
         ax.annotate(
             text, (result["value"], row), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=8
@@ -255,6 +271,7 @@ def _legend(figure: Figure, has_null: bool, extra: list | None = None):
     handles = [Line2D([], [], marker="o", color=VALUE_COLOR, lw=2, label="value with interval")]
     if has_null:
         handles.append(Patch(color=NULL_COLOR, alpha=0.35, label=f"{NULL_BAND_LABEL}; tick: mean"))
+        handles.append(Line2D([], [], ls=":", color="black", lw=1, label=THRESHOLD_LABEL))
     figure.legend(handles=handles + (extra or []), fontsize=8, loc="outside lower center", ncols=3)
 
 

@@ -2,10 +2,10 @@
 
 The headline table has the columns of the original multi-model study (policy, type,
 category, feat A dim, CKNNA and mutual kNN at k, hook path, weights) plus what that table
-lacked: N, the interval, the permutation null and the calibrated score. Then the scores over k,
+lacked: N, the calibrated score (first: CKNNA read against its permutation null, see
+:mod:`lerobot_cknna.metrics.calibration`), the interval and the null. Then the scores over k,
 the per-task / per-suite / success-vs-failure tables, the scores over horizons and over sample
-size (when asked for), the per-layer scores (when the run has layer taps), the
-figures, and the caveats in words.
+size (when asked for), the per-layer scores (when the run has layer taps), the figures, and the caveats in words.
 Every number is the record's, rounded for reading; ``cknna.json`` keeps full precision.
 """
 
@@ -23,19 +23,21 @@ HEADLINE_COLUMNS = (
     "feat A dim",
     "N (episodes)",
     "k",
-    "CKNNA [interval]",
-    "Null mean ± std",
-    "p",
     "Calibrated",
+    "p",
+    "CKNNA [interval]",
+    "Null threshold",
+    "Null mean ± std",
     "Mutual kNN [interval]",
     "Hook path",
     "Weights",
 )
 SCORE_COLUMNS = (
-    "CKNNA [interval]",
-    "Null mean ± std",
-    "p",
     "Calibrated",
+    "p",
+    "CKNNA [interval]",
+    "Null threshold",
+    "Null mean ± std",
     "Mutual kNN [interval]",
 )
 BREAKDOWN_TITLES = {
@@ -64,10 +66,11 @@ def score_cells(results: dict) -> list[str]:
     """The :data:`SCORE_COLUMNS` cells of ``{"cknna": ..., "mutual_knn": ...}`` records at one k."""
     null = results["cknna"]["null"] or {}
     return [
-        metric_cell(results["cknna"]),
-        f"{number(null['mean'])} ± {number(null['std'])}" if null else MISSING,
-        number(null.get("p_value"), ".3g"),
         number(null.get("calibrated")),
+        number(null.get("p_value"), ".3g"),
+        metric_cell(results["cknna"]),
+        number(null.get("threshold")),
+        f"{number(null['mean'])} ± {number(null['std'])}" if null else MISSING,
         metric_cell(results["mutual_knn"]),
     ]
 
@@ -111,26 +114,29 @@ def markdown_table(columns, rows: list[list[str]]) -> list[str]:
 
 
 def reading(record: dict) -> str:
-    """One or two sentences: the headline CKNNA, its interval, and where it stands against its null."""
+    """One or two sentences: the calibrated score first, then CKNNA with its interval and its null."""
     result = record["headline"]["cknna"]
-    text = f"At k={record['k']} over N={record['n']} samples ({record['n_episodes']} episodes), CKNNA is "
-    text += number(result["value"])
+    null = result["null"]
+    scope = f"At k={record['k']} over N={record['n']} samples ({record['n_episodes']} episodes), "
+    value = f"CKNNA is {number(result['value'])}"
     if result["interval"]:
         interval = result["interval"]
-        text += (
+        value += (
             f" ({100 * interval['level']:.0f}% interval {number(interval['low'])} to "
             f"{number(interval['high'])}, jackknife over episodes)"
         )
-    null = result["null"]
     if not null:
-        return text + ". No permutation null was computed, so there is no reference for chance."
-    text += (
-        f". Its {null['unit']}-permutation null is {number(null['mean'])} ± {number(null['std'])}"
-        f" (p = {number(null['p_value'], '.3g')}, calibrated {number(null['calibrated'])}; "
-        "0 is chance, 1 identical neighbourhoods): "
+        return scope + value + ". No permutation null was computed, so there is no reference for chance."
+    verdict = "above chance" if null["calibrated"] > 0 else "not distinguishable from chance"
+    return (
+        scope
+        + f"the calibrated CKNNA is {number(null['calibrated'])} (p = {number(null['p_value'], '.3g')}; "
+        f"0: no higher than chance reaches with probability {null['alpha']:g}, 1: identical "
+        f"neighbourhoods): {verdict} at the {100 * null['alpha']:g}% level. "
+        + value
+        + f", against a {null['unit']}-permutation null of {number(null['mean'])} ± {number(null['std'])} "
+        f"whose threshold is {number(null['threshold'])}."
     )
-    verdict = "above chance" if null["p_value"] < 0.05 else "not distinguishable from chance"
-    return text + f"{verdict} at the 5% level."
 
 
 def _settings_lines(record: dict) -> list[str]:
@@ -144,7 +150,10 @@ def _settings_lines(record: dict) -> list[str]:
     if head["null"]:
         null = head["null"]
         kind = "every ordering (exact)" if null["exact"] else "random draws"
-        lines.append(f"- Null: {len(null['samples'])} {null['unit']} permutations, {kind}")
+        lines.append(
+            f"- Null: {len(null['samples'])} {null['unit']} permutations, {kind}; threshold at "
+            f"alpha = {null['alpha']:g}"
+        )
     if head["interval"]:
         lines.append(f"- Interval: {head['interval']['method']}, {head['interval']['groups']} groups")
     if "target" in record:
@@ -266,6 +275,32 @@ def caveats(record: dict) -> list[str]:
     return notes
 
 
+def best_layer_sentence(layer_record: dict) -> str:
+    """Which layer is best, said only through ``max_over_layers`` (the null of the maximum over layers)."""
+    best = layer_record["max_over_layers"]["cknna"]
+    if best is None:
+        highest = max(layer_record["layers"], key=lambda layer: layer["cknna"]["value"])
+        return (
+            f"The highest CKNNA is at depth {highest['index']} (`{highest['path']}`): "
+            f"{number(highest['cknna']['value'])}; without a null no layer is called best."
+        )
+    null = best["null"]
+    against = (
+        f"against the null of the maximum over layers (each pairing's highest layer): calibrated "
+        f"{number(null['calibrated'])}, threshold {number(null['threshold'])}, "
+        f"p = {number(null['p_value'], '.3g')}"
+    )
+    where = f"depth {best['layer']} (`{best['path']}`): {number(best['value'])}"
+    if null["calibrated"] > 0:
+        return (
+            f"The best layer by CKNNA is {where}, above what the highest layer reaches by chance ({against})."
+        )
+    return (
+        f"The highest CKNNA is at {where}, not above what the highest layer reaches by chance "
+        f"({against}), so no layer is called best."
+    )
+
+
 def layer_section(layer_record: dict) -> list[str]:
     """The per-layer section: one row per layer of a ``layers.json`` record, and what it says."""
     rows = [
@@ -278,7 +313,6 @@ def layer_section(layer_record: dict) -> list[str]:
         ]
         for layer in layer_record["layers"]
     ]
-    best = max(layer_record["layers"], key=lambda layer: layer["cknna"]["value"])
     null = (
         f"{layer_record['n_permutations']} permutations"
         if layer_record["n_permutations"]
@@ -289,7 +323,7 @@ def layer_section(layer_record: dict) -> list[str]:
         f"scored like the headline ({null}, the same feature prep and neighbour exclusion). `input` rows "
         "read the residual stream entering a decoder layer, `output` rows a module's output; token "
         "sequences are averaged over the same tokens as feat A, spatial maps over H x W. "
-        f"The highest CKNNA is at depth {best['index']} (`{best['path']}`): {number(best['cknna']['value'])}.",
+        + best_layer_sentence(layer_record),
         "",
     ]
     return lines + markdown_table(("Depth", "Module", "Read", "Dim", *SCORE_COLUMNS), rows)

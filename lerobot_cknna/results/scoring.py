@@ -1,6 +1,6 @@
 """From saved features to ``cknna.json``: prep, metrics, nulls, intervals, warnings.
 
-``cknna.json`` (schema_version 2) holds:
+``cknna.json`` (schema_version 3) holds:
 
 * ``source``: where the features came from (policy, hook, weights provenance, data), as
   given by the command that gathered them;
@@ -8,8 +8,15 @@
 * ``samples_digest``: SHA-256 of every sample's episode, frame and state (feat B), taken in
   (episode, frame) order; two runs scored the same samples exactly when their digests match;
 * ``feature_prep`` (per side), ``exclusion``, ``eps``, ``k``, ``metrics_device`` (where they ran);
+* ``alpha``: the level of every null's threshold (``--cknna.alpha``);
 * ``headline``: ``cknna`` and ``mutual_knn`` at ``k``, each with ``value``, the HSIC
-  terms, ``null`` (samples, mean, std, p_value, calibrated, z) and ``interval``;
+  terms, ``null`` and ``interval``. The null holds its ``samples`` (draw order; ``left_out``
+  the draws where the metric was undefined), ``mean``, ``std``, ``alpha``, ``exact``, and the
+  value read against it as ``calibrated_similarity.calibrate`` reads it
+  (:mod:`lerobot_cknna.metrics.calibration`): ``threshold`` (the ``ceil((1 - alpha)(K + 1))``-th
+  smallest of the value and its K samples), ``calibrated`` (``clamp((value - threshold) / (1 -
+  threshold), 0, 1)``, the score to lead with) and ``p_value`` (``(1 + #{null >= value}) / (K +
+  1)``); then ``chance_corrected`` (``(value - mean) / (1 - mean)``) and ``z``;
 * ``k_sweep``: the same per k;
 * with ``--cknna.metrics`` naming more than cknna and mutual_knn, the others (``cycle_knn``,
   ``lcs_knn``, ``edit_distance_knn``) sit beside them in ``headline`` and ``k_sweep``, with
@@ -35,8 +42,13 @@
 * ``warnings``: everything a reader must know before trusting the numbers.
 
 Schema 2 added ``samples_digest``, ``task_suites`` and ``groups``; every schema 1 key is
-unchanged. ``target``, ``sampling``, ``horizons`` and ``n_curve`` came later, as additions
-that leave every earlier key as it was (a reader that does not know them can ignore them).
+unchanged. Schema 3 added ``alpha`` and the null's ``alpha``, ``threshold`` and ``left_out``;
+the null's ``calibrated`` is now the threshold-calibrated score above, and schema 2's
+``calibrated`` (mean-centred) is now ``chance_corrected``; ``p_value`` is ``(1 + #{null >=
+value}) / (K + 1)`` for enumerated nulls too, whose K orderings now leave out the observed one
+(the p-values are unchanged). ``target``, ``sampling``, ``horizons``, ``n_curve``, the
+extra ``--cknna.metrics`` and the records' ``components`` came with schema 3 too, as additions
+(a reader that does not know them can ignore them).
 """
 
 import hashlib
@@ -54,7 +66,7 @@ from lerobot_cknna.results.sampling import apply_sampling, check_sizes
 from lerobot_cknna.results.targets import TargetSamples, build_target
 from lerobot_cknna.utils.io import write_json_atomic
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 RESULTS_FILE = "cknna.json"
 OUTCOMES = ("success", "failure")
 # At most this many delete-a-group jackknife groups (episodes are dealt round-robin).
@@ -142,7 +154,7 @@ def assess_records(
 
     Args:
         features: the paired samples.
-        cfg: the options (feature prep, null unit, eps, seed).
+        cfg: the options (feature prep, null unit, eps, seed, alpha).
         ks: neighbourhood sizes to assess.
         exclusion: the neighbour exclusion over these samples, or ``None``.
         n_permutations: permutation-null draws (0 for none).
@@ -162,6 +174,7 @@ def assess_records(
         eps=cfg.eps,
         seed=cfg.seed,
         metrics=tuple(cfg.metrics),
+        alpha=cfg.alpha,
     )
     return {metric: [item.to_dict() for item in items] for metric, items in assessed.items()}
 
@@ -386,6 +399,7 @@ def score_features(
         "exclusion": None if exclusion is None else exclusion.describe(),
         "eps": cfg.eps,
         "k": cfg.k,
+        "alpha": cfg.alpha,
         "metrics_device": str(cfg.metrics_device),
         "headline": headline,
         "k_sweep": sweep,
@@ -410,21 +424,25 @@ def write_results(directory: Path, record: dict, file_name: str = RESULTS_FILE) 
 
 
 def summary_lines(record: dict) -> list[str]:
-    """A few lines a person reads first: value, uncertainty, null, sample size."""
+    """A few lines a person reads first: calibrated score, value, uncertainty, null, sample size."""
     lines = [
         f"N={record['n']} samples in {record['n_episodes']} episodes, k={record['k']}, "
         f"prep A={record['feature_prep']['feat_a']}, B={record['feature_prep']['feat_b']}"
     ]
     for metric, result in record["headline"].items():
-        text = f"  {metric:<10} = {result['value']:.4f}"
+        null = result["null"]
+        text = f"  {metric:<10}"
+        if null:
+            text += (
+                f" calibrated {null['calibrated']:.3f} (p={null['p_value']:.3g}, "
+                f"threshold {null['threshold']:.4f} at alpha={null['alpha']:g}),"
+            )
+        text += f" value {result['value']:.4f}"
         if result["interval"]:
             text += f"  [{result['interval']['low']:.4f}, {result['interval']['high']:.4f}]"
             text += f" ({100 * result['interval']['level']:.0f}% jackknife over episodes)"
-        if result["null"]:
-            null = result["null"]
-            text += f"  null {null['mean']:.4f} +/- {null['std']:.4f}, p={null['p_value']:.3g}"
-            if null["calibrated"] is not None:
-                text += f", calibrated {null['calibrated']:.3f}"
+        if null:
+            text += f"  null {null['mean']:.4f} +/- {null['std']:.4f}"
         lines.append(text)
     for breakdown, groups in record.get("groups", {}).items():
         lines.append(f"  by {breakdown.replace('_', ' ')}: {group_summary(groups)}")

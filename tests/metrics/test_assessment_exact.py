@@ -82,7 +82,10 @@ def test_assessment_equals_the_reference_loops(case):
             assert new.value == old.value
             assert new.warnings == old.warnings
             assert new.null.p_value == old.null.p_value
-            assert new.null.exact == old.null.exact
+            assert new.null.exact == old.null.exact and new.null.left_out == old.null.left_out
+            assert new.null.threshold == pytest.approx(old.null.threshold, rel=0, abs=ROUNDING)
+            # calibrated divides by 1 - threshold; the data's thresholds stay well below 1.
+            assert new.null.calibrated == pytest.approx(old.null.calibrated, rel=0, abs=100 * ROUNDING)
             samples = np.array(new.null.samples)
             if metric == "mutual_knn":  # shared-neighbour counts: exact
                 assert samples.tolist() == old.null.samples

@@ -1,3 +1,6 @@
+import dataclasses
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -5,7 +8,8 @@ import torch.nn.functional as F  # noqa: N812
 
 from lerobot_cknna.metrics.alignment import cknna, mutual_knn
 from lerobot_cknna.metrics.knn import NeighborExclusion
-from lerobot_cknna.metrics.statistics import _episode_rows, assess, episode_pairing
+from lerobot_cknna.metrics.permutation import null_samples
+from lerobot_cknna.metrics.statistics import FAST_ESTIMATORS, _episode_rows, assess, episode_pairing
 
 
 def random_walks(n_episodes: int, length: int, dim: int, gen: torch.Generator) -> torch.Tensor:
@@ -98,9 +102,51 @@ def test_few_episodes_enumerate_every_ordering():
     a = torch.randn(90, 6, generator=gen, dtype=torch.float64)
     b = torch.randn(90, 4, generator=gen, dtype=torch.float64)
     item = assess(a, b, episode_index=episode, frame_index=frame, n_permutations=1000)["cknna"][0]
-    assert item.null.exact and len(item.null.samples) == 6
+    # The 5 orderings other than the observed one; the observed is the 6th of the exact p-value.
+    assert item.null.exact and len(item.null.samples) == 5
+    assert item.value not in item.null.samples
     assert item.null.p_value in [i / 6 for i in range(1, 7)]
-    assert any("smallest attainable p-value" in note for note in item.warnings)
+    assert item.null.p_value == (1 + sum(sample >= item.value for sample in item.null.samples)) / 6
+    assert any("smallest attainable p-value is 0.17" in note for note in item.warnings)
+
+
+def test_null_fields_follow_their_definitions():
+    gen = torch.Generator().manual_seed(6)
+    episode, frame = episodes_of(8, 15)
+    a = random_walks(8, 15, 6, gen)
+    b = a[:, :3] + random_walks(8, 15, 3, gen)
+    null = assess(a, b, episode_index=episode, frame_index=frame, n_permutations=30, alpha=0.2)["cknna"][0]
+    samples, value = np.array(null.null.samples), null.value
+    null = null.null
+    tau = np.sort(np.append(samples, value))[math.ceil(0.8 * 31) - 1]
+    assert (null.alpha, null.threshold, null.left_out) == (0.2, tau, [])
+    assert null.calibrated == pytest.approx(min(max((value - tau) / (1 - tau), 0), 1), rel=1e-12)
+    assert null.p_value == (1 + (samples >= value).sum()) / 31
+    assert null.chance_corrected == pytest.approx((value - samples.mean()) / (1 - samples.mean()), rel=1e-12)
+
+
+def test_the_same_seed_and_episodes_draw_the_same_pairings_whatever_the_features():
+    drawn = []
+
+    def recording_null_samples(observed, pairings):
+        drawn.append([sigma.tolist() for sigma in pairings])
+        return null_samples(observed, pairings)
+
+    estimators = dataclasses.replace(FAST_ESTIMATORS, null_samples=recording_null_samples)
+    gen = torch.Generator().manual_seed(7)
+    episode, frame = episodes_of(6, 12)
+    b = random_walks(6, 12, 3, gen)
+    for a, seed in ((random_walks(6, 12, 5, gen), 0), (random_walks(6, 12, 9, gen), 0), (b, 1)):
+        assess(
+            a,
+            b,
+            episode_index=episode,
+            frame_index=frame,
+            n_permutations=15,
+            seed=seed,
+            estimators=estimators,
+        )
+    assert drawn[0] == drawn[1] and drawn[0] != drawn[2] and len(drawn[0]) == 15
 
 
 def test_episode_pairing_keeps_relative_time():

@@ -1,6 +1,7 @@
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F  # noqa: N812
@@ -8,6 +9,7 @@ import torch.nn.functional as F  # noqa: N812
 from lerobot_cknna.configs.cknna import CKNNAConfig, resolve_metrics_device
 from lerobot_cknna.metrics import alignment
 from lerobot_cknna.metrics.alignment import cknna
+from lerobot_cknna.metrics.calibration import calibrate
 from lerobot_cknna.results.features_io import SavedFeatures
 from lerobot_cknna.results.plots import write_plots
 from lerobot_cknna.results.report import write_report
@@ -27,6 +29,12 @@ def test_record_has_every_field_and_matches_the_metric(tmp_path):
     )
     assert head["value"] == pytest.approx(expected.value, rel=1e-12)
     assert len(head["null"]["samples"]) == 30 and head["interval"]["groups"] == 6
+    assert record["alpha"] == head["null"]["alpha"] == 0.05
+    calibration = calibrate(head["value"], np.array(head["null"]["samples"]), 0.05)
+    assert {key: head["null"][key] for key in ("threshold", "calibrated", "p_value")} == calibration.to_dict()
+    assert head["null"]["chance_corrected"] == pytest.approx(
+        (head["value"] - head["null"]["mean"]) / (1 - head["null"]["mean"])
+    )
     assert [r["k"] for r in record["k_sweep"]["cknna"]] == [5, 10, 20, 50]
     path = write_results(tmp_path, record)
     assert json.loads(path.read_text())["source"] == {"kind": "test"}
@@ -84,6 +92,8 @@ def test_exclusion_options():
         ({"interval_level": 1.5}, r"interval_level must be in \(0, 1\)"),
         ({"metrics": ["cknna", "mutual_knn", "lcs"]}, "--cknna.metrics has unknown metric"),
         ({"metrics": ["cknna", "svcca"]}, "--cknna.metrics must keep cknna and mutual_knn"),
+        ({"alpha": 1.0}, r"--cknna.alpha must be in \(0, 1\), got 1.0"),
+        ({"alpha": 0}, r"--cknna.alpha must be in \(0, 1\)"),
     ],
 )
 def test_bad_options_are_explained(kwargs, message):
@@ -140,7 +150,7 @@ def test_each_group_is_scored_as_its_own_run():
     features = labelled_features()
     cfg = CKNNAConfig(n_permutations=10, prep_b="center_l2")
     record = score_features(features, cfg)
-    assert record["schema_version"] == 2 and set(record["groups"]) == {"task", "outcome"}
+    assert record["schema_version"] == 3 and set(record["groups"]) == {"task", "outcome"}
     tasks = record["groups"]["task"]
     assert [g["name"] for g in tasks] == features.tasks and [g["task_index"] for g in tasks] == [0, 1, 2]
     for group in tasks:
