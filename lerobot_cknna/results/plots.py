@@ -6,6 +6,8 @@
   episodes), the value with its interval against the group's own null band;
 * ``feat_a_projection.png``: feat A's first two principal components, each sample coloured
   by the state dimension with the largest variance, with feat B's beside it for comparison;
+* ``success_vs_cknna.png`` (``lerobot-cknna-compare``): task success rate over headline CKNNA,
+  one labelled point per run;
 * ``layers.png`` (with ``--cknna.layers=true``): CKNNA and mutual kNN at every layer along
   the path to the hooked module; :func:`plot_layer_curves` draws several policies' sweeps
   in one figure over relative depth.
@@ -33,6 +35,7 @@ K_SWEEP_FILE = "cknna_k_sweep.png"
 GROUPS_FILE = "cknna_groups.png"
 PROJECTION_FILE = "feat_a_projection.png"
 COMPARISON_FILE = "comparison.png"
+SUCCESS_FILE = "success_vs_cknna.png"
 LAYERS_PLOT_FILE = "layers.png"
 LAYER_CURVES_FILE = "layer_curves.png"
 DPI = 150
@@ -373,4 +376,30 @@ def plot_comparison(labels: list[str], records: list[dict], path: Path, title: s
     ax.set_xlabel(f"CKNNA at k={', '.join(map(str, ks))}")
     _legend(figure, has_null)
     figure.suptitle(title)
+    return _save(figure, path)
+
+
+def plot_success(labels: list[str], results: list[dict], success_rates: list[float], path: Path, title: str) -> Path:
+    """Task success rate (y) over headline CKNNA (x), one labelled point per run, with CKNNA's interval.
+
+    Args:
+        labels: a label per run, written beside its point.
+        results: each run's ``headline.cknna`` record (``value``, ``interval``).
+        success_rates: each run's success rate in [0, 1].
+        path: the PNG to write.
+        title: the figure's title (e.g. the correlation coefficients).
+
+    Returns:
+        ``path``.
+    """
+    figure = _figure(9, 6.4)
+    ax = figure.subplots()
+    for label, result, rate in zip(labels, results, success_rates, strict=True):
+        ax.errorbar(result["value"], rate, xerr=_error(result), fmt="o", color=VALUE_COLOR, capsize=4, ms=7)
+        ax.annotate(label, (result["value"], rate), textcoords="offset points", xytext=(6, 6), fontsize=8)
+    ax.set_xlabel("headline CKNNA (at each run's k), with its interval")
+    ax.set_ylabel("task success rate")
+    ax.set_ylim(-0.05, 1.05)
+    ax.grid(alpha=0.3)
+    figure.suptitle(title, fontsize=11)
     return _save(figure, path)
