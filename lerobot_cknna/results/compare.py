@@ -315,7 +315,9 @@ def _write_success_figure(success: SuccessComparison | None, path: Path) -> None
         [run.cknna for run in rated],
         [run.success_rate for run in rated],
         path,
-        f"Task success vs CKNNA over {len(rated)} runs\n{correlation_text(success.correlations)}",
+        f"Task success vs CKNNA over {len(rated)} runs "
+        f"({100 * success.correlations['pearson'].level:.0f}% bootstrap intervals over runs)\n"
+        f"{correlation_text(success.correlations)}",
     )
 
 

@@ -144,7 +144,9 @@ def bootstrap_correlations(
     """
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if x.ndim != 1 or x.shape != y.shape or len(x) < 2:
-        raise ValueError(f"Need two equally long sequences of 2 or more values, got shapes {x.shape} and {y.shape}.")
+        raise ValueError(
+            f"Need two equally long sequences of 2 or more values, got shapes {x.shape} and {y.shape}."
+        )
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
         raise ValueError("Every value must be finite to correlate them.")
     if np.ptp(x) == 0 or np.ptp(y) == 0:

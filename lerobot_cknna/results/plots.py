@@ -379,8 +379,10 @@ def plot_comparison(labels: list[str], records: list[dict], path: Path, title: s
     return _save(figure, path)
 
 
-def plot_success(labels: list[str], results: list[dict], success_rates: list[float], path: Path, title: str) -> Path:
-    """Task success rate (y) over headline CKNNA (x), one labelled point per run, with CKNNA's interval.
+def plot_success(
+    labels: list[str], results: list[dict], success_rates: list[float], path: Path, title: str
+) -> Path:
+    """Task success rate (y) over headline CKNNA (x): a labelled point per run with CKNNA's interval, and a fitted line.
 
     Args:
         labels: a label per run, written beside its point.
@@ -392,11 +394,16 @@ def plot_success(labels: list[str], results: list[dict], success_rates: list[flo
     Returns:
         ``path``.
     """
-    figure = _figure(9, 6.4)
+    figure = _figure(8, 5.6)
     ax = figure.subplots()
+    values = np.array([result["value"] for result in results])
+    slope, intercept = np.polyfit(values, success_rates, 1)
+    xs = np.array([values.min(), values.max()])
+    ax.plot(xs, slope * xs + intercept, "--", color=NULL_COLOR, lw=1.5, label="least-squares line")
     for label, result, rate in zip(labels, results, success_rates, strict=True):
         ax.errorbar(result["value"], rate, xerr=_error(result), fmt="o", color=VALUE_COLOR, capsize=4, ms=7)
         ax.annotate(label, (result["value"], rate), textcoords="offset points", xytext=(6, 6), fontsize=8)
+    ax.legend(fontsize=8, loc="best")
     ax.set_xlabel("headline CKNNA (at each run's k), with its interval")
     ax.set_ylabel("task success rate")
     ax.set_ylim(-0.05, 1.05)

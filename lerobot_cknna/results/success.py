@@ -129,7 +129,9 @@ def _rate(text: str, where: str) -> float:
     try:
         rate = float(text)
     except ValueError:
-        raise ValueError(f"{where}: success_rate {text!r} is not a number; give a fraction in [0, 1].") from None
+        raise ValueError(
+            f"{where}: success_rate {text!r} is not a number; give a fraction in [0, 1]."
+        ) from None
     if not 0 <= rate <= 1:
         hint = f" (a percentage? write {rate / 100:g} for {text}%)" if 1 < rate <= 100 else ""
         raise ValueError(f"{where}: success_rate {text} is outside [0, 1]{hint}.")
@@ -187,13 +189,13 @@ def read_success_csv(path: Path, run_dirs: list[Path]) -> dict[int, float]:
             rates[index] = _rate((row["success_rate"] or "").strip(), where)
             lines[index] = reader.line_num
     if not rates:
-        raise ValueError(f"--success {path} has a header but no rows: add a line per run ({','.join(CSV_COLUMNS)}).")
+        raise ValueError(
+            f"--success {path} has a header but no rows: add a line per run ({','.join(CSV_COLUMNS)})."
+        )
     return rates
 
 
-def _run_success(
-    label: str, record: dict, from_csv: float | None, success_csv: Path | None
-) -> RunSuccess:
+def _run_success(label: str, record: dict, from_csv: float | None, success_csv: Path | None) -> RunSuccess:
     own = simulation_success(record)
     if from_csv is not None:
         rate = from_csv

@@ -70,5 +70,9 @@ def test_bootstrap_is_reproducible_and_its_seed_matters():
     first, again = bootstrap_correlations(CKNNA, SUCCESS), bootstrap_correlations(CKNNA, SUCCESS)
     assert first == again and first["pearson"].resamples == 10_000
     other = bootstrap_correlations(CKNNA, SUCCESS, seed=1)["pearson"]
-    assert (other.low, other.high, other.dropped) != (first["pearson"].low, first["pearson"].high, first["pearson"].dropped)
+    assert (other.low, other.high, other.dropped) != (
+        first["pearson"].low,
+        first["pearson"].high,
+        first["pearson"].dropped,
+    )
     assert first["pearson"].low < first["pearson"].value < first["pearson"].high
