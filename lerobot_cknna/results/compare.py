@@ -13,12 +13,20 @@ runs that failed (a row each, with why) and the provenance it knows of each run'
 
 import itertools
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from lerobot_cknna.results.layer_scoring import LAYERS_FILE
-from lerobot_cknna.results.plots import COMPARISON_FILE, LAYER_CURVES_FILE, plot_comparison, plot_layer_curves
+from lerobot_cknna.results.plots import (
+    COMPARISON_FILE,
+    LAYER_CURVES_FILE,
+    SUCCESS_FILE,
+    plot_comparison,
+    plot_layer_curves,
+    plot_success,
+)
 from lerobot_cknna.results.provenance import Weights
 from lerobot_cknna.results.report import (
     HEADLINE_COLUMNS,
@@ -29,6 +37,13 @@ from lerobot_cknna.results.report import (
     weights_text,
 )
 from lerobot_cknna.results.scoring import RESULTS_FILE
+from lerobot_cknna.results.success import (
+    SuccessComparison,
+    compare_success,
+    correlation_text,
+    simulated,
+    success_section,
+)
 from lerobot_cknna.utils.io import write_text_atomic
 
 COMPARISON_REPORT_FILE = "comparison.md"
@@ -66,18 +81,14 @@ def load_record(run_dir: Path) -> dict:
     return record
 
 
-def _simulated(record: dict) -> bool:
-    return record["source"].get("mode") == "simulation"
-
-
 def ranking_obstacles(labels: list[str], records: list[dict]) -> list[str]:
     """Why these runs cannot be ranked against each other; empty when they can."""
     if len(records) < 2:
         return [f"Only {len(records)} run produced a score: there is nothing to rank it against."]
-    simulated = [label for label, record in zip(labels, records, strict=True) if _simulated(record)]
-    if simulated:
+    simulation_runs = [label for label, record in zip(labels, records, strict=True) if simulated(record)]
+    if simulation_runs:
         return [
-            f"{', '.join(simulated)}: simulation runs cannot be ranked. Each policy's own rollouts visit "
+            f"{', '.join(simulation_runs)}: simulation runs cannot be ranked. Each policy's own rollouts visit "
             "different states, so each scores different samples. Replay the same dataset episodes for "
             "every policy (--dataset.*) to rank them."
         ]
@@ -152,7 +163,7 @@ def _overlapping_neighbours(labels: list[str], records: list[dict]) -> list[str]
 def _success_cell(record: dict) -> str:
     """A simulation run's task success rate over its episodes, as LeRobot's evaluation counted it."""
     data = record["source"].get("data") or {}
-    if not _simulated(record) or data.get("pc_success") is None:
+    if not simulated(record) or data.get("pc_success") is None:
         return NOT_SCORED
     return f"{number(data['pc_success'], '.1f')}% of {data.get('n_episodes')} episodes"
 
@@ -226,6 +237,7 @@ def render_comparison(
     failed: Sequence[FailedRun] = (),
     provenance: dict[str, str] | None = None,
     layer_curves: dict[str, dict] | None = None,
+    success: SuccessComparison | None = None,
 ) -> str:
     """The markdown of ``comparison.md``; ``labels`` and ``records`` are already in ranked order if ranked.
 
@@ -238,6 +250,7 @@ def render_comparison(
         provenance: per label, what is known of the weights beyond ``cknna.json`` (a sweep's
             run files state it).
         layer_curves: per label, the run's ``layers.json`` record, for runs with layer taps.
+        success: the runs' success rates and their correlation with CKNNA, if any run has one.
     """
     lines = ["# CKNNA comparison", ""]
     if obstacles:
@@ -245,7 +258,7 @@ def render_comparison(
         lines += [f"- {reason}" for reason in obstacles]
         rows = [[label, *headline_cells(record)] for label, record in zip(labels, records, strict=True)]
         columns = ("Run", *HEADLINE_COLUMNS)
-        if any(_simulated(record) for record in records):
+        if any(simulated(record) for record in records):
             rows = [[*row, _success_cell(record)] for row, record in zip(rows, records, strict=True)]
             columns = (*columns, SUCCESS_COLUMN)
         rows += [_failed_row(failure, len(columns)) for failure in failed]
@@ -279,6 +292,8 @@ def render_comparison(
     lines += _weights_section(labels, records, failed, provenance or {})
     if layer_curves:
         lines += _layer_section(layer_curves)
+    if success:
+        lines += success_section(success)
     lines += ["## Caveats", ""]
     notes = [] if obstacles else _overlapping_neighbours(labels, records)
     categories = sorted({_category(record) for record in records})
@@ -308,27 +323,54 @@ def render_comparison(
     return "\n".join(lines) + "\n"
 
 
+def _write_success_figure(success: SuccessComparison | None, path: Path) -> None:
+    """The success-vs-CKNNA scatter when there is a correlation; otherwise no figure (nor a stale one)."""
+    if success is None or success.correlations is None:
+        path.unlink(missing_ok=True)
+        if success is not None:
+            logging.warning(success.summary())
+        return
+    logging.info(success.summary())
+    rated = success.rated
+    plot_success(
+        [run.label for run in rated],
+        [run.cknna for run in rated],
+        [run.success_rate for run in rated],
+        path,
+        f"Task success vs CKNNA over {len(rated)} runs "
+        f"({100 * success.correlations['pearson'].level:.0f}% bootstrap intervals over runs)\n"
+        f"{correlation_text(success.correlations)}",
+    )
+
+
 def compare_runs(
     run_dirs: list[Path],
     output_dir: Path,
     failed: Sequence[FailedRun] = (),
     provenance: dict[str, str] | None = None,
+    success_csv: Path | None = None,
 ) -> tuple[Path, Path | None, list[str]]:
     """Write ``comparison.md`` and ``comparison.png`` for ``run_dirs``.
+
+    When runs have a task success rate (simulation runs their own, others from ``success_csv``),
+    ``comparison.md`` gets a task success section (:mod:`lerobot_cknna.results.success`) and, with
+    enough runs for a correlation, ``success_vs_cknna.png`` is written beside it.
 
     Args:
         run_dirs: scored runs (labelled by directory name, or full path when names repeat).
         output_dir: where the two files go.
         failed: runs that produced no score, shown as rows with the reason.
         provenance: per label, what is known of the run's weights beyond its ``cknna.json``.
+        success_csv: success rates per run (format in :mod:`lerobot_cknna.results.success`).
 
     Returns:
         The two paths (no figure when no run was scored), and why the runs were not ranked
         (empty when they were).
 
     Raises:
-        ValueError: fewer than two runs in all, or a results file that cannot be read.
-        FileNotFoundError: a run without ``cknna.json``.
+        ValueError: fewer than two runs in all, a results file that cannot be read, or an
+            invalid ``success_csv``.
+        FileNotFoundError: a run without ``cknna.json``, or no ``success_csv`` file.
     """
     if len(run_dirs) + len(failed) < 2:
         raise ValueError(
@@ -342,6 +384,7 @@ def compare_runs(
         for label, run_dir in zip(labels, run_dirs, strict=True)
         if (Path(run_dir) / LAYERS_FILE).is_file()
     }
+    success = compare_success(labels, run_dirs, records, success_csv)
     obstacles = ranking_obstacles(labels, records)
     basis = None
     if not obstacles:
@@ -353,8 +396,9 @@ def compare_runs(
         labels, records = [labels[i] for i in order], [records[i] for i in order]
     output_dir.mkdir(parents=True, exist_ok=True)
     report = output_dir / COMPARISON_REPORT_FILE
-    text = render_comparison(labels, records, obstacles, basis, failed, provenance, layer_curves)
+    text = render_comparison(labels, records, obstacles, basis, failed, provenance, layer_curves, success)
     write_text_atomic(report, text)
+    _write_success_figure(success, output_dir / SUCCESS_FILE)
     if not records:
         return report, None, obstacles
     figure_labels = [

@@ -10,6 +10,8 @@
   the null record's calibrated score, over N on nested subsets of episodes;
 * ``feat_a_projection.png``: feat A's first two principal components, each sample coloured
   by the state dimension with the largest variance, with feat B's beside it for comparison;
+* ``success_vs_cknna.png`` (``lerobot-cknna-compare``): task success rate over headline CKNNA,
+  one labelled point per run;
 * ``layers.png`` (with ``--cknna.layers=true``): CKNNA and mutual kNN at every layer along
   the path to the hooked module; :func:`plot_layer_curves` draws several policies' sweeps
   in one figure over relative depth.
@@ -37,6 +39,7 @@ K_SWEEP_FILE = "cknna_k_sweep.png"
 GROUPS_FILE = "cknna_groups.png"
 PROJECTION_FILE = "feat_a_projection.png"
 COMPARISON_FILE = "comparison.png"
+SUCCESS_FILE = "success_vs_cknna.png"
 LAYERS_PLOT_FILE = "layers.png"
 HORIZONS_FILE = "cknna_horizons.png"
 N_CURVE_FILE = "cknna_n_curve.png"
@@ -455,4 +458,37 @@ def plot_comparison(labels: list[str], records: list[dict], path: Path, title: s
     ax.set_xlabel(f"CKNNA at k={', '.join(map(str, ks))}")
     _legend(figure, has_null)
     figure.suptitle(title)
+    return _save(figure, path)
+
+
+def plot_success(
+    labels: list[str], results: list[dict], success_rates: list[float], path: Path, title: str
+) -> Path:
+    """Task success rate (y) over headline CKNNA (x): a labelled point per run with CKNNA's interval, and a fitted line.
+
+    Args:
+        labels: a label per run, written beside its point.
+        results: each run's ``headline.cknna`` record (``value``, ``interval``).
+        success_rates: each run's success rate in [0, 1].
+        path: the PNG to write.
+        title: the figure's title (e.g. the correlation coefficients).
+
+    Returns:
+        ``path``.
+    """
+    figure = _figure(8, 5.6)
+    ax = figure.subplots()
+    values = np.array([result["value"] for result in results])
+    slope, intercept = np.polyfit(values, success_rates, 1)
+    xs = np.array([values.min(), values.max()])
+    ax.plot(xs, slope * xs + intercept, "--", color=NULL_COLOR, lw=1.5, label="least-squares line")
+    for label, result, rate in zip(labels, results, success_rates, strict=True):
+        ax.errorbar(result["value"], rate, xerr=_error(result), fmt="o", color=VALUE_COLOR, capsize=4, ms=7)
+        ax.annotate(label, (result["value"], rate), textcoords="offset points", xytext=(6, 6), fontsize=8)
+    ax.legend(fontsize=8, loc="best")
+    ax.set_xlabel("headline CKNNA (at each run's k), with its interval")
+    ax.set_ylabel("task success rate")
+    ax.set_ylim(-0.05, 1.05)
+    ax.grid(alpha=0.3)
+    figure.suptitle(title, fontsize=11)
     return _save(figure, path)

@@ -2,12 +2,22 @@
 
 import copy
 import json
+from pathlib import Path
 
 from lerobot_cknna.configs.cknna import CKNNAConfig
 from lerobot_cknna.results.compare import SUCCESS_COLUMN, compare_runs, ranking_basis, ranking_obstacles
+from lerobot_cknna.results.correlation import bootstrap_correlations
 from lerobot_cknna.results.layer_scoring import LAYERS_FILE, score_layers
+from lerobot_cknna.results.plots import SUCCESS_FILE
 from lerobot_cknna.results.scoring import score_features, write_results
-from tests.utils import deepening_layers, episodic_features, table_rows
+from lerobot_cknna.results.success import correlation_text
+from tests.utils import (
+    assert_is_a_real_figure,
+    deepening_layers,
+    episodic_features,
+    labelled_features,
+    table_rows,
+)
 
 
 def scored_record(mode: str, pc_success: float | None = None) -> dict:
@@ -60,3 +70,55 @@ def test_a_layer_is_called_best_in_the_comparison_only_above_the_null_of_the_max
     (chance,) = table_rows(section, "chance")
     assert above[2].startswith("`model.layers.") and "calibrated 0.300" in above[2]
     assert chance[2].startswith("none above chance (highest `model.layers.")
+
+
+def test_success_rates_join_from_simulation_and_csv_with_a_correlation_and_a_scatter(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = CKNNAConfig(n_permutations=0)  # no null: this is about success, kept cheap
+    simulation = {"category": "VLA", "mode": "simulation", "data": {"n_episodes": 4, "pc_success": 80.0}}
+    stopped = {"category": "VLA", "mode": "simulation", "data": {"n_episodes": 6, "pc_success": None}}
+    replay = {"category": "VLA", "mode": "replay"}
+    runs = {
+        "sim": score_features(episodic_features(n_episodes=4, length=10, seed=1), config, simulation),
+        # An evaluation that stopped early: its 6 scored episodes, 3 of them successful, count.
+        "sim_stopped": score_features(labelled_features(n_episodes=6, length=10), config, stopped),
+        **{
+            f"replay_{seed}": score_features(episodic_features(4, 10, seed), config, replay)
+            for seed in (2, 3, 4)
+        },
+    }
+    for name, record in runs.items():
+        (tmp_path / name).mkdir()
+        write_results(tmp_path / name, record)
+    csv = tmp_path / "success.csv"
+    csv.write_text(f"run,success_rate\nreplay_2,0.1\n{tmp_path / 'replay_3'},0.35\n")
+
+    report_path, _, _ = compare_runs([Path(name) for name in runs], tmp_path / "out", success_csv=csv)
+
+    report = report_path.read_text()
+    section = report[report.index("## Task success") : report.index("## Caveats")]
+    rates = [0.8, 0.5, 0.1, 0.35]
+    expected = bootstrap_correlations(
+        [runs[name]["headline"]["cknna"]["value"] for name in list(runs)[:4]], rates
+    )
+    assert (
+        f"Across the 4 runs with a success rate, headline CKNNA (at each run's k) and task success correlate "
+        f"with {correlation_text(expected)} (95% percentile bootstrap over runs: 10000 resamples, seed 0; "
+        f"{expected['pearson'].dropped} dropped"
+    ) in section
+    assert table_rows(section, "sim")[0][2:] == [
+        "0.800",
+        "simulation: LeRobot's evaluation of 4 episodes (pc_success)",
+    ]
+    assert table_rows(section, "sim_stopped")[0][2].startswith("0.500")
+    assert table_rows(section, "replay_2")[0][2:] == ["0.100", f"--success {csv}"]
+    assert table_rows(section, "replay_4")[0][2] == "n/a"
+    assert f"![success vs CKNNA]({SUCCESS_FILE})" in section
+    assert_is_a_real_figure(tmp_path / "out" / SUCCESS_FILE)
+
+    # Without the file only the two simulations have a rate: a message instead, and no figure (not
+    # even the earlier one).
+    report_path, _, _ = compare_runs([Path(name) for name in list(runs)[:3]], tmp_path / "out")
+    report = report_path.read_text()
+    assert "**No correlation.** Only 2 runs with a success rate" in report
+    assert not (tmp_path / "out" / SUCCESS_FILE).exists() and SUCCESS_FILE not in report

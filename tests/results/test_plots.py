@@ -13,6 +13,7 @@ from lerobot_cknna.results.plots import (
     plot_layer_curves,
     plot_layers,
     plot_n_curve,
+    plot_success,
     principal_components,
     widest_state_dimension,
     write_plots,
@@ -138,3 +139,28 @@ def test_horizon_and_n_curve_figures_skip_what_was_not_scored(tmp_path):
     assert (
         plot_n_curve({"n_curve": []}, tmp_path / "none.png") is None and not (tmp_path / "none.png").exists()
     )
+
+
+def test_success_scatter_with_and_without_intervals(tmp_path, scored):
+    _, record = scored
+    result = record["headline"]["cknna"]
+
+    def shifted(by: float) -> dict:
+        interval = {
+            **result["interval"],
+            "low": result["interval"]["low"] + by,
+            "high": result["interval"]["high"] + by,
+        }
+        return {**result, "value": result["value"] + by, "interval": interval}
+
+    results = [
+        result,
+        shifted(-0.2),
+        shifted(-0.1),
+        {**result, "value": result["value"] - 0.3, "interval": None},
+    ]
+    path = plot_success(
+        ["pi05", "act", "smolvla", "diffusion"], results, [0.9, 0.3, 0.6, 0.4], tmp_path / "s.png", "r"
+    )
+    assert path == tmp_path / "s.png"
+    assert_is_a_real_figure(path, min_size=(1000, 700))

@@ -203,3 +203,28 @@ def test_compare_bad_input_exits_2_with_a_message(tmp_path):
         done = console_script("lerobot-cknna-compare", *args, "--output_dir=out", cwd=tmp_path)
         assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
         assert not (tmp_path / "out").exists()
+
+
+def test_compare_with_success_rates_says_why_there_is_no_correlation_or_what_is_wrong(tmp_path):
+    for name, seed in (("a", 0), ("b", 1)):
+        scored_run(
+            tmp_path / name, episodic_features(n_episodes=4, length=10, seed=seed), {}, interval_level=None
+        )
+    (tmp_path / "percent.csv").write_text("run,success_rate\na,40\n")
+    done = console_script(
+        "lerobot-cknna-compare", "a", "b", "--success=percent.csv", "--output_dir=out", cwd=tmp_path
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert (
+        "--success percent.csv, line 2: success_rate 40 is outside [0, 1] (a percentage? write 0.4"
+        in done.stderr
+    )
+    assert not (tmp_path / "out").exists()
+
+    (tmp_path / "success.csv").write_text("run,success_rate\na,0.4\nb,0.9\n")
+    done = console_script(
+        "lerobot-cknna-compare", "a", "b", "--success=success.csv", "--output_dir=out", cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Task success: no correlation. Only 2 runs with a success rate" in done.stderr
+    assert "**No correlation.** Only 2 runs" in (tmp_path / "out/comparison.md").read_text()
