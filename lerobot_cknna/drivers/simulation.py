@@ -303,7 +303,8 @@ def run_simulation(cfg: CKNNAPipelineConfig, state: PartialState) -> None:
             "--cknna.check_replay=true: recording the rollouts (--eval.recording=true), images as PNG."
         )
         cfg.eval.recording = True
-    shard = SimulationShard(state, cfg.output_dir) if state.num_processes > 1 else None
+    independent_episodes = cfg.env.type == "libero" and cfg.env.hard_reset
+    shard = SimulationShard(state, cfg.output_dir, independent_episodes) if state.num_processes > 1 else None
     if shard is not None and not state.is_main_process:
         cfg.output_dir = shard.directory
     with (

@@ -13,11 +13,15 @@ metrics, puts them in the order one process would have produced them, and writes
 their own ``eval_info.json`` (and videos, named by their episode in the task) in
 ``shards/rank-R/``.
 
-Which initial state a LIBERO episode starts from is counted by its sub-env's resets. In a
-batch of async envs LeRobot freezes a sub-env that finished early, and a batch of one env never
-has one, so each batch resets each sub-env once and a task can be split at any batch. A batch
-of several sync envs resets a sub-env that finished early (Gymnasium's autoreset), so where a
-later batch starts depends on the earlier ones: such a task is kept whole in one process.
+A task is split only where an episode does not depend on the ones before it. LIBERO with
+``--env.hard_reset=false`` keeps the MuJoCo scene from episode to episode, and a scene that ran
+an episode steps differently from a new one set to the same state (measured: camera images up to
+89 of 255 apart after five steps), so such tasks stay whole, as do other env types. Which
+initial state a LIBERO episode starts from is counted by its sub-env's resets: in a batch of
+async envs LeRobot freezes a sub-env that finished early, and a batch of one env never has one,
+so each batch resets each sub-env once; a batch of several sync envs resets a sub-env that
+finished early (Gymnasium's autoreset), so where a later batch starts depends on the earlier
+ones, and such a task stays whole too.
 
 A policy that samples (diffusion, flow matching) draws from the global torch generator, which
 one process carries from episode to episode: a sharded run draws other noise, as any other
@@ -82,10 +86,13 @@ class SimulationShard:
     Args:
         state: accelerate's process state.
         run_dir: the run's output directory (the main process's).
+        split_tasks: whether a task's episodes may be spread over processes, which needs episodes
+            that do not depend on the ones before them (LIBERO with a hard reset).
     """
 
     state: PartialState
     run_dir: Path
+    split_tasks: bool = False
 
     @property
     def directory(self) -> Path:
@@ -102,7 +109,7 @@ class SimulationShard:
         for suite, task_id in task_order(envs):
             env = envs[suite][task_id]
             n_batches = math.ceil(n_episodes / env.num_envs)
-            if splits_at_batches(env):
+            if self.split_tasks and splits_at_batches(env):
                 pieces += [TaskShare(suite, task_id, env, batch, 1) for batch in range(n_batches)]
             else:
                 pieces.append(TaskShare(suite, task_id, env, 0, n_batches))
@@ -110,7 +117,7 @@ class SimulationShard:
         if len(pieces) < processes:
             raise ValueError(
                 f"accelerate launched {processes} processes for {len(pieces)} piece(s) of simulation work "
-                "(a batch of episodes of a task; a whole task with several sync envs per batch): "
+                "(a batch of episodes of a task, or a task kept whole): "
                 f"launch at most {len(pieces)} processes, or evaluate more episodes or tasks."
             )
         shares: list[TaskShare] = []

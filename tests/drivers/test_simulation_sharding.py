@@ -18,8 +18,9 @@ ONE_ENV = SimpleNamespace(num_envs=1)
 ENVS = {"libero_spatial": {0: ONE_ENV, 1: ONE_ENV, 2: ONE_ENV}, "libero_goal": {0: ONE_ENV, 1: ONE_ENV}}
 
 
-def shard(rank: int, processes: int) -> SimulationShard:
-    return SimulationShard(SimpleNamespace(process_index=rank, num_processes=processes), Path("run"))
+def shard(rank: int, processes: int, split_tasks: bool = True) -> SimulationShard:
+    state = SimpleNamespace(process_index=rank, num_processes=processes)
+    return SimulationShard(state, Path("run"), split_tasks)
 
 
 def spans(shares: list, n_episodes: int) -> list[tuple[str, int, range]]:
@@ -58,6 +59,16 @@ def test_a_task_of_several_sync_envs_per_batch_stays_whole():
     assert spans(shard(1, 3).shares(envs, 5), 5) == [("libero_spatial", 1, range(0, 2))]
     # The last batch of 2 envs holds one needed episode: LeRobot drops the other.
     assert spans(shard(2, 3).shares(envs, 5), 5) == [("libero_spatial", 1, range(2, 5))]
+
+
+def test_tasks_stay_whole_where_an_episode_depends_on_the_ones_before():
+    assert spans(shard(1, 2, split_tasks=False).shares(ENVS, 2), 2) == [
+        ("libero_spatial", 2, range(0, 2)),
+        ("libero_goal", 0, range(0, 2)),
+        ("libero_goal", 1, range(0, 2)),
+    ]
+    with pytest.raises(ValueError, match="launch at most 5 processes"):
+        shard(0, 6, split_tasks=False).shares(ENVS, 2)
 
 
 def test_more_processes_than_batches_is_refused():

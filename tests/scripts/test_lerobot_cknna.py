@@ -554,7 +554,7 @@ def test_simulation_sharded_over_two_processes_equals_one_process(policy_dirs, t
         return [
             f"--policy.path={policy_dirs['act']}", "--env.type=libero", "--env.task=libero_spatial",
             "--env.task_ids=[0,1,2]", "--env.episode_length=6", "--eval.n_episodes=2", "--eval.batch_size=1",
-            "--eval.use_async_envs=false", "--env.hard_reset=false", "--cknna.k=3", "--cknna.n_permutations=10", "--cknna.report=false", f"--output_dir={out}",
+            "--eval.use_async_envs=false", "--cknna.k=3", "--cknna.n_permutations=10", "--cknna.report=false", f"--output_dir={out}",
         ]  # fmt: skip
 
     sharded_dir, single_dir = tmp_path / "sharded", tmp_path / "single"
@@ -572,8 +572,9 @@ def test_simulation_sharded_over_two_processes_equals_one_process(policy_dirs, t
     for name in one:
         torch.testing.assert_close(two[name], one[name], msg=name)
     infos = [json.loads((d / "eval_info.json").read_text()) for d in (single_dir, sharded_dir)]
-    # Six batches of one episode: the first process runs task 0 and task 1's first episode, the
-    # second task 1's second episode (from LIBERO's second initial state, with the second seed) and task 2.
+    # Six batches of one episode (LIBERO's hard reset: episodes independent): the first process runs
+    # task 0 and task 1's first episode, the second task 1's second episode (from LIBERO's second
+    # initial state, with the second seed) and task 2.
     assert [(t["task_group"], t["task_id"]) for t in infos[1]["per_task"]] == [
         ("libero_spatial", 0),
         ("libero_spatial", 1),
