@@ -132,6 +132,10 @@ class SimulationRecorder:
         hook_path: module to capture instead of the hook table's.
         env_state_steps: the env's own preprocessing steps, which build feat B; ``None``: those
             of the env preprocessor the evaluation runs.
+        episode_ranges: per ``(suite, task_id)``, the episodes of that task this recorder sees,
+            numbered as one process running all of them would; ``None``: every task's
+            ``range(n_episodes)``. A process of a sharded simulation may run a later part of a
+            task (:mod:`lerobot_cknna.drivers.simulation_sharding`).
     """
 
     def __init__(
@@ -140,8 +144,10 @@ class SimulationRecorder:
         n_episodes: int,
         hook_path: str | None = None,
         env_state_steps: list | None = None,
+        episode_ranges: dict[tuple[str, int], range] | None = None,
     ):
         self.buffer = buffer
+        self.episode_ranges = episode_ranges or {}
         self.env_state_steps = env_state_steps
         self.n_episodes = n_episodes
         self.hook_path = hook_path
@@ -159,18 +165,24 @@ class SimulationRecorder:
         self._finish_rollout()
         if self._progress is not None:
             self._progress.set_description(f"{suite} task {task_id}")
-        batch_ix = self._rollouts_per_env.get(id(env), 0)
+        first_batch = self.episodes_of(suite, task_id).start // env.num_envs
+        batch_ix = self._rollouts_per_env.get(id(env), first_batch)
         self._rollouts_per_env[id(env)] = batch_ix + 1
         self._rollout = _Rollout(
             suite, task_id, batch_ix * env.num_envs, env.num_envs, env.call("_max_episode_steps")[0]
         )
+
+    def episodes_of(self, suite: str, task_id: int) -> range:
+        """The episodes of a task that this recorder sees."""
+        return self.episode_ranges.get((suite, task_id), range(self.n_episodes))
 
     def _finish_rollout(self) -> None:
         rollout, self._rollout = self._rollout, None
         if rollout is None or not rollout.samples:
             return
         success = rollout.episode_success()
-        kept = [i for i in range(rollout.num_envs) if rollout.first_episode + i < self.n_episodes]
+        last = self.episodes_of(rollout.suite, rollout.task_id).stop
+        kept = [i for i in range(rollout.num_envs) if rollout.first_episode + i < last]
         episode_of = {i: self._next_episode + rank for rank, i in enumerate(kept)}
         self._next_episode += len(kept)
         batch = rollout.first_episode // rollout.num_envs
@@ -242,7 +254,7 @@ class SimulationRecorder:
                     stack.enter_context(watched(suite, task_id, env))
                     self._episodes_kept[(suite, task_id)] = 0
             self._progress = stack.enter_context(
-                tqdm(total=len(self._episodes_kept) * self.n_episodes, desc="episodes", unit="episode")
+                tqdm(total=self._episodes_planned(), desc="episodes", unit="episode")
             )
             stack.enter_context(capture)
             try:
@@ -266,6 +278,9 @@ class SimulationRecorder:
             self.buffer.features(), self.n_episodes, dict(self.task_suites), self.model_calls, info
         )
 
+    def _episodes_planned(self) -> int:
+        return sum(len(self.episodes_of(*task)) for task in self._episodes_kept)
+
     def losses(self) -> dict:
         """After an evaluation that stopped early: the episodes kept, and per task those that were lost.
 
@@ -276,11 +291,16 @@ class SimulationRecorder:
         """
         stopped = self._stopped_during
         last_episode = (
-            None if stopped is None else min(stopped.first_episode + stopped.num_envs, self.n_episodes)
+            None
+            if stopped is None
+            else min(
+                stopped.first_episode + stopped.num_envs,
+                self.episodes_of(stopped.suite, stopped.task_id).stop,
+            )
         )
         return {
             "episodes_kept": self._next_episode,
-            "episodes_planned": len(self._episodes_kept) * self.n_episodes,
+            "episodes_planned": self._episodes_planned(),
             "stopped_during": None
             if stopped is None
             else {
@@ -293,7 +313,7 @@ class SimulationRecorder:
                     "suite": suite,
                     "task_id": task_id,
                     "episodes_kept": kept,
-                    "episodes_lost": self.n_episodes - kept,
+                    "episodes_lost": len(self.episodes_of(suite, task_id)) - kept,
                 }
                 for (suite, task_id), kept in self._episodes_kept.items()
             ],

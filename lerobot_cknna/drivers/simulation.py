@@ -12,7 +12,7 @@ in this process; only the simulators run in the async workers. An evaluation tha
 ``interruption.json`` (:mod:`lerobot_cknna.results.interruption`): which episodes were lost and
 why; ``lerobot-cknna-score DIR`` scores what was kept and says that it is partial.
 
-Under ``accelerate launch`` each process evaluates its share of the tasks
+Under ``accelerate launch`` each process evaluates its share of the tasks' episodes
 (:mod:`lerobot_cknna.drivers.simulation_sharding`). ``--cknna.check_replay`` replays the recorded
 frames through the encode-only path (:mod:`lerobot_cknna.drivers.replay_parity`).
 """
@@ -36,6 +36,7 @@ from lerobot_cknna.drivers.replay_parity import RecordedFrameReplay, check_repla
 from lerobot_cknna.drivers.rollout_recorder import GatheredSimulation, SimulationRecorder
 from lerobot_cknna.drivers.simulation_sharding import (
     SimulationShard,
+    evaluate_shares,
     gather_simulation,
     remove_shard_features,
     task_order,
@@ -160,8 +161,8 @@ def instrument_eval_policy_all(
         errors: where a scoring error goes (lerobot-eval still writes ``eval_info.json``).
         env_processing: the env's own preprocessing, as ``eval_main`` made it.
         shard: under ``accelerate launch``, this process's share
-            (:mod:`lerobot_cknna.drivers.simulation_sharding`): it evaluates its tasks, and the
-            main process scores every process's features and returns the aggregate metrics.
+            (:mod:`lerobot_cknna.drivers.simulation_sharding`): it evaluates its share of the
+            episodes, and the main process scores every process's features and returns the aggregate metrics.
     """
 
     @functools.wraps(original)
@@ -175,19 +176,28 @@ def instrument_eval_policy_all(
         run_dir = Path(kwargs.get("videos_dir") or recording_dir).parent
         order = task_order(envs)
         features_dir = run_dir if shard is None else shard.directory / "features"
+        shares = [] if shard is None else shard.shares(envs, n_episodes)
         if shard is not None:
-            envs = shard.tasks(envs)
+            envs = {share.suite: {} for share in shares}
+            for share in shares:
+                envs[share.suite][share.task_id] = share.env
         apply_policy_fixes(policy)
         recorder = SimulationRecorder(
             FeatureBuffer(features_dir, cfg.flush_every_s),
             n_episodes,
             cfg.hook_path,
             env_processing.state_steps,
+            {(share.suite, share.task_id): share.episodes(n_episodes) for share in shares},
         )
+        evaluate = functools.partial(original, policy=policy, env_preprocessor=env_preprocessor,
+                                     env_postprocessor=env_postprocessor, preprocessor=preprocessor,
+                                     postprocessor=postprocessor)  # fmt: skip
         try:
             with recorder.attached(envs, policy, env_preprocessor):
-                info = original(envs, policy, env_preprocessor, env_postprocessor, preprocessor, postprocessor,
-                                n_episodes, **kwargs)  # fmt: skip
+                if shard is None:
+                    info = evaluate(envs, n_episodes=n_episodes, **kwargs)
+                else:
+                    info, runs = evaluate_shares(evaluate, shares, n_episodes, order, **kwargs)
         except (Exception, KeyboardInterrupt) as error:
             keep_what_finished(features_dir, recorder, policy, cfg, error)
             if isinstance(error, KeyboardInterrupt):
@@ -200,7 +210,9 @@ def instrument_eval_policy_all(
         recorder.buffer.close()
         if shard is not None:
             main = shard.state.is_main_process
-            gathered = gather_simulation(recorder, info, order, FeatureBuffer(run_dir) if main else None)
+            gathered = gather_simulation(
+                recorder, runs, info, order, FeatureBuffer(run_dir) if main else None
+            )
             remove_shard_features(shard)
             if not main:
                 return info
@@ -277,7 +289,7 @@ def instrumented_lerobot_eval(cfg: CKNNARunConfig, env_cfg, shard: SimulationSha
 def run_simulation(cfg: CKNNAPipelineConfig, state: PartialState) -> None:
     """Run LeRobot's own ``eval_main`` with feature capture; results land beside ``eval_info.json``.
 
-    Under ``accelerate launch`` each process evaluates its share of the tasks; the processes other
+    Under ``accelerate launch`` each process evaluates its share of the episodes; the processes other
     than the main one write lerobot-eval's own output into ``shards/rank-R/``.
     """
     if cfg.env.type == "libero":
@@ -291,7 +303,8 @@ def run_simulation(cfg: CKNNAPipelineConfig, state: PartialState) -> None:
             "--cknna.check_replay=true: recording the rollouts (--eval.recording=true), images as PNG."
         )
         cfg.eval.recording = True
-    shard = SimulationShard(state, cfg.output_dir) if state.num_processes > 1 else None
+    independent_episodes = cfg.env.type == "libero" and cfg.env.hard_reset
+    shard = SimulationShard(state, cfg.output_dir, independent_episodes) if state.num_processes > 1 else None
     if shard is not None and not state.is_main_process:
         cfg.output_dir = shard.directory
     with (

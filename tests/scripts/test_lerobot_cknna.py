@@ -553,8 +553,8 @@ def test_simulation_sharded_over_two_processes_equals_one_process(policy_dirs, t
     def options(out: Path) -> list[str]:
         return [
             f"--policy.path={policy_dirs['act']}", "--env.type=libero", "--env.task=libero_spatial",
-            "--env.task_ids=[0,1]", "--env.episode_length=6", "--eval.n_episodes=3", "--eval.batch_size=1",
-            "--eval.use_async_envs=false", "--env.hard_reset=false", "--cknna.k=3", "--cknna.n_permutations=10", "--cknna.report=false", f"--output_dir={out}",
+            "--env.task_ids=[0,1,2]", "--env.episode_length=6", "--eval.n_episodes=2", "--eval.batch_size=1",
+            "--eval.use_async_envs=false", "--cknna.k=3", "--cknna.n_permutations=10", "--cknna.report=false", f"--output_dir={out}",
         ]  # fmt: skip
 
     sharded_dir, single_dir = tmp_path / "sharded", tmp_path / "single"
@@ -572,9 +572,13 @@ def test_simulation_sharded_over_two_processes_equals_one_process(policy_dirs, t
     for name in one:
         torch.testing.assert_close(two[name], one[name], msg=name)
     infos = [json.loads((d / "eval_info.json").read_text()) for d in (single_dir, sharded_dir)]
+    # Six batches of one episode (LIBERO's hard reset: episodes independent): the first process runs
+    # task 0 and task 1's first episode, the second task 1's second episode (from LIBERO's second
+    # initial state, with the second seed) and task 2.
     assert [(t["task_group"], t["task_id"]) for t in infos[1]["per_task"]] == [
         ("libero_spatial", 0),
         ("libero_spatial", 1),
+        ("libero_spatial", 2),
     ]
     for single_task, sharded_task in zip(infos[0]["per_task"], infos[1]["per_task"], strict=True):
         for key in ("sum_rewards", "max_rewards", "successes"):
@@ -587,6 +591,9 @@ def test_simulation_sharded_over_two_processes_equals_one_process(policy_dirs, t
     assert infos[1]["overall"]["n_episodes"] == 6 and len(infos[1]["overall"]["video_paths"]) == 6
     # The second process's own lerobot-eval output stays in its shard; its features moved to the main one.
     assert (sharded_dir / "shards" / "rank-1" / "eval_info.json").is_file()
+    assert sorted(
+        p.name for p in (sharded_dir / "shards" / "rank-1" / "videos" / "libero_spatial_1").iterdir()
+    ) == ["eval_episode_1.mp4"]
     assert not list((sharded_dir / "shards").rglob("*.safetensors"))
     records = [json.loads((d / "cknna.json").read_text()) for d in (single_dir, sharded_dir)]
     assert records[1]["samples_digest"] == records[0]["samples_digest"]
