@@ -196,17 +196,22 @@ def _float64_similarities(
 
 
 def _symmetric_search(
-    feats: torch.Tensor, k: int, exclusion: NeighborExclusion | None, block_size: int
+    feats: torch.Tensor, k: int, exclusion: NeighborExclusion | None, block_size: int, dtype: torch.dtype
 ) -> _RunningTopK:
-    """Top k of every row from the tiles on and above the diagonal (each used for rows and columns)."""
+    """Top k of every row from the tiles on and above the diagonal (each used for rows and columns).
+
+    Similarities are computed in ``dtype``; tiles are converted one at a time, so a float32
+    search of float64 features never holds a float32 copy of them all.
+    """
     n = feats.shape[0]
-    best = _RunningTopK(n, k, feats.dtype, feats.device)
+    best = _RunningTopK(n, k, dtype, feats.device)
     starts = range(0, n, block_size)
     for row_start in starts:
         rows = slice(row_start, min(row_start + block_size, n))
+        row_tile = feats[rows].to(dtype)
         for col_start in (start for start in starts if start >= row_start):
             cols = slice(col_start, min(col_start + block_size, n))
-            sims = feats[rows] @ feats[cols].T
+            sims = row_tile @ feats[cols].to(dtype).T
             if exclusion is not None:
                 sims.masked_fill_(exclusion.block_mask(rows, cols), float("-inf"))
             if col_start == row_start:
@@ -218,15 +223,21 @@ def _symmetric_search(
 
 
 def _rows_search(
-    feats: torch.Tensor, rows: torch.Tensor, k: int, exclusion: NeighborExclusion | None, block_size: int
+    feats: torch.Tensor,
+    rows: torch.Tensor,
+    k: int,
+    exclusion: NeighborExclusion | None,
+    block_size: int,
+    dtype: torch.dtype,
 ) -> _RunningTopK:
-    """Top k of the given rows only, against every column tile."""
+    """Top k of the given rows only, against every column tile (in ``dtype``, converted per tile)."""
     n = feats.shape[0]
-    best = _RunningTopK(len(rows), k, feats.dtype, feats.device)
+    best = _RunningTopK(len(rows), k, dtype, feats.device)
     everyone = slice(0, len(rows))
+    queries = feats[rows].to(dtype)
     for col_start in range(0, n, block_size):
         cols = slice(col_start, min(col_start + block_size, n))
-        sims = feats[rows] @ feats[cols].T
+        sims = queries @ feats[cols].to(dtype).T
         if exclusion is not None:
             sims.masked_fill_(exclusion.block_mask(rows, cols), float("-inf"))
         sims.masked_fill_(
@@ -268,9 +279,9 @@ def _certified_float64_search(
     """
     n_candidates = min(int(admissible.min()), 2 * k + 8)
     if rows is None:
-        coarse = _symmetric_search(feats.float(), n_candidates, exclusion, block_size)
+        coarse = _symmetric_search(feats, n_candidates, exclusion, block_size, torch.float32)
     else:
-        coarse = _rows_search(feats.float(), rows, n_candidates, exclusion, block_size)
+        coarse = _rows_search(feats, rows, n_candidates, exclusion, block_size, torch.float32)
     unit_error = _float32_dot_error(feats.shape[1])
     norms = feats.norm(dim=1)
     bound = unit_error / (1 - unit_error) * (norms if rows is None else norms[rows]) * norms.max()
@@ -285,7 +296,7 @@ def _certified_float64_search(
     uncertain = (~certified).nonzero()[:, 0]
     if len(uncertain):
         searched = uncertain if rows is None else rows[uncertain]
-        exact = _rows_search(feats, searched, k, exclusion, block_size)
+        exact = _rows_search(feats, searched, k, exclusion, block_size, feats.dtype)
         # The same float64 formula as every other row (a float64 matmul may round differently).
         values[uncertain], indices[uncertain] = _order(
             _float64_similarities(feats, exact.indices, searched), exact.indices
@@ -383,9 +394,9 @@ def _search(
     if feats.dtype == torch.float64 and _float32_search_is_certifiable(feats):
         return _certified_float64_search(feats, rows, k, exclusion, block_size, admissible)
     if rows is None:
-        best = _symmetric_search(feats, k, exclusion, block_size)
+        best = _symmetric_search(feats, k, exclusion, block_size, feats.dtype)
     else:
-        best = _rows_search(feats, rows, k, exclusion, block_size)
+        best = _rows_search(feats, rows, k, exclusion, block_size, feats.dtype)
     if feats.dtype == torch.float64:
         return NeighborGraph(best.indices, best.values)
     return NeighborGraph(best.indices, _float64_similarities(feats, best.indices, rows))
