@@ -44,6 +44,9 @@ from lerobot_cknna.testing.reference_statistics import REFERENCE_ESTIMATORS
 KS = (5, 10, 20, 50)
 EPS = 1e-6
 EPISODE_LENGTH = 200
+# --unequal-episodes: LIBERO's usual case, lengths around the same mean; the null's pairings
+# then repeat and drop frames, so feat B's graph is searched again for each of them.
+UNEQUAL_EPISODE_LENGTHS = (120, 200, 280)
 N_PERMUTATIONS = 200
 LEVEL = 0.95
 COMPONENTS = ("feat A graph", "feat B graph", "k sweep", "null", "jackknife")
@@ -56,13 +59,22 @@ def _timed(seconds: dict, name: str, work):
     return out
 
 
-def assessment(a, b, estimators) -> tuple[dict[str, float], dict]:
+def episode_rows(n: int, unequal: bool) -> list[torch.Tensor]:
+    """The rows of each episode: all of ``EPISODE_LENGTH`` frames, or cycling through unequal lengths."""
+    if not unequal:
+        return list(torch.arange(n).split(EPISODE_LENGTH))
+    lengths = [UNEQUAL_EPISODE_LENGTHS[i % len(UNEQUAL_EPISODE_LENGTHS)] for i in range(n // 100)]
+    ends = np.minimum(np.cumsum(lengths), n)
+    return [rows for rows in torch.arange(n).tensor_split(torch.from_numpy(ends[:-1])) if len(rows)]
+
+
+def assessment(a, b, estimators, unequal: bool = False) -> tuple[dict[str, float], dict]:
     """The steps of :func:`lerobot_cknna.metrics.statistics.assess` (no exclusion), each timed.
 
     Returns the seconds per component and the numbers to compare: null samples and interval ends.
     """
     n, k_max = a.shape[0], max(KS)
-    episodes = list(torch.arange(n).split(EPISODE_LENGTH))
+    episodes = episode_rows(n, unequal)
     spare = estimators.spare_neighbours(k_max)
     seconds: dict[str, float] = {}
     graph_a = _timed(seconds, "feat A graph", lambda: _graph(a, k_max, None, spare))
@@ -91,14 +103,14 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run(n: int, with_old: bool) -> None:
+def run(n: int, with_old: bool, unequal: bool) -> None:
     a, b = make_features(n, torch.float64, "cpu")
     start = time.perf_counter()
     cknna(a, b, k=10)
     bare = time.perf_counter() - start
-    new, new_numbers = assessment(a, b, FAST_ESTIMATORS)
+    new, new_numbers = assessment(a, b, FAST_ESTIMATORS, unequal)
     peak = _peak_mb()
-    old, old_numbers = assessment(a, b, REFERENCE_ESTIMATORS) if with_old else (None, None)
+    old, old_numbers = assessment(a, b, REFERENCE_ESTIMATORS, unequal) if with_old else (None, None)
     print(
         f"\nN={n}: one bare cknna(a, b, k=10): {bare:.2f} s; peak RSS after the new assessment: {peak:.0f} MB"
     )
@@ -124,14 +136,20 @@ def main():
     )
     parser.add_argument("--sizes", type=int, nargs="+", default=[8000, 50000])
     parser.add_argument("--skip-old", action="store_true", help="do not run the previous implementation")
+    parser.add_argument(
+        "--unequal-episodes",
+        action="store_true",
+        help=f"episodes of {'/'.join(map(str, UNEQUAL_EPISODE_LENGTHS))} frames in turn",
+    )
     args = parser.parse_args()
+    lengths = "/".join(map(str, UNEQUAL_EPISODE_LENGTHS)) if args.unequal_episodes else EPISODE_LENGTH
     print(
         f"complete assessment: k sweep {KS}, {N_PERMUTATIONS} episode permutations, jackknife over "
-        f"<= {JACKKNIFE_GROUPS} groups; episodes of {EPISODE_LENGTH} frames; float64 features; "
+        f"<= {JACKKNIFE_GROUPS} groups; episodes of {lengths} frames; float64 features; "
         f"torch threads={torch.get_num_threads()}"
     )
     for n in args.sizes:
-        run(n, with_old=not args.skip_old)
+        run(n, with_old=not args.skip_old, unequal=args.unequal_episodes)
 
 
 if __name__ == "__main__":

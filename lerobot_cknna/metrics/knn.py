@@ -13,8 +13,15 @@ from dataclasses import dataclass
 
 import torch
 
+from lerobot_cknna.metrics.low_dim_knn import InnerProductTree
+
 DEFAULT_BLOCK_SIZE = 2048
 GATHER_ELEMENTS = 2**21
+# Float64 CPU features of at most this many dimensions are searched with a k-d tree.
+LOW_DIM_MAX = 16
+TREE_QUERY_ELEMENTS = 2**20
+# Nearest samples fetched beyond the k admissible ones, so that a gap after the k-th proves it.
+TREE_SPARE = 8
 
 
 @dataclass(frozen=True)
@@ -78,10 +85,18 @@ class NeighborExclusion:
 
     def block_mask(self, rows: slice, cols: slice) -> torch.Tensor:
         """Boolean mask of excluded candidates ``cols`` for the samples ``rows``."""
-        same = self.episode_index[rows, None] == self.episode_index[None, cols]
+        return self._excluded((rows, None), (None, cols))
+
+    def pair_mask(self, samples: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+        """Boolean mask of excluded ``candidates[r, c]`` for the samples ``samples[r]``."""
+        return self._excluded(samples[:, None], candidates)
+
+    def _excluded(self, first, second) -> torch.Tensor:
+        """Exclusion of the samples indexed by ``second`` for those indexed by ``first`` (broadcast)."""
+        same = self.episode_index[first] == self.episode_index[second]
         if self.window is None:
             return same
-        gap = (self.frame_index[rows, None] - self.frame_index[None, cols]).abs()
+        gap = (self.frame_index[first] - self.frame_index[second]).abs()
         return same & (gap <= self.window)
 
 
@@ -181,17 +196,22 @@ def _float64_similarities(
 
 
 def _symmetric_search(
-    feats: torch.Tensor, k: int, exclusion: NeighborExclusion | None, block_size: int
+    feats: torch.Tensor, k: int, exclusion: NeighborExclusion | None, block_size: int, dtype: torch.dtype
 ) -> _RunningTopK:
-    """Top k of every row from the tiles on and above the diagonal (each used for rows and columns)."""
+    """Top k of every row from the tiles on and above the diagonal (each used for rows and columns).
+
+    Similarities are computed in ``dtype``; tiles are converted one at a time, so a float32
+    search of float64 features never holds a float32 copy of them all.
+    """
     n = feats.shape[0]
-    best = _RunningTopK(n, k, feats.dtype, feats.device)
+    best = _RunningTopK(n, k, dtype, feats.device)
     starts = range(0, n, block_size)
     for row_start in starts:
         rows = slice(row_start, min(row_start + block_size, n))
+        row_tile = feats[rows].to(dtype)
         for col_start in (start for start in starts if start >= row_start):
             cols = slice(col_start, min(col_start + block_size, n))
-            sims = feats[rows] @ feats[cols].T
+            sims = row_tile @ feats[cols].to(dtype).T
             if exclusion is not None:
                 sims.masked_fill_(exclusion.block_mask(rows, cols), float("-inf"))
             if col_start == row_start:
@@ -203,15 +223,21 @@ def _symmetric_search(
 
 
 def _rows_search(
-    feats: torch.Tensor, rows: torch.Tensor, k: int, exclusion: NeighborExclusion | None, block_size: int
+    feats: torch.Tensor,
+    rows: torch.Tensor,
+    k: int,
+    exclusion: NeighborExclusion | None,
+    block_size: int,
+    dtype: torch.dtype,
 ) -> _RunningTopK:
-    """Top k of the given rows only, against every column tile."""
+    """Top k of the given rows only, against every column tile (in ``dtype``, converted per tile)."""
     n = feats.shape[0]
-    best = _RunningTopK(len(rows), k, feats.dtype, feats.device)
+    best = _RunningTopK(len(rows), k, dtype, feats.device)
     everyone = slice(0, len(rows))
+    queries = feats[rows].to(dtype)
     for col_start in range(0, n, block_size):
         cols = slice(col_start, min(col_start + block_size, n))
-        sims = feats[rows] @ feats[cols].T
+        sims = queries @ feats[cols].to(dtype).T
         if exclusion is not None:
             sims.masked_fill_(exclusion.block_mask(rows, cols), float("-inf"))
         sims.masked_fill_(
@@ -253,9 +279,9 @@ def _certified_float64_search(
     """
     n_candidates = min(int(admissible.min()), 2 * k + 8)
     if rows is None:
-        coarse = _symmetric_search(feats.float(), n_candidates, exclusion, block_size)
+        coarse = _symmetric_search(feats, n_candidates, exclusion, block_size, torch.float32)
     else:
-        coarse = _rows_search(feats.float(), rows, n_candidates, exclusion, block_size)
+        coarse = _rows_search(feats, rows, n_candidates, exclusion, block_size, torch.float32)
     unit_error = _float32_dot_error(feats.shape[1])
     norms = feats.norm(dim=1)
     bound = unit_error / (1 - unit_error) * (norms if rows is None else norms[rows]) * norms.max()
@@ -270,8 +296,68 @@ def _certified_float64_search(
     uncertain = (~certified).nonzero()[:, 0]
     if len(uncertain):
         searched = uncertain if rows is None else rows[uncertain]
-        exact = _rows_search(feats, searched, k, exclusion, block_size)
-        values[uncertain], indices[uncertain] = exact.values, exact.indices
+        exact = _rows_search(feats, searched, k, exclusion, block_size, feats.dtype)
+        # The same float64 formula as every other row (a float64 matmul may round differently).
+        values[uncertain], indices[uncertain] = _order(
+            _float64_similarities(feats, exact.indices, searched), exact.indices
+        )
+    return NeighborGraph(indices, values)
+
+
+def _tree_search_applies(feats: torch.Tensor) -> bool:
+    return feats.dtype == torch.float64 and feats.device.type == "cpu" and feats.shape[1] <= LOW_DIM_MAX
+
+
+def _admissible_top_k(
+    feats: torch.Tensor,
+    samples: torch.Tensor,
+    candidates: torch.Tensor,
+    k: int,
+    exclusion: NeighborExclusion | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Float64 top k of ``candidates[r]`` (``-1``: padding) for ``samples[r]``, self and excluded struck out."""
+    struck = (candidates < 0) | (candidates == samples[:, None])
+    candidates = candidates.clamp(min=0)
+    if exclusion is not None:
+        struck |= exclusion.pair_mask(samples, candidates)
+    similarities = _float64_similarities(feats, candidates, samples).masked_fill_(struck, float("-inf"))
+    values, indices = _order(similarities, candidates)
+    return values[:, :k], indices[:, :k]
+
+
+def _tree_search(
+    feats: torch.Tensor,
+    rows: torch.Tensor | None,
+    k: int,
+    exclusion: NeighborExclusion | None,
+    admissible: torch.Tensor,
+) -> NeighborGraph:
+    """The float64 k-NN of :func:`_certified_float64_search`, from a k-d tree in few dimensions.
+
+    A sample with ``n - admissible`` struck-out candidates (itself, its exclusion) has ``k``
+    admissible ones among its ``k + n - admissible`` nearest in the tree; a few more are
+    fetched. Their float64 similarities are ranked as everywhere in this module; the row is
+    exact when its ``k``-th value beats what :meth:`InnerProductTree.nearest` proves the other
+    samples stay at or below. Otherwise (ties or near-ties at the boundary) every sample that can reach the
+    ``k``-th value is fetched (:meth:`InnerProductTree.reaching`) and ranked.
+    """
+    n = feats.shape[0]
+    samples = torch.arange(n) if rows is None else rows
+    tree = InnerProductTree(feats, workers=torch.get_num_threads())
+    struck_out = n - admissible
+    values = torch.empty(len(samples), k, dtype=torch.float64)
+    indices = torch.empty(len(samples), k, dtype=torch.long)
+    rows_per_chunk = max(1, TREE_QUERY_ELEMENTS // (k + TREE_SPARE + int(struck_out.max())))
+    for chunk in torch.argsort(struck_out).split(rows_per_chunk):
+        count = min(n, k + TREE_SPARE + int(struck_out[chunk].max()))
+        candidates, unreached = tree.nearest(samples[chunk], count)
+        values[chunk], indices[chunk] = _admissible_top_k(feats, samples[chunk], candidates, k, exclusion)
+        unsure = chunk[values[chunk, k - 1] <= unreached]
+        if len(unsure):
+            candidates = tree.reaching(samples[unsure], values[unsure, k - 1])
+            values[unsure], indices[unsure] = _admissible_top_k(
+                feats, samples[unsure], candidates, k, exclusion
+            )
     return NeighborGraph(indices, values)
 
 
@@ -303,12 +389,14 @@ def _search(
     if exclusion is not None:
         exclusion = exclusion.to(feats.device)
     block_size = block_size or DEFAULT_BLOCK_SIZE
+    if _tree_search_applies(feats):
+        return _tree_search(feats, rows, k, exclusion, admissible)
     if feats.dtype == torch.float64 and _float32_search_is_certifiable(feats):
         return _certified_float64_search(feats, rows, k, exclusion, block_size, admissible)
     if rows is None:
-        best = _symmetric_search(feats, k, exclusion, block_size)
+        best = _symmetric_search(feats, k, exclusion, block_size, feats.dtype)
     else:
-        best = _rows_search(feats, rows, k, exclusion, block_size)
+        best = _rows_search(feats, rows, k, exclusion, block_size, feats.dtype)
     if feats.dtype == torch.float64:
         return NeighborGraph(best.indices, best.values)
     return NeighborGraph(best.indices, _float64_similarities(feats, best.indices, rows))

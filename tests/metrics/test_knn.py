@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from lerobot_cknna.metrics.knn import NeighborExclusion, knn_graph
+from lerobot_cknna.metrics import knn
+from lerobot_cknna.metrics.knn import NeighborExclusion, knn_graph, knn_rows
 
 
 def test_neighbours_are_ordered_and_prefixes_are_exact():
@@ -76,9 +77,10 @@ def dense_knn(feats: torch.Tensor, k: int) -> torch.Tensor:
     return torch.argsort(sims, dim=1, descending=True, stable=True)[:, :k]
 
 
-def test_float64_differences_below_float32_resolution_are_still_exact():
+def test_float64_differences_below_float32_resolution_are_still_exact(monkeypatch):
     # Neighbours whose similarities differ in the 10th digit: float32 (7 digits) cannot rank
-    # them, so the certified search must fall back to float64 for those rows.
+    # them, so the certified (tiled) search must fall back to float64 for those rows.
+    monkeypatch.setattr(knn, "LOW_DIM_MAX", 0)
     gen = torch.Generator().manual_seed(3)
     base = torch.randn(8, 16, generator=gen, dtype=torch.float64)
     feats = base.repeat_interleave(25, dim=0) + 1e-9 * torch.randn(
@@ -103,3 +105,54 @@ def test_float64_search_without_the_float32_filter_gives_the_same_graph():
     assert torch.equal(filtered.indices, unfiltered.indices)
     torch.testing.assert_close(filtered.similarities, unfiltered.similarities, rtol=1e-13, atol=1e-13)
     assert torch.equal(filtered.indices, dense_knn(feats, 12))
+
+
+def _tied_and_duplicated(gen: torch.Generator) -> torch.Tensor:
+    # Small integers: many exact ties, duplicated rows, unequal norms.
+    return torch.randint(-2, 3, (600, 4), generator=gen).double()
+
+
+def _unit_with_repeats(gen: torch.Generator) -> torch.Tensor:
+    base = torch.randn(400, 8, generator=gen, dtype=torch.float64)
+    feats = torch.cat([base, base[:40].repeat(5, 1)])
+    return feats / feats.norm(dim=1, keepdim=True)
+
+
+def _near_ties(gen: torch.Generator) -> torch.Tensor:
+    base = torch.randn(20, 8, generator=gen, dtype=torch.float64).repeat_interleave(25, dim=0)
+    return base + 1e-9 * torch.randn(500, 8, generator=gen, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("make", [_tied_and_duplicated, _unit_with_repeats, _near_ties])
+@pytest.mark.parametrize("window", ["none", "episode", 2])
+def test_tree_route_gives_the_tiled_graph_bit_for_bit(make, window, monkeypatch):
+    feats = make(torch.Generator().manual_seed(5))
+    n = feats.shape[0]
+    exclusion = None
+    if window != "none":
+        episode, frame = torch.arange(n) // 50, torch.arange(n) % 50
+        exclusion = NeighborExclusion(episode, frame, None if window == "episode" else window)
+    assert knn._tree_search_applies(feats)
+    tree = knn_graph(feats, 40, exclusion)
+    rows = torch.tensor([0, 7, 99, n - 1])
+    tree_rows = knn_rows(feats, rows, 25, exclusion)
+    monkeypatch.setattr(knn, "LOW_DIM_MAX", 0)
+    assert not knn._tree_search_applies(feats)
+    tiled = knn_graph(feats, 40, exclusion, block_size=128)
+    assert torch.equal(tree.indices, tiled.indices)
+    assert torch.equal(tree.similarities, tiled.similarities)
+    tiled_rows = knn_rows(feats, rows, 25, exclusion, block_size=128)
+    assert torch.equal(tree_rows.indices, tiled_rows.indices)
+    assert torch.equal(tree_rows.similarities, tiled_rows.similarities)
+
+
+def test_tree_route_matches_the_dense_definition_on_exact_ties():
+    feats = _tied_and_duplicated(torch.Generator().manual_seed(6))
+    assert torch.equal(knn_graph(feats, 30).indices, dense_knn(feats, 30))
+
+
+def test_tree_route_is_for_float64_on_cpu_in_few_dimensions_only():
+    assert knn._tree_search_applies(torch.zeros(4, knn.LOW_DIM_MAX, dtype=torch.float64))
+    assert not knn._tree_search_applies(torch.zeros(4, knn.LOW_DIM_MAX + 1, dtype=torch.float64))
+    # Float32 input is ranked by float32 similarities, which only the tiled search reproduces.
+    assert not knn._tree_search_applies(torch.zeros(4, 8, dtype=torch.float32))
