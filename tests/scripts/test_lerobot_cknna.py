@@ -168,8 +168,8 @@ def test_simulation_pairs_every_model_call_and_replays_its_recording_to_the_same
     ]
     assert record["n"] == 9 and features.feat_b.shape == (9, 8)
     assert {"schema_version", "source", "n", "n_episodes", "feat_a_dim", "feat_b_dim", "samples_digest",
-            "feature_prep", "exclusion", "eps", "k", "metrics_device", "headline", "k_sweep", "task_suites",
-            "groups", "warnings", "replay_parity"} == set(record)  # fmt: skip
+            "feature_prep", "exclusion", "eps", "k", "metrics_device", "alpha", "target", "sampling",
+            "headline", "k_sweep", "task_suites", "groups", "warnings", "replay_parity"} == set(record)  # fmt: skip
     parity = record["replay_parity"]
     assert parity["n"] == 9 and parity["missing"] == 0 and parity["recording"] == "recordings"
     assert (
