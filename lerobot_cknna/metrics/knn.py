@@ -172,6 +172,23 @@ class _RunningTopK:
         self.values[rows], self.indices[rows] = values[:, : self.k], indices[:, : self.k]
 
 
+def _pairwise_sum(terms: torch.Tensor) -> torch.Tensor:
+    """Sum over the last dimension in one fixed pairwise order, whatever the shape or hardware.
+
+    ``Tensor.sum`` picks its order from the CPU's vector width and the tensor's shape, so the
+    same dot product can round differently in two searches (seen: AVX-512 against AVX2).
+    Neighbours tied on these values are ordered by index, so every search must get the same
+    float64 value for the same pair; element-wise additions round the same everywhere.
+    """
+    while terms.shape[-1] > 1:
+        half = terms.shape[-1] // 2
+        paired = terms[..., :half] + terms[..., half : 2 * half]
+        if terms.shape[-1] % 2:
+            paired[..., 0] += terms[..., -1]
+        terms = paired
+    return terms[..., 0]
+
+
 def _float64_similarities(
     feats: torch.Tensor,
     indices: torch.Tensor,
@@ -191,7 +208,7 @@ def _float64_similarities(
         width = indices.shape[1] if widths is None else int(widths[chunk].max())
         idx = indices[chunk, :width]
         queries = feats[chunk if rows is None else rows[chunk]].double()
-        out[chunk, :width] = (feats[idx].double() * queries[:, None, :]).sum(dim=-1)
+        out[chunk, :width] = _pairwise_sum(feats[idx].double() * queries[:, None, :])
     return out
 
 

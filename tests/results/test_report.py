@@ -123,7 +123,9 @@ def test_horizon_and_sample_size_sections(tmp_path):
     text = write_report(tmp_path, record).read_text()
     assert "- Feat B: state at t; 0 samples dropped for lacking it" in text and "- Sampling: all" in text
     (later,) = table_rows(text, "h=4: state at t+4 (20 dropped)")
-    assert later[1:3] == ["40", "5"] and later[3] == f"{record['horizons'][1]['cknna']['value']:.3f}"
+    cknna = record["horizons"][1]["cknna"]
+    assert later[1:3] == ["40", "5"] and later[3] == f"{cknna['null']['calibrated']:.3f}"
+    assert later[5].startswith(f"{cknna['value']:.3f}")
     (point,) = table_rows(text, "30")
     assert point[1:3] == ["36", "3"]
     assert text.index("## Over horizons") < text.index("## Over sample size") < text.index("## Caveats")
