@@ -175,10 +175,11 @@ class _RunningTopK:
 def _pairwise_sum(terms: torch.Tensor) -> torch.Tensor:
     """Sum over the last dimension in one fixed pairwise order, whatever the shape or hardware.
 
-    ``Tensor.sum`` picks its order from the CPU's vector width and the tensor's shape, so the
-    same dot product can round differently in two searches (seen: AVX-512 against AVX2).
-    Neighbours tied on these values are ordered by index, so every search must get the same
-    float64 value for the same pair; element-wise additions round the same everywhere.
+    ``Tensor.sum`` chooses its order by kernel, vector width, strides and threads, so the same
+    dot product may round differently in two searches (CI's machine gave the k-d tree and the
+    tiled search different values for the same pairs). Neighbours tied on these values are
+    ordered by index, so every search must get the same float64 value for the same pair;
+    element-wise additions round the same on any machine.
     """
     while terms.shape[-1] > 1:
         half = terms.shape[-1] // 2
