@@ -158,7 +158,14 @@ def run_sweep(sweep: SweepSpec, sweep_dir: Path, python: str) -> list[RunOutcome
 
 
 def write_comparison(sweep: SweepSpec, outcomes: list[RunOutcome], sweep_dir: Path) -> list[str]:
-    """``comparison.md`` / ``comparison.png`` over the runs, failed ones as rows; returns why not ranked."""
+    """``comparison.md`` / ``comparison.png`` over the runs, failed ones as rows; returns why not ranked.
+
+    A sweep of one run (``--only=NAME``) has nothing to compare: no comparison is written.
+    """
+    if len(outcomes) < 2:
+        reason = "a single run: there is nothing to rank it against"
+        logging.info(f"No comparison: {reason}.")
+        return [reason]
     provenance = {run.name: run.provenance for run in sweep.runs if run.provenance}
     report, figure, obstacles = compare_runs(
         [Path(outcome.run_dir) for outcome in outcomes if outcome.succeeded],

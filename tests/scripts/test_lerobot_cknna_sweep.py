@@ -159,3 +159,17 @@ def test_runs_on_different_samples_are_not_ranked_and_the_report_says_why(offlin
     assert "**Not ranked.**" in report and "The runs scored different samples" in report
     assert set(comparison_rows(out, "Run")) == {"first", "last"}
     assert json.loads((out / "sweep.json").read_text())["not_ranked_because"]
+
+    alone = tmp_path / "alone"
+    done = sweep(
+        str(sweep_file),
+        "--only=last",
+        f"--offline_assets={offline_assets}",
+        f"--output_dir={alone}",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = json.loads((alone / "sweep.json").read_text())
+    assert [run["name"] for run in record["runs"]] == ["last"] and record["runs"][0]["succeeded"]
+    assert record["not_ranked_because"] == ["a single run: there is nothing to rank it against"]
+    assert not (alone / "comparison.md").exists()
