@@ -9,6 +9,7 @@ Ties are broken deterministically: among equal similarities the lower sample ind
 Robot data has exact ties (a robot at rest produces identical states), so this matters.
 """
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -172,24 +173,6 @@ class _RunningTopK:
         self.values[rows], self.indices[rows] = values[:, : self.k], indices[:, : self.k]
 
 
-def _pairwise_sum(terms: torch.Tensor) -> torch.Tensor:
-    """Sum over the last dimension in one fixed pairwise order, whatever the shape or hardware.
-
-    ``Tensor.sum`` chooses its order by kernel, vector width, strides and threads, so the same
-    dot product may round differently in two searches (CI's machine gave the k-d tree and the
-    tiled search different values for the same pairs). Neighbours tied on these values are
-    ordered by index, so every search must get the same float64 value for the same pair;
-    element-wise additions round the same on any machine.
-    """
-    while terms.shape[-1] > 1:
-        half = terms.shape[-1] // 2
-        paired = terms[..., :half] + terms[..., half : 2 * half]
-        if terms.shape[-1] % 2:
-            paired[..., 0] += terms[..., -1]
-        terms = paired
-    return terms[..., 0]
-
-
 def _float64_similarities(
     feats: torch.Tensor,
     indices: torch.Tensor,
@@ -209,7 +192,7 @@ def _float64_similarities(
         width = indices.shape[1] if widths is None else int(widths[chunk].max())
         idx = indices[chunk, :width]
         queries = feats[chunk if rows is None else rows[chunk]].double()
-        out[chunk, :width] = _pairwise_sum(feats[idx].double() * queries[:, None, :])
+        out[chunk, :width] = (feats[idx].double() * queries[:, None, :]).sum(dim=-1)
     return out
 
 
@@ -271,8 +254,23 @@ def _float32_dot_error(dim: int) -> float:
 
 
 def _float32_search_is_certifiable(feats: torch.Tensor) -> bool:
-    # TF32 / bf16 matmul (float32 matmul precision other than "highest") breaks the error bound.
-    return torch.get_float32_matmul_precision() == "highest" and _float32_dot_error(feats.shape[1]) < 1e-2
+    return _float32_dot_error(feats.shape[1]) < 1e-2
+
+
+@contextlib.contextmanager
+def _ieee_float32_matmul():
+    """Float32 matmul in full float32 while the certified search runs; the caller's setting comes back.
+
+    TF32 or bf16 matmul (a float32 matmul precision other than ``"highest"``) breaks the error bound.
+    lerobot-eval turns TF32 on for the whole process (``allow_tf32 = True``, lerobot_eval.py:747),
+    which makes the precision ``"high"`` for every later matmul, the simulation's scoring included.
+    """
+    previous = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(previous)
 
 
 def _certified_float64_search(
@@ -296,10 +294,11 @@ def _certified_float64_search(
     ``admissible``: the number of candidates of each of those samples.
     """
     n_candidates = min(int(admissible.min()), 2 * k + 8)
-    if rows is None:
-        coarse = _symmetric_search(feats, n_candidates, exclusion, block_size, torch.float32)
-    else:
-        coarse = _rows_search(feats, rows, n_candidates, exclusion, block_size, torch.float32)
+    with _ieee_float32_matmul():
+        if rows is None:
+            coarse = _symmetric_search(feats, n_candidates, exclusion, block_size, torch.float32)
+        else:
+            coarse = _rows_search(feats, rows, n_candidates, exclusion, block_size, torch.float32)
     unit_error = _float32_dot_error(feats.shape[1])
     norms = feats.norm(dim=1)
     bound = unit_error / (1 - unit_error) * (norms if rows is None else norms[rows]) * norms.max()

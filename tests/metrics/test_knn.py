@@ -92,16 +92,20 @@ def test_float64_differences_below_float32_resolution_are_still_exact(monkeypatc
     assert not torch.equal(coarse.indices.sort(dim=1).values, graph.indices.sort(dim=1).values)
 
 
-def test_float64_search_without_the_float32_filter_gives_the_same_graph():
+def test_float64_search_without_the_float32_filter_gives_the_same_graph(monkeypatch):
     gen = torch.Generator().manual_seed(4)
     feats = torch.randn(300, 24, generator=gen, dtype=torch.float64)
     filtered = knn_graph(feats, 12)
     previous = torch.get_float32_matmul_precision()
     try:
-        torch.set_float32_matmul_precision("high")  # TF32 allowed: the bound no longer holds
-        unfiltered = knn_graph(feats, 12)
+        # lerobot-eval leaves TF32 on ("high"): the filter still runs in full float32, and says so after.
+        torch.set_float32_matmul_precision("high")
+        assert torch.equal(knn_graph(feats, 12).similarities, filtered.similarities)
+        assert torch.get_float32_matmul_precision() == "high"
     finally:
         torch.set_float32_matmul_precision(previous)
+    monkeypatch.setattr(knn, "_float32_search_is_certifiable", lambda feats: False)
+    unfiltered = knn_graph(feats, 12)
     assert torch.equal(filtered.indices, unfiltered.indices)
     torch.testing.assert_close(filtered.similarities, unfiltered.similarities, rtol=1e-13, atol=1e-13)
     assert torch.equal(filtered.indices, dense_knn(feats, 12))
@@ -123,9 +127,18 @@ def _near_ties(gen: torch.Generator) -> torch.Tensor:
     return base + 1e-9 * torch.randn(500, 8, generator=gen, dtype=torch.float64)
 
 
+@pytest.fixture
+def tf32_on():
+    """What lerobot-eval leaves in the process that scores a simulation (``allow_tf32 = True``)."""
+    previous = torch.get_float32_matmul_precision()
+    torch.backends.cuda.matmul.allow_tf32 = True
+    yield
+    torch.set_float32_matmul_precision(previous)
+
+
 @pytest.mark.parametrize("make", [_tied_and_duplicated, _unit_with_repeats, _near_ties])
 @pytest.mark.parametrize("window", ["none", "episode", 2])
-def test_tree_route_gives_the_tiled_graph_bit_for_bit(make, window, monkeypatch):
+def test_tree_route_gives_the_tiled_graph_bit_for_bit(make, window, monkeypatch, tf32_on):
     feats = make(torch.Generator().manual_seed(5))
     n = feats.shape[0]
     exclusion = None
