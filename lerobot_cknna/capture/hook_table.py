@@ -22,7 +22,9 @@ An entry says:
   ``None`` where it varies (Pi0-FAST's decode steps), and then only the first firing, the
   prefill over the whole prefix, is kept;
 * ``token_mask``: for token sequences, where the mask of the tokens to average comes from
-  (the policy method that builds the prefix padding mask; a hook cannot see it);
+  (the policy method that builds the prefix padding mask; a hook cannot see it), and for the
+  VLAs which of those tokens are image tokens (``--cknna.token_groups``: feat A's image tokens
+  and language tokens pooled apart);
 * ``attends_padding``: the model lets valid tokens attend to padding (X-VLA's Florence
   encoder gets an all-ones mask), so feat A depends on how far the instruction was padded;
   padding stays out of the mean but still shifts the valid tokens;
@@ -84,10 +86,18 @@ class TokenMask:
         read: from that method's positional arguments and return value to a (B, M) bool mask,
             True for tokens to keep. A mask shorter than the sequence (M < N) covers its last M
             tokens; the N - M tokens before them (X-VLA's image tokens) are all kept.
+        image: from the same arguments and return value to a (B, M) bool mask of the image tokens
+            (those holding a camera's embedding) among the M the mask covers; the N - M tokens
+            before a shorter mask are image tokens. The kept tokens that are not image tokens are
+            the language group: the prompt's tokens, template and special tokens included.
+            ``None``: the entry does not split its tokens, and ``--cknna.token_groups`` is refused.
+        groups_note: what a reader of this entry's token groups must know (said in the report).
     """
 
     method_path: str
     read: Callable[[tuple, object], torch.Tensor]
+    image: Callable[[tuple, object], torch.Tensor] | None = None
+    groups_note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -136,6 +146,35 @@ def layer_taps(spec: HookSpec, policy: torch.nn.Module) -> list[LayerTap]:
             "own module of each type. Drop --cknna.hook_path, or --cknna.layers."
         )
     return [*spec.layer_path(policy), LayerTap(spec.module_path, output_key=spec.output_key)]
+
+
+def check_token_groups(spec: HookSpec, policy_type: str) -> None:
+    """Check that ``spec`` splits feat A's tokens into image and language tokens (``--cknna.token_groups``).
+
+    Raises:
+        ValueError: naming the type and why it has no token groups.
+    """
+    if spec.token_mask is not None and spec.token_mask.image is not None:
+        return
+    why = (
+        "its feat A is a vision encoder's output, with no language tokens"
+        if spec.category in (Category.IL, Category.RL)
+        else "the hook table has no split of its feat A's tokens into image and language tokens"
+    )
+    raise ValueError(
+        f"--cknna.token_groups=true scores a VLA's image tokens and language tokens apart, and policy type "
+        f"{policy_type!r} has no token groups: {why}. Types with token groups: {', '.join(token_group_types())}. "
+        "Drop --cknna.token_groups."
+    )
+
+
+def token_group_types() -> list[str]:
+    """The policy types whose entry splits feat A's tokens into image and language tokens."""
+    return [
+        policy_type
+        for policy_type, entry in HOOK_TABLE.items()
+        if isinstance(entry, HookSpec) and entry.token_mask is not None and entry.token_mask.image is not None
+    ]
 
 
 def _children(container_path: str, suffix: str = "", read: str = "output"):
@@ -214,6 +253,60 @@ def _prefix_padding_mask(args, prefix) -> torch.Tensor:
     return prefix[1]
 
 
+def _first_tokens(n_tokens: int, mask: torch.Tensor) -> torch.Tensor:
+    """A (B, M) mask, shaped as ``mask``, of the first ``n_tokens`` positions."""
+    return (torch.arange(mask.shape[1], device=mask.device) < n_tokens).expand_as(mask)
+
+
+def _smolvla_image_tokens(args, prefix) -> torch.Tensor:
+    """``embed_prefix(images, img_masks, lang_tokens, ...)``: the tokens before the language tokens.
+
+    The prefix is every camera's tokens (between image start and end tokens where the config
+    adds them), the language tokens, the state token, then padding up to ``prefix_length``
+    (modeling_smolvla.py:561-640): the image tokens end where the language tokens, the last
+    ones before the first state token (att_mask 1), begin.
+    """
+    _, pad_masks, att_masks = prefix
+    first_state = int(att_masks[0].int().argmax())
+    return _first_tokens(first_state - args[2].shape[1], pad_masks)
+
+
+def _pi_image_tokens(args, prefix) -> torch.Tensor:
+    """``embed_prefix(images, img_masks, tokens, masks)`` (Pi0, Pi0.5): the tokens before the prompt's.
+
+    Every camera's tokens, then the prompt's tokens (modeling_pi0.py:496-520,
+    modeling_pi05.py:492-516).
+    """
+    pad_masks = prefix[1]
+    return _first_tokens(pad_masks.shape[1] - args[2].shape[1], pad_masks)
+
+
+def _pi0_fast_image_tokens(args, prefix) -> torch.Tensor:
+    """``embed_prefix_fast`` -> (embs, pad_masks, att_masks, total_t_images, ...): its count of image tokens.
+
+    Images, then the prompt's tokens and the BOS appended for decoding (modeling_pi0_fast.py:311-334, 631-641).
+    """
+    return _first_tokens(prefix[3], prefix[1])
+
+
+def _no_image_tokens(args, model_inputs) -> torch.Tensor:
+    """X-VLA's mask covers the language tokens alone: its image tokens are the ones before it.
+
+    Only the first camera's tokens go through the encoder, prepended to the text
+    (modeling_xvla.py:184-193); the other cameras reach the action transformer beside it.
+    """
+    return torch.zeros_like(_valid_language_tokens(args, model_inputs))
+
+
+def _backbone_image_mask(args, backbone_output) -> torch.Tensor:
+    """GR00T's backbone output: its own image mask, the tokens holding the image token id (groot_n1_7.py:451).
+
+    Qwen3-VL puts the image embeddings in place of those tokens, so positions match the input ids;
+    the chat template's text, including the vision start and end tokens, is the language group.
+    """
+    return backbone_output["image_mask"].bool()
+
+
 _TOKENS = "(b s) f -> b s f"
 
 ACT = HookSpec(
@@ -266,7 +359,7 @@ SMOLVLA = HookSpec(
     module_path="model.vlm_with_expert.vlm.model.text_model.norm",
     category=Category.VLA,
     layout=_TOKENS,
-    token_mask=TokenMask("model.embed_prefix", _valid_tokens_before_state),
+    token_mask=TokenMask("model.embed_prefix", _valid_tokens_before_state, _smolvla_image_tokens),
     blank_cameras=True,
     layer_path=_decoder_layer_inputs("model.vlm_with_expert.vlm.model.text_model"),
 )
@@ -275,7 +368,13 @@ XVLA = HookSpec(
     category=Category.VLA,
     layout=_TOKENS,
     output_key="last_hidden_state",
-    token_mask=TokenMask("_build_model_inputs", _valid_language_tokens),
+    token_mask=TokenMask(
+        "_build_model_inputs",
+        _valid_language_tokens,
+        _no_image_tokens,
+        groups_note="The image group is the first camera's tokens alone: X-VLA's other cameras bypass the "
+        "encoder, so feat A holds none of their tokens.",
+    ),
     attends_padding=True,
     blank_cameras=True,
     fixes=("xvla_env_steps",),
@@ -289,24 +388,38 @@ PI0 = HookSpec(
     category=Category.VLA,
     layout=_TOKENS,
     output_key=0,
-    token_mask=TokenMask("model.embed_prefix", _prefix_padding_mask),
+    token_mask=TokenMask("model.embed_prefix", _prefix_padding_mask, _pi_image_tokens),
     blank_cameras=True,
     layer_path=_decoder_layer_inputs(_PALIGEMMA_LANGUAGE_MODEL),
 )
-# Pi0.5: the same prefix, with the discretized state in the prompt.
-PI05 = PI0
-# Pi0-FAST: the prefill fires first, then one firing per decoded token; the prefill is kept.
+_STATE_IN_PROMPT = (
+    "The prompt holds the discretized state as text, so the language group holds feat B itself, "
+    "coarsely: its alignment with the state is high partly by construction."
+)
+# Pi0.5: the same prefix, with the discretized state in the prompt ("Task: ..., State: ...;",
+# processor_pi05.py:68-74).
+PI05 = dataclasses.replace(PI0, token_mask=dataclasses.replace(PI0.token_mask, groups_note=_STATE_IN_PROMPT))
+# Pi0-FAST: the prefill fires first, then one firing per decoded token; the prefill is kept. Its prompt
+# holds the discretized state too (processor_pi0_fast.py:69-75), so its language group does.
 PI0_FAST = dataclasses.replace(
     PI0,
     firings=None,
-    token_mask=TokenMask("model.embed_prefix_fast", _prefix_padding_mask),
+    token_mask=TokenMask(
+        "model.embed_prefix_fast", _prefix_padding_mask, _pi0_fast_image_tokens, groups_note=_STATE_IN_PROMPT
+    ),
     fixes=("action_tokenizer_config",),
 )
 GROOT = HookSpec(
     module_path="_groot_model.action_head.vl_self_attention",
     category=Category.VLA,
     layout=_TOKENS,
-    token_mask=TokenMask("_groot_model.backbone.forward", _backbone_attention_mask),
+    token_mask=TokenMask(
+        "_groot_model.backbone.forward",
+        _backbone_attention_mask,
+        _backbone_image_mask,
+        groups_note="The language group holds the chat template's tokens (the vision start and end tokens "
+        "included) beside the instruction's.",
+    ),
     attends_padding=True,
     fixes=("groot_backbone_processor",),
     # The Qwen3-VL text decoder, cut at select_layer; its tokens are the backbone's.

@@ -14,6 +14,7 @@
 
       feats = encode_features(policy, batch)                       # (B, D)
       per_layer = encode_features(policy, batch, with_layers=True)  # {module path: (B, D_layer)}, feat A last
+      groups = encode_features(policy, batch, token_groups=True)    # feat A, and a VLA's image / language tokens
 
 * :func:`hook_names` lists what can be captured: the table's module and its layer taps.
 
@@ -29,9 +30,12 @@ import einops
 import torch
 from torch import nn
 
-from lerobot_cknna.capture.hook_table import HookSpec, LayerTap, layer_taps, spec_for
+from lerobot_cknna.capture.hook_table import HookSpec, LayerTap, check_token_groups, layer_taps, spec_for
 from lerobot_cknna.capture.module_paths import resolve_module, resolve_modules
 from lerobot_cknna.utils.patching import patched
+
+# A VLA's feat A split by where its tokens come from (``--cknna.token_groups``); feat A holds both.
+TOKEN_GROUPS = ("image", "language")
 
 
 class CaptureError(RuntimeError):
@@ -72,6 +76,38 @@ def _leading_tokens_kept(mask: torch.Tensor, n_tokens: int) -> torch.Tensor:
     return torch.cat([kept, mask], dim=1)
 
 
+def token_group_key(path: str, group: str) -> str:
+    """The key of one token group's vectors of the module at ``path`` in what a capture returns: ``path[group]``."""
+    return f"{path}[{group}]"
+
+
+def token_group_masks(
+    mask: torch.Tensor, image: torch.Tensor | None, n_tokens: int
+) -> dict[str, torch.Tensor]:
+    """The (B, N) masks of a sequence's kept tokens (``both``: feat A's) and of its token groups.
+
+    Args:
+        mask: (B, M) the tokens kept, as the entry's :class:`~lerobot_cknna.capture.hook_table.TokenMask`
+            reads them; a mask shorter than the sequence covers its last M tokens and keeps those before.
+        image: (B, M) which of those M tokens are image tokens (the tokens before a shorter mask are too),
+            or ``None`` for no groups.
+        n_tokens: N, the length of the sequence.
+
+    Returns:
+        ``{"both": ...}``, with ``image``: also ``"image"`` and ``"language"`` (the kept tokens that are not
+        image tokens), which are disjoint and together ``both``.
+    """
+    both = _leading_tokens_kept(mask, n_tokens)
+    if image is None:
+        return {"both": both}
+    image = _leading_tokens_kept(image, n_tokens) & both
+    return {"both": both, "image": image, "language": both & ~image}
+
+
+def _cpu_mask(mask: torch.Tensor) -> torch.Tensor:
+    return mask.detach().to("cpu", torch.bool)
+
+
 def _owner_and_name(policy: nn.Module, method_path: str) -> tuple[object, str]:
     owner_path, _, name = method_path.rpartition(".")
     return (resolve_module(policy, owner_path) if owner_path else policy), name
@@ -84,6 +120,8 @@ class FeatureCapture:
         policy: a LeRobot policy.
         hook_path: module to capture instead of the hook table's.
         with_layers: also hook every layer tap (:func:`~lerobot_cknna.capture.hook_table.layer_taps`).
+        token_groups: also pool feat A's module over its image tokens alone and its language tokens
+            alone (:data:`TOKEN_GROUPS`), as the entry's token mask splits them.
         stop: raise :class:`StopForward` as soon as every tap has fired as often as one forward
             makes it fire (see :func:`encode_features`), unless the entry says why it cannot
             (``full_forward``).
@@ -95,17 +133,32 @@ class FeatureCapture:
     """
 
     def __init__(
-        self, policy: nn.Module, hook_path: str | None = None, with_layers: bool = False, stop: bool = False
+        self,
+        policy: nn.Module,
+        hook_path: str | None = None,
+        with_layers: bool = False,
+        stop: bool = False,
+        token_groups: bool = False,
     ):
+        """Resolve the modules to hook (nothing is hooked before the context is entered).
+
+        Raises:
+            ValueError: a module path that does not resolve, ``with_layers`` without a layer path,
+                or ``token_groups`` for an entry without token groups.
+        """
         self.policy = policy
         self.policy_type = policy.config.type
         self.spec: HookSpec = spec_for(self.policy_type, hook_path, policy.config)
+        if token_groups:
+            check_token_groups(self.spec, self.policy_type)
+        self.token_groups = token_groups
         main = LayerTap(self.spec.module_path, output_key=self.spec.output_key)
         self.taps: list[LayerTap] = layer_taps(self.spec, policy) if with_layers else [main]
         self.stop = stop and self.spec.full_forward is None
         self._modules = {tap.path: resolve_modules(policy, tap.path) for tap in self.taps}
         self._firings: dict[str, list[torch.Tensor]] = {tap.path: [] for tap in self.taps}
-        self._masks: list[torch.Tensor] = []
+        # Per firing of the token mask's method: the kept tokens, and which are image tokens (token groups).
+        self._masks: list[tuple[torch.Tensor, torch.Tensor | None]] = []
         self._exit_stack: contextlib.ExitStack | None = None
 
     def _expected_firings(self) -> int | None:
@@ -130,12 +183,14 @@ class FeatureCapture:
         return lambda module, inputs, output: keep(output)
 
     def _token_mask_recorder(self):
-        owner, name = _owner_and_name(self.policy, self.spec.token_mask.method_path)
+        token_mask = self.spec.token_mask
+        owner, name = _owner_and_name(self.policy, token_mask.method_path)
         method = getattr(owner, name)
 
         def recording_method(*args, **kwargs):
             result = method(*args, **kwargs)
-            self._masks.append(self.spec.token_mask.read(args, result).detach().to("cpu", torch.bool))
+            image = _cpu_mask(token_mask.image(args, result)) if self.token_groups else None
+            self._masks.append((_cpu_mask(token_mask.read(args, result)), image))
             return result
 
         return patched(owner, name, recording_method)
@@ -160,19 +215,35 @@ class FeatureCapture:
             self._exit_stack.close()
             self._exit_stack = None
 
-    def _pooled(self, path: str, firings: list[torch.Tensor], masks: list[torch.Tensor]) -> torch.Tensor:
+    def _pooled(
+        self, path: str, firings: list[torch.Tensor], masks: list[tuple], group: str = "both"
+    ) -> torch.Tensor:
+        """The firings' rows, token sequences averaged over the ``group`` of :func:`token_group_masks`."""
         if self.spec.token_mask is None or any(firing.ndim != 3 for firing in firings):
+            if group != "both":
+                raise CaptureError(
+                    f"{self.policy_type}: {path} returns no token sequence, so it has no {group} tokens; "
+                    "token groups need the hook table's module (drop --cknna.hook_path)."
+                )
             return torch.cat([_rows(firing) for firing in firings])
         if len(masks) != len(firings) or any(
-            m.shape[0] != f.shape[0] or m.shape[1] > f.shape[1] for m, f in zip(masks, firings, strict=True)
+            m.shape[0] != f.shape[0] or m.shape[1] > f.shape[1]
+            for (m, _), f in zip(masks, firings, strict=True)
         ):
             raise CaptureError(
                 f"{self.policy_type}: {len(firings)} firings of {path} but "
                 f"{len(masks)} token masks from {self.spec.token_mask.method_path} that do not fit them; "
                 "the hooked module does not see the sequence that mask describes. Hook a module on it."
             )
-        return torch.cat([_rows(firing, _leading_tokens_kept(mask, firing.shape[1]))
-                          for firing, mask in zip(firings, masks, strict=True)])  # fmt: skip
+        rows = []
+        for firing, (mask, image) in zip(firings, masks, strict=True):
+            kept = token_group_masks(mask, image, firing.shape[1])[group]
+            if group != "both" and not kept.any(dim=1).all():
+                raise CaptureError(
+                    f"{self.policy_type}: a sample has no {group} tokens in {path}, so their mean is undefined."
+                )
+            rows.append(_rows(firing, kept))
+        return torch.cat(rows)
 
     def _arranged(self, rows: torch.Tensor, batch_size: int) -> torch.Tensor:
         """(batch_size, D): firings' rows regrouped by the layout, the current observation step kept."""
@@ -189,8 +260,9 @@ class FeatureCapture:
             required: a forward that did not reach feat A's module is an error, not ``None``.
 
         Returns:
-            ``{path: (batch_size, D)}`` in :attr:`taps` order, or ``None`` if feat A's module did
-            not run (the policy used its action queue).
+            ``{path: (batch_size, D)}`` in :attr:`taps` order, then with ``token_groups`` feat A's
+            module pooled over each group's tokens alone, under :func:`token_group_key`; or ``None``
+            if feat A's module did not run (the policy used its action queue).
 
         Raises:
             CaptureError: a module fired a number of times the policy type does not explain, or
@@ -219,10 +291,16 @@ class FeatureCapture:
                         f"expected {expected}. Pop after every forward; if the policy calls it more often, "
                         "choose another module with --cknna.hook_path."
                     )
-        return {
+        feats = {
             path: self._arranged(self._pooled(path, tap_firings, masks), batch_size)
             for path, tap_firings in firings.items()
         }
+        if self.token_groups:
+            main = self.spec.module_path
+            for group in TOKEN_GROUPS:
+                pooled = self._pooled(main, firings[main], masks, group)
+                feats[token_group_key(main, group)] = self._arranged(pooled, batch_size)
+        return feats
 
     def pop(self, batch_size: int) -> torch.Tensor | None:
         """(batch_size, D) feat A of the forward since the last pop, or ``None`` if the module did not run.
@@ -285,10 +363,14 @@ def hook_names(policy: nn.Module) -> list[str]:
 
 
 def _encode_taps(
-    policy: nn.Module, batch: dict[str, torch.Tensor], hook_path: str | None, with_layers: bool
+    policy: nn.Module,
+    batch: dict[str, torch.Tensor],
+    hook_path: str | None,
+    with_layers: bool,
+    token_groups: bool,
 ) -> dict[str, torch.Tensor]:
     """Every tap's vectors for ``batch``, from ``select_action`` stopped at the last tap's firing."""
-    capture = FeatureCapture(policy, hook_path, with_layers, stop=True)
+    capture = FeatureCapture(policy, hook_path, with_layers, stop=True, token_groups=token_groups)
     was_training = policy.training
     policy.eval()
     try:
@@ -302,7 +384,11 @@ def _encode_taps(
 
 
 def encode_features(
-    policy: nn.Module, batch: dict[str, torch.Tensor], hook_path: str | None = None, with_layers: bool = False
+    policy: nn.Module,
+    batch: dict[str, torch.Tensor],
+    hook_path: str | None = None,
+    with_layers: bool = False,
+    token_groups: bool = False,
 ) -> torch.Tensor | dict[str, torch.Tensor]:
     """Feat A for ``batch`` from the policy's own inference, stopped once feat A is computed.
 
@@ -320,6 +406,7 @@ def encode_features(
         batch = preprocessor(observation)  # what select_action receives
         feats = encode_features(policy, batch)  # (B, D) float32 on the CPU
         per_layer = encode_features(policy, batch, with_layers=True)  # {name: (B, D_layer)}, feat A last
+        groups = encode_features(policy, batch, token_groups=True)  # {name: feat A, name[image]: ..., name[language]: ...}
 
     Args:
         policy: a LeRobot policy.
@@ -328,18 +415,23 @@ def encode_features(
             the whole ``select_action`` runs, to check that it does not fire again.
         with_layers: return every layer tap along the path to feat A's module (:func:`hook_names`),
             token sequences pooled with feat A's token mask, spatial maps over H x W.
+        token_groups: also return feat A's module pooled over its image tokens alone and over its
+            language tokens alone (a VLA's; :data:`TOKEN_GROUPS`), each a plain mean of its tokens,
+            so that feat A is their mean weighted by the groups' token counts.
 
     Returns:
         (B, D) float32 CPU tensor, equal to what :func:`capture_features` records during
         ``select_action`` on the same observation; ``with_layers``: ``{module path: (B, D_layer)}``
-        shallow to deep, feat A last.
+        shallow to deep, feat A last; ``token_groups``: feat A under its module path, then each
+        group under :func:`token_group_key` (after the layers with both).
 
     Raises:
-        CaptureError: the module did not fire during ``select_action``.
-        ValueError: ``with_layers`` for a module with no layer path (a ``hook_path`` of your own).
+        CaptureError: the module did not fire during ``select_action``, or a sample has no tokens of a group.
+        ValueError: ``with_layers`` for a module with no layer path (a ``hook_path`` of your own), or
+            ``token_groups`` for a type whose entry has no token groups.
     """
-    feats = _encode_taps(policy, batch, hook_path, with_layers)
-    if with_layers:
+    feats = _encode_taps(policy, batch, hook_path, with_layers, token_groups)
+    if with_layers or token_groups:
         return feats
     (feat_a,) = feats.values()
     return feat_a

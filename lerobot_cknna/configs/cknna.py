@@ -176,6 +176,8 @@ class CKNNARunConfig(CKNNAConfig):
     report: bool = True
     # Replay: also score every layer along the path to the hooked module (layers.json, layers.png).
     layers: bool = False
+    # Replay, VLAs: also score feat A's image tokens alone and its language tokens alone (token_groups.json).
+    token_groups: bool = False
     # Simulation: record the rollouts losslessly, replay the recorded frames through the encode-only
     # path and write how far replay's features are from simulation's (replay_parity in cknna.json).
     check_replay: bool = False

@@ -23,6 +23,7 @@ from lerobot.configs.eval import EvalPipelineConfig
 from lerobot.configs.types import FeatureType
 from lerobot.envs.configs import LiberoEnv
 
+from lerobot_cknna.capture.hook_table import check_token_groups, spec_for
 from lerobot_cknna.configs.checkpoints import libero_suite_of, read_checkpoint_config
 from lerobot_cknna.configs.cknna import CKNNARunConfig
 from lerobot_cknna.configs.mode import Mode, check_mode_options, choose_mode
@@ -102,6 +103,11 @@ class CKNNAPipelineConfig(EvalPipelineConfig):
             raise ValueError(
                 "Give a policy: --policy.path=HUB_ID_OR_DIR (a trained policy), or --policy.type=act "
                 "(built from config: random weights)."
+            )
+        if self.cknna.token_groups:
+            # The type is known from the config: refuse before the policy or the data is loaded.
+            check_token_groups(
+                spec_for(self.policy.type, self.cknna.hook_path, self.policy), self.policy.type
             )
         if mode is Mode.SIMULATION and self.env is None:
             self._simulate_the_checkpoints_libero_suite()

@@ -9,6 +9,7 @@ check the dataset fits it, gather (over processes with ``accelerate``), then sco
 
 import functools
 import logging
+from collections.abc import Sequence
 
 import torch
 from accelerate import PartialState
@@ -25,10 +26,12 @@ from lerobot_cknna.compat import apply_policy_fixes, make_pre_post_processors
 from lerobot_cknna.compat.policy_construction import policy_construction
 from lerobot_cknna.configs.pipeline import CKNNAPipelineConfig
 from lerobot_cknna.drivers.sharding import sharded_replay
+from lerobot_cknna.results.feature_sets import BufferSet
 from lerobot_cknna.results.features_io import FeatureBuffer
 from lerobot_cknna.results.layer_features import LayerBuffers
 from lerobot_cknna.results.provenance import run_source, weights_provenance
 from lerobot_cknna.results.publish import publish
+from lerobot_cknna.results.token_groups import TokenGroupBuffers
 
 
 def sample_frames(dataset: LeRobotDataset, max_samples: int | None) -> tuple[list[int], dict]:
@@ -152,15 +155,15 @@ def replay(
     num_workers: int = 0,
     hook_path: str | None = None,
     show_progress: bool = True,
-    layer_buffers: LayerBuffers | None = None,
+    buffer_sets: Sequence[BufferSet] = (),
     state_to_policy: bool = True,
 ) -> None:
     """Encode ``batches`` (lists of dataset indices) with ``policy``; add each sample to ``buffer``.
 
-    ``hook_path`` captures that module instead of the hook table's. With ``layer_buffers``, the
-    same forward also captures every layer of the sweep, added there. ``state_to_policy=False``
-    gives the policy a zero state of its own size instead of the dataset's (see
-    :func:`check_dataset_fits`); the dataset's state is still feat B.
+    ``hook_path`` captures that module instead of the hook table's. With ``buffer_sets`` (the
+    layers of the sweep, the token groups), the same forward also captures what each holds, added
+    there. ``state_to_policy=False`` gives the policy a zero state of its own size instead of the
+    dataset's (see :func:`check_dataset_fits`); the dataset's state is still feat B.
     """
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=num_workers)
     logging.info(f"Replaying {sum(map(len, batches))} frames of {dataset.repo_id} in {len(batches)} batches")
@@ -169,22 +172,24 @@ def replay(
         state = observation[OBS_STATE].clone()
         where = (state, batch["episode_index"], batch["frame_index"])
         policy_input = preprocessor(_policy_input(observation, policy, state_to_policy))
-        if layer_buffers is None:
+        if not buffer_sets:
             feat_a = encode_features(policy, policy_input, hook_path)
         else:
-            layers = encode_features(policy, policy_input, hook_path, with_layers=True)
-            feat_a = layers[layer_buffers.taps[-1].path]
-            layer_buffers.add(layers, *where, tasks=list(batch["task"]))
+            options = {name: value for extra in buffer_sets for name, value in extra.capture.items()}
+            captured = encode_features(policy, policy_input, hook_path, **options)
+            feat_a = captured[buffer_sets[0].feat_a_key]
+            for extra in buffer_sets:
+                extra.add(captured, *where, tasks=list(batch["task"]))
         buffer.add(feat_a, *where, tasks=list(batch["task"]))
 
 
 def gather_replay(cfg: CKNNAPipelineConfig, policy, preprocessor, dataset: LeRobotDataset,
-                  indices: list[int], state: PartialState, layer_buffers: LayerBuffers | None = None,
+                  indices: list[int], state: PartialState, buffer_sets: Sequence[BufferSet] = (),
                   state_to_policy: bool = True) -> FeatureBuffer | None:  # fmt: skip
     """Encode ``indices`` (those not gathered before, with ``--resume``); the main process gets them all.
 
-    ``layer_buffers`` (one process only) receive the layer taps of the same forwards;
-    ``state_to_policy`` is :func:`replay`'s.
+    ``buffer_sets`` (one process only) receive the layer taps or token groups of the same
+    forwards; ``state_to_policy`` is :func:`replay`'s.
 
     Returns:
         The run's samples on the main process, ``None`` on the others.
@@ -196,7 +201,7 @@ def gather_replay(cfg: CKNNAPipelineConfig, policy, preprocessor, dataset: LeRob
         dataset,
         num_workers=cfg.cknna.num_workers,
         hook_path=cfg.cknna.hook_path,
-        layer_buffers=layer_buffers,
+        buffer_sets=buffer_sets,
         state_to_policy=state_to_policy,
     )
     if state.num_processes == 1:
@@ -208,16 +213,16 @@ def gather_replay(cfg: CKNNAPipelineConfig, policy, preprocessor, dataset: LeRob
             encode(single_task_batches(dataset, indices[done:], cfg.cknna.batch_size), buffer)
         finally:
             buffer.flush()
-            if layer_buffers is not None:
-                layer_buffers.flush()
+            for extra in buffer_sets:
+                extra.flush()
             logging.info(f"{len(buffer)} samples kept in {cfg.output_dir}")
     else:
         buffer = sharded_replay(encode, single_task_batches(dataset, indices, cfg.cknna.batch_size),
                                 cfg.output_dir, state, cfg.cknna.flush_every_s)  # fmt: skip
     if buffer is not None:
         buffer.close()
-    if layer_buffers is not None:
-        layer_buffers.close()
+    for extra in buffer_sets:
+        extra.close()
     return buffer
 
 
@@ -277,7 +282,11 @@ def run_replay(cfg: CKNNAPipelineConfig, state: PartialState) -> dict | None:
         if cfg.cknna.layers
         else None
     )
-    buffer = gather_replay(cfg, policy, preprocessor, dataset, indices, state, layer_buffers, state_to_policy)
+    group_buffers = (
+        TokenGroupBuffers(cfg.output_dir, spec, cfg.cknna.flush_every_s) if cfg.cknna.token_groups else None
+    )
+    buffer_sets = [extra for extra in (layer_buffers, group_buffers) if extra is not None]
+    buffer = gather_replay(cfg, policy, preprocessor, dataset, indices, state, buffer_sets, state_to_policy)
     if buffer is None:
         return None
     data = {
@@ -296,4 +305,5 @@ def run_replay(cfg: CKNNAPipelineConfig, state: PartialState) -> dict | None:
         source,
         report=cfg.cknna.report,
         layer_features=layer_features,
+        token_groups=None if group_buffers is None else group_buffers.features(),
     )

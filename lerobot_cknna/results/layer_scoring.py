@@ -25,32 +25,16 @@ The last layer is feat A itself, so its values equal the headline's. Schema 2 ad
 ``max_over_layers``, and the null fields of ``cknna.json`` schema 3.
 """
 
-import logging
-
 import numpy as np
-import torch
 
 from lerobot_cknna.configs.cknna import CKNNAConfig
 from lerobot_cknna.metrics.calibration import calibrate_max
 from lerobot_cknna.metrics.jackknife import METRICS
+from lerobot_cknna.results.feature_sets import score_sets
 from lerobot_cknna.results.layer_features import LayerFeatures
-from lerobot_cknna.results.scoring import assess_records, neighbour_limit, samples_to_score, usable_ks
 
 LAYERS_SCHEMA_VERSION = 2
 LAYERS_FILE = "layers.json"
-
-
-def _check_same_samples(layers: list[LayerFeatures]) -> None:
-    first = layers[0].features
-    for layer in layers[1:]:
-        if not (
-            torch.equal(layer.features.episode_index, first.episode_index)
-            and torch.equal(layer.features.frame_index, first.frame_index)
-        ):
-            raise ValueError(
-                f"Layer {layer.index} ({layer.tap.path}) holds other samples than layer 0; the layer taps "
-                "was not gathered in one pass (a run killed between two flushes?). Run it again."
-            )
 
 
 def null_in_draw_order(null: dict) -> np.ndarray:
@@ -116,39 +100,25 @@ def score_layers(layers: list[LayerFeatures], cfg: CKNNAConfig, source: dict | N
     Raises:
         ValueError: the layers hold different samples, or ``cfg.k`` does not fit them.
     """
-    _check_same_samples(layers)
-    samples = [samples_to_score(layer.features, cfg).features for layer in layers]
-    first = samples[0]
-    n = first.feat_a.shape[0]
-    exclusion = cfg.exclusion(first.episode_index, first.frame_index)
-    usable_ks(cfg, n, neighbour_limit(first, exclusion, cfg.interval_level is not None))
-    records = []
-    for layer, features in zip(layers, samples, strict=True):
-        logging.info(f"Scoring layer {layer.index} of {len(layers) - 1}: {layer.tap.path} ({layer.tap.read})")
-        assessed = assess_records(features, cfg, [cfg.k], exclusion, cfg.n_permutations, cfg.interval_level)
-        records.append(
-            {
-                "index": layer.index,
-                "depth": layer.index / max(len(layers) - 1, 1),
-                "path": layer.tap.path,
-                "read": layer.tap.read,
-                "feat_dim": layer.features.feat_a.shape[1],
-                "main_hook": layer.index == len(layers) - 1,
-                **{metric: result for metric, (result,) in assessed.items()},
-            }
-        )
+    labels = [
+        f"layer {layer.index} of {len(layers) - 1} ({layer.tap.path}, {layer.tap.read})" for layer in layers
+    ]
+    shared, scored = score_sets([layer.features for layer in layers], labels, cfg, source)
+    records = [
+        {
+            "index": layer.index,
+            "depth": layer.index / max(len(layers) - 1, 1),
+            "path": layer.tap.path,
+            "read": layer.tap.read,
+            "feat_dim": layer.features.feat_a.shape[1],
+            "main_hook": layer.index == len(layers) - 1,
+            **metrics,
+        }
+        for layer, metrics in zip(layers, scored, strict=True)
+    ]
     return {
         "schema_version": LAYERS_SCHEMA_VERSION,
-        "source": source or {},
-        "n": n,
-        "n_episodes": int(torch.unique(first.episode_index).numel()),
-        "k": cfg.k,
-        "feature_prep": {"feat_a": cfg.feature_prep_a.describe(), "feat_b": cfg.feature_prep_b.describe()},
-        "exclusion": None if exclusion is None else exclusion.describe(),
-        "eps": cfg.eps,
-        "n_permutations": cfg.n_permutations,
-        "interval_level": cfg.interval_level,
-        "alpha": cfg.alpha,
+        **shared,
         "main_hook_index": len(layers) - 1,
         "layers": records,
         "max_over_layers": {metric: max_over_layers(records, metric, cfg.alpha) for metric in METRICS},

@@ -1,8 +1,8 @@
 """The end of every run: score saved features and write what a person reads.
 
 Writes, into the run directory beside ``features.safetensors``: ``cknna.json`` (the record,
-atomically), with layer taps ``layers.json`` too, the PNG plots and ``report.md`` (unless
-turned off), then logs a summary.
+atomically), with layer taps ``layers.json`` too, with token groups ``token_groups.json``, the PNG
+plots and ``report.md`` (unless turned off), then logs a summary.
 """
 
 import json
@@ -26,6 +26,13 @@ from lerobot_cknna.results.scoring import (
     summary_lines,
     write_results,
 )
+from lerobot_cknna.results.token_groups import (
+    TOKEN_GROUPS_FILE,
+    TokenGroupFeatures,
+    has_token_groups,
+    load_token_groups,
+    score_token_groups,
+)
 
 
 def publish(
@@ -38,12 +45,15 @@ def publish(
     layer_features: list[LayerFeatures] | None = None,
     interruption: dict | None = None,
     replay_parity: dict | None = None,
+    token_groups: TokenGroupFeatures | None = None,
 ) -> dict:
     """Score ``features`` and write ``cknna.json`` (and the plots and ``report.md``) into ``run_dir``.
 
     With ``--cknna.horizons`` or ``--cknna.n_curve``, the record gets ``horizons``
     (:mod:`~lerobot_cknna.results.horizons`) or ``n_curve`` (:mod:`~lerobot_cknna.results.sample_size`).
     With ``layer_features`` (every layer tap's, shallow to deep), also ``layers.json`` and ``layers.png``.
+    With ``token_groups`` (feat A's image and language tokens apart), also ``token_groups.json``,
+    named in the record's ``token_groups``.
     With ``interruption`` (the run stopped early), the record keeps it and warns that it is partial.
     With ``replay_parity`` (:mod:`lerobot_cknna.results.parity`), the record keeps it and warns
     when replay and simulation disagree.
@@ -63,6 +73,8 @@ def publish(
         record["replay_parity"] = replay_parity
         if warning := replay_parity_warning(replay_parity):
             record["warnings"].append(warning)
+    if token_groups is not None:
+        record["token_groups"] = TOKEN_GROUPS_FILE
     Path(run_dir).mkdir(parents=True, exist_ok=True)
     path = write_results(run_dir, record)
     for line in summary_lines(record):
@@ -72,16 +84,20 @@ def publish(
     if layer_features is not None:
         layer_record = score_layers(layer_features, cfg, source)
         logging.info(f"Wrote {write_results(run_dir, layer_record, LAYERS_FILE)}")
+    group_record = None
+    if token_groups is not None:
+        group_record = score_token_groups(features, token_groups, cfg, source)
+        logging.info(f"Wrote {write_results(run_dir, group_record, TOKEN_GROUPS_FILE)}")
     if report:
         figures = write_plots(run_dir, features, record)
         if layer_record is not None:
             figures.append(plot_layers(layer_record, Path(run_dir) / LAYERS_PLOT_FILE))
-        logging.info(f"Report: {write_report(run_dir, record, figures, layer_record)}")
+        logging.info(f"Report: {write_report(run_dir, record, figures, layer_record, group_record)}")
     return record
 
 
 def rescore(run_dir: Path, cfg: CKNNAConfig, output_dir: Path | None = None) -> dict:
-    """Score the features saved in ``run_dir`` again (with its layers, if it has them) and publish.
+    """Score the features saved in ``run_dir`` again (with its layers and token groups, if it has them) and publish.
 
     The run's ``source`` and task suites are taken from its ``cknna.json`` when there is one (a
     killed run has none), else from its ``interruption.json`` (a simulation that stopped early;
@@ -91,6 +107,7 @@ def rescore(run_dir: Path, cfg: CKNNAConfig, output_dir: Path | None = None) -> 
         The new ``cknna.json`` record.
     """
     layer_features = load_layer_features(run_dir) if has_layer_features(run_dir) else None
+    token_groups = load_token_groups(run_dir) if has_token_groups(run_dir) else None
     previous_path = Path(run_dir) / RESULTS_FILE
     interruption = read_interruption(run_dir)
     previous = json.loads(previous_path.read_text()) if previous_path.is_file() else interruption or {}
@@ -103,4 +120,5 @@ def rescore(run_dir: Path, cfg: CKNNAConfig, output_dir: Path | None = None) -> 
         layer_features=layer_features,
         interruption=interruption,
         replay_parity=previous.get("replay_parity"),
+        token_groups=token_groups,
     )

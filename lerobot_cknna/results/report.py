@@ -5,7 +5,8 @@ category, feat A dim, CKNNA and mutual kNN at k, hook path, weights) plus what t
 lacked: N, the calibrated score (first: CKNNA read against its permutation null, see
 :mod:`lerobot_cknna.metrics.calibration`), the interval and the null. Then the scores over k,
 the per-task / per-suite / success-vs-failure tables, the scores over horizons and over sample
-size (when asked for), the per-layer scores (when the run has layer taps), the figures, and the caveats in words.
+size (when asked for), the per-layer scores (when the run has layer taps), the token groups' scores
+(when the run has them), the figures, and the caveats in words.
 Every number is the record's, rounded for reading; ``cknna.json`` keeps full precision.
 """
 
@@ -329,6 +330,32 @@ def layer_section(layer_record: dict) -> list[str]:
     return lines + markdown_table(("Depth", "Module", "Read", "Dim", *SCORE_COLUMNS), rows)
 
 
+def token_group_section(group_record: dict) -> list[str]:
+    """The token groups' section: feat A, its image tokens and its language tokens, one row each."""
+    rows = [
+        [
+            group["group"] + (" (feat A)" if group["group"] == "both" else ""),
+            str(group["feat_dim"]),
+            *score_cells(group),
+        ]
+        for group in group_record["groups"]
+    ]
+    null = (
+        f"{group_record['n_permutations']} permutations, the same pairings for every group"
+        if group_record["n_permutations"]
+        else "no permutation null"
+    )
+    lines = [
+        f"`{group_record['path']}` averaged over its image tokens alone (those holding a camera's "
+        "embedding) and over its language tokens alone (every other token feat A averages), as the "
+        f"token mask the capture reads splits them; `both` is feat A. Scored at k={group_record['k']} "
+        f"like the headline ({null}, the same feature prep and neighbour exclusion).",
+    ]
+    if group_record["note"]:
+        lines[0] += " " + group_record["note"]
+    return [*lines, "", *markdown_table(("Tokens", "Dim", *SCORE_COLUMNS), rows)]
+
+
 def replay_parity_lines(parity: dict) -> list[str]:
     """The report's account of ``--cknna.check_replay``: replayed recorded frames against the simulation."""
     verdict = "agree" if parity["agrees"] else "do not agree"
@@ -341,10 +368,13 @@ def replay_parity_lines(parity: dict) -> list[str]:
     ]
 
 
-def render_report(record: dict, figures: list[Path] = (), layer_record: dict | None = None) -> str:
+def render_report(
+    record: dict, figures: list[Path] = (), layer_record: dict | None = None, group_record: dict | None = None
+) -> str:
     """The markdown text of ``report.md`` for ``record``; ``figures`` are linked by file name.
 
-    ``layer_record``, a ``layers.json`` record, adds the section on the layers.
+    ``layer_record``, a ``layers.json`` record, adds the section on the layers; ``group_record``, a
+    ``token_groups.json`` record, the section on the token groups.
     """
     source = record["source"]
     lines = [f"# CKNNA: {text_cell(source.get('policy'))}", "", reading(record), ""]
@@ -361,6 +391,8 @@ def render_report(record: dict, figures: list[Path] = (), layer_record: dict | N
         lines += ["", "## Over sample size", "", *n_curve_section(record)]
     if layer_record is not None:
         lines += ["", "## Per-layer scores", "", *layer_section(layer_record)]
+    if group_record is not None:
+        lines += ["", "## Token groups", "", *token_group_section(group_record)]
     if "replay_parity" in record:
         lines += ["", "## Replay parity", "", *replay_parity_lines(record["replay_parity"])]
     if figures:
@@ -373,14 +405,18 @@ def render_report(record: dict, figures: list[Path] = (), layer_record: dict | N
 
 
 def write_report(
-    run_dir: Path, record: dict, figures: list[Path] = (), layer_record: dict | None = None
+    run_dir: Path,
+    record: dict,
+    figures: list[Path] = (),
+    layer_record: dict | None = None,
+    group_record: dict | None = None,
 ) -> Path:
-    """Write ``report.md`` for ``record`` (and the layers' ``layer_record``) into ``run_dir`` atomically.
+    """Write ``report.md`` for ``record`` into ``run_dir`` atomically; the other records as :func:`render_report`.
 
     Returns:
         The report's path.
     """
     path = Path(run_dir) / REPORT_FILE
-    text = render_report(record, figures, layer_record)
+    text = render_report(record, figures, layer_record, group_record)
     write_text_atomic(path, text)
     return path

@@ -39,6 +39,8 @@
 * ``n_curve`` (with ``--cknna.n_curve``): one record per size on nested subsets of whole
   episodes (:mod:`~lerobot_cknna.results.sample_size`): ``n_requested`` and the fields of a
   group record (``n`` is the subset's actual size);
+* ``token_groups`` (with ``--cknna.token_groups``): the file holding the scores of feat A's image
+  tokens and language tokens apart, ``token_groups.json`` (:mod:`~lerobot_cknna.results.token_groups`);
 * ``warnings``: everything a reader must know before trusting the numbers.
 
 Schema 2 added ``samples_digest``, ``task_suites`` and ``groups``; every schema 1 key is
@@ -47,7 +49,7 @@ the null's ``calibrated`` is now the threshold-calibrated score above, and schem
 ``calibrated`` (mean-centred) is now ``chance_corrected``; ``p_value`` is ``(1 + #{null >=
 value}) / (K + 1)`` for enumerated nulls too, whose K orderings now leave out the observed one
 (the p-values are unchanged). ``target``, ``sampling``, ``horizons``, ``n_curve``, the
-extra ``--cknna.metrics`` and the records' ``components`` came with schema 3 too, as additions
+extra ``--cknna.metrics``, the records' ``components`` and ``token_groups`` came with schema 3 too, as additions
 (a reader that does not know them can ignore them).
 """
 

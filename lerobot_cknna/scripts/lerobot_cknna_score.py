@@ -7,7 +7,8 @@ Usage::
 
 Reads ``DIR/features.safetensors`` and writes ``cknna.json``, its figures and ``report.md``
 into ``--output_dir`` (default: ``DIR``). Every ``--cknna.*`` option of lerobot-cknna applies.
-A run gathered with ``--cknna.layers=true`` gets its layer taps re-scored too (``layers.json``).
+A run gathered with ``--cknna.layers=true`` gets its layer taps re-scored too (``layers.json``), one
+gathered with ``--cknna.token_groups=true`` its token groups (``token_groups.json``).
 """
 
 import sys

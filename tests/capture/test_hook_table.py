@@ -10,6 +10,7 @@ from lerobot_cknna.capture.hook_table import (
     PI0_FAST,
     Category,
     HookSpec,
+    token_group_types,
 )
 from lerobot_cknna.compat import FIXES
 from lerobot_cknna.testing.tiny_policies import TINY_CONFIGS
@@ -45,8 +46,19 @@ def test_variants_differ_from_their_base_only_where_the_architecture_does():
             if getattr(spec, field.name) != getattr(base, field.name)
         }
 
-    assert HOOK_TABLE["pi05"] is PI0
+    pi05 = HOOK_TABLE["pi05"]
+    assert changed(pi05, PI0) == {"token_mask"}
+    assert dataclasses.replace(pi05.token_mask, groups_note=None) == PI0.token_mask
     assert changed(PI0_FAST, PI0) == {"firings", "token_mask", "fixes"}
     assert changed(DIFFUSION_ENCODER_PER_CAMERA, DIFFUSION_SHARED_ENCODER) == {
         "module_path", "layout", "firings", "layer_path"
     }  # fmt: skip
+
+
+def test_the_vlas_and_only_they_split_feat_a_into_token_groups():
+    vlas = {
+        name
+        for name, entry in HOOK_TABLE.items()
+        if isinstance(entry, HookSpec) and entry.category is Category.VLA
+    }
+    assert set(token_group_types()) == vlas == {"smolvla", "xvla", "pi0", "pi05", "pi0_fast", "groot"}

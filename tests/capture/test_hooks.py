@@ -1,15 +1,21 @@
+import math
+
 import pytest
 import torch
 
 from lerobot_cknna.capture.hook_table import HOOK_TABLE, HookSpec, LayerTap, layer_taps, spec_for
 from lerobot_cknna.capture.hooks import (
+    TOKEN_GROUPS,
     CaptureError,
     FeatureCapture,
     capture_features,
     encode_features,
+    token_group_key,
+    token_group_masks,
 )
-from lerobot_cknna.capture.module_paths import resolve_modules
-from lerobot_cknna.testing.tiny_policies import libero_batch
+from lerobot_cknna.capture.module_paths import resolve_module, resolve_modules
+from lerobot_cknna.testing.tiny_policies import IMAGE_SHAPE, libero_batch
+from lerobot_cknna.utils.patching import patched
 from tests.utils import TINY_TYPES, TINY_VARIANTS, hook_count, recorded_firings
 
 
@@ -192,24 +198,52 @@ def test_padding_tokens_change_a_pooled_vla_vector_only_where_the_model_attends_
         torch.testing.assert_close(capture.pop(3), plain, rtol=1e-5, atol=1e-6)
 
 
-def expected_pooling_mask(policy_type: str, batch: dict) -> torch.Tensor:
-    """Which tokens of the hooked sequence are image or language tokens, from the model's documented layout."""
+def tokens_per_camera(policy_type: str, policy, batch: dict) -> int:
+    """One camera's tokens in the hooked sequence, read off the model's config (GR00T: its image grid)."""
+    if policy_type == "smolvla":  # SigLIP patches of the resized image, pixel-shuffled scale_factor² to one
+        config = policy.model.vlm_with_expert.vlm.config
+        patches = (config.vision_config.image_size // config.vision_config.patch_size) ** 2
+        return patches // config.scale_factor**2
+    if policy_type == "xvla":  # DaViT patches of the camera's image, then their spatial mean
+        return (IMAGE_SHAPE[-1] // math.prod(policy.model.vlm.config.vision_config.patch_stride)) ** 2 + 1
+    if policy_type == "groot":  # Qwen3-VL patches (t x h x w) of one image, merged spatial_merge_size² to one
+        merge = policy._groot_model.backbone.model.config.vision_config.spatial_merge_size
+        return int(batch["image_grid_thw"][0].prod()) // merge**2
+    vision = policy.model.paligemma_with_expert.paligemma.config.vision_config  # the Pi family's SigLIP
+    return (vision.image_size // vision.patch_size) ** 2
+
+
+def expected_token_groups(policy_type: str, batch: dict, policy) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (image, language) masks of the hooked sequence's kept tokens, from the model's documented layout."""
     if policy_type == "groot":  # one backbone token per Qwen3-VL token (images + chat), left padding off
-        return batch["attention_mask"].bool()
+        kept = batch["attention_mask"].bool()
+        image = kept & (batch["input_ids"] == policy._groot_model.backbone.model.config.image_token_id)
+        return image, kept & ~image
     language = batch["observation.language.attention_mask"].bool()
-    if policy_type == "smolvla":  # 64 tokens per camera, language, then the state token
-        images = torch.ones(language.shape[0], 2 * 64, dtype=torch.bool)
-        return torch.cat([images, language, torch.zeros(language.shape[0], 1, dtype=torch.bool)], dim=1)
-    if policy_type == "xvla":  # camera 0 only: 64 patches + 1 pooled token, then language
-        return torch.cat([torch.ones(language.shape[0], 65, dtype=torch.bool), language], dim=1)
-    if policy_type in ("pi0", "pi05", "pi0_fast"):  # 16 tokens per camera slot, then the prompt
-        cameras = [torch.ones(language.shape[0], 2 * 16, dtype=torch.bool)]
+    rows, per_camera = language.shape[0], tokens_per_camera(policy_type, policy, batch)
+    if policy_type == "smolvla":  # every camera's tokens, language, then the state token
+        images = torch.ones(rows, 2 * per_camera, dtype=torch.bool)
+        language = torch.cat([language, torch.zeros(rows, 1, dtype=torch.bool)], dim=1)
+    elif policy_type == "xvla":  # camera 0 only: its patches and their pooled token, then language
+        images = torch.ones(rows, per_camera, dtype=torch.bool)
+    elif policy_type in ("pi0", "pi05", "pi0_fast"):  # every camera slot's tokens, then the prompt
+        images = torch.ones(rows, 2 * per_camera, dtype=torch.bool)
         if policy_type == "pi0":  # its empty camera slot, masked out
-            cameras.append(torch.zeros(language.shape[0], 16, dtype=torch.bool))
+            images = torch.cat([images, torch.zeros(rows, per_camera, dtype=torch.bool)], dim=1)
         if policy_type == "pi0_fast":  # BOS, appended after the padding
-            language = torch.cat([language, torch.ones(language.shape[0], 1, dtype=torch.bool)], dim=1)
-        return torch.cat([*cameras, language], dim=1)
-    raise AssertionError(f"no expected layout for {policy_type}")
+            language = torch.cat([language, torch.ones(rows, 1, dtype=torch.bool)], dim=1)
+    else:
+        raise AssertionError(f"no expected layout for {policy_type}")
+    return (
+        torch.cat([images, torch.zeros_like(language)], dim=1),
+        torch.cat([torch.zeros_like(images), language], dim=1),
+    )
+
+
+def expected_pooling_mask(policy_type: str, batch: dict, policy) -> torch.Tensor:
+    """Which tokens of the hooked sequence are image or language tokens, from the model's documented layout."""
+    image, language = expected_token_groups(policy_type, batch, policy)
+    return image | language
 
 
 @pytest.mark.parametrize("policy_type", TOKEN_TYPES)
@@ -223,11 +257,57 @@ def test_vla_pooling_averages_exactly_the_image_and_language_tokens(policy_type,
     tap = LayerTap(spec.module_path, output_key=spec.output_key)
     seen = recorded_firings(policy, [tap], lambda: pooled.update(feat_a=encode_features(policy, batch)))
     (sequence,), pooled = seen[tap.path], pooled["feat_a"]
-    mask = expected_pooling_mask(policy_type, batch)
+    mask = expected_pooling_mask(policy_type, batch, policy)
     assert mask.shape == sequence.shape[:2] and not mask.all()
     for row in range(2):
         torch.testing.assert_close(pooled[row], sequence[row][mask[row]].mean(dim=0), rtol=1e-5, atol=1e-6)
         assert not torch.allclose(pooled[row], sequence[row].mean(dim=0))
+
+
+@pytest.mark.parametrize("policy_type", TOKEN_TYPES)
+def test_token_groups_split_feat_a_into_its_image_tokens_and_its_language_tokens(policy_type, tiny_policies):
+    policy = tiny_policies(policy_type)
+    batch = libero_batch(policy, batch_size=2, seed=2)
+    spec = spec_of(policy)
+    owner_path, _, name = spec.token_mask.method_path.rpartition(".")
+    owner = resolve_module(policy, owner_path) if owner_path else policy
+    method, calls, captured = getattr(owner, name), [], {}
+
+    def recording(*args, **kwargs):
+        calls.append((args, method(*args, **kwargs)))
+        return calls[-1][1]
+
+    tap = LayerTap(spec.module_path, output_key=spec.output_key)
+    with patched(owner, name, recording):
+        seen = recorded_firings(
+            policy, [tap], lambda: captured.update(encode_features(policy, batch, token_groups=True))
+        )
+    sequence, ((args, result), *_) = seen[tap.path][0], calls
+    masks = token_group_masks(
+        spec.token_mask.read(args, result), spec.token_mask.image(args, result), sequence.shape[1]
+    )
+    image, language = expected_token_groups(policy_type, batch, policy)
+    cameras = 1 if policy_type == "xvla" else 2  # X-VLA's encoder sees its first camera alone
+    assert image.sum(dim=1).tolist() == [cameras * tokens_per_camera(policy_type, policy, batch)] * 2
+    assert language.any(dim=1).all()
+    assert torch.equal(masks["image"].cpu(), image) and torch.equal(masks["language"].cpu(), language)
+    assert torch.equal(masks["both"].cpu(), image | language) and not (image & language).any()
+    feat_a = captured[spec.module_path]
+    groups = {group: captured[token_group_key(spec.module_path, group)] for group in TOKEN_GROUPS}
+    for group, mask in zip(TOKEN_GROUPS, (image, language), strict=True):
+        for row in range(2):
+            torch.testing.assert_close(groups[group][row], sequence[row][mask[row]].float().mean(dim=0))
+    # Feat A is the groups' means weighted by their token counts.
+    n_image, n_language = image.sum(dim=1, keepdim=True), language.sum(dim=1, keepdim=True)
+    weighted = (n_image * groups["image"] + n_language * groups["language"]) / (n_image + n_language)
+    torch.testing.assert_close(weighted, feat_a, rtol=1e-5, atol=1e-6)
+
+
+def test_a_type_without_token_groups_is_refused_by_name(tiny_policies):
+    with pytest.raises(
+        ValueError, match="policy type 'act' has no token groups: its feat A is a vision encoder"
+    ):
+        FeatureCapture(tiny_policies("act"), token_groups=True)
 
 
 def test_every_layer_of_the_sweep_fires_once_per_encode_only_forward(tiny):
@@ -262,7 +342,7 @@ def expected_layer_vector(policy_type: str, policy, batch: dict, firings: list[t
     current one, the last, is feat A.
     """
     if firings[0].ndim == 3 and spec_of(policy).token_mask is not None:  # mean over image and language tokens
-        mask = expected_pooling_mask(policy_type, batch)
+        mask = expected_pooling_mask(policy_type, batch, policy)
         (sequence,) = firings
         return torch.stack([sequence[row][mask[row]].float().mean(dim=0) for row in range(len(sequence))])
     # Spatial maps: mean over H x W; a vision tower's token sequences (Multi-task DiT's CLIP): over all tokens.

@@ -27,6 +27,7 @@ def test_the_option_groups_select_the_mode(args, mode):
         (["--cknna.prep_a=zscore"], ValueError, "Unknown feature prep 'zscore'"),
         (["--cknna.n_permutations=-1"], ValueError, "--cknna.n_permutations must be >= 0"),
         (["--cknna.layers=true"], ValueError, "scores layer taps in replay only"),
+        (["--cknna.token_groups=true"], ValueError, "scores token groups in replay only"),
         (["--dataset.repo_id=a/b", "--cknna.check_replay=true"], ValueError, "run it in simulation"),
         (["--dataset.repo_id=a/b", "--resume=true"], ValueError, "give that directory"),
         (["--config_path=/no/such.yaml"], FileNotFoundError, "no such file"),

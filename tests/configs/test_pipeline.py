@@ -52,6 +52,18 @@ def run_lerobot_cknna(monkeypatch, capsys, *args: str) -> tuple[int, str]:
             ["--dataset.repo_id=x/y", "--cknna.layers=true", "--resume=true", "--output_dir=x"],
             "cannot be resumed",
         ),
+        (
+            ["--dataset.repo_id=x/y", "--cknna.token_groups=true"],
+            "policy type 'act' has no token groups: its feat A is a vision encoder's output",
+        ),
+        (
+            ["--env.type=libero", "--cknna.token_groups=true"],
+            "--cknna.token_groups=true scores token groups in replay only",
+        ),
+        (
+            ["--dataset.repo_id=x/y", "--cknna.token_groups=true", "--resume=true", "--output_dir=x"],
+            "--cknna.token_groups=true runs cannot be resumed",
+        ),
         (["--env.type=libero", "--env.max_parallel_tasks=2"], "--env.max_parallel_tasks=1"),
         (["--dataset.repo_id=x/y", "--cknna.check_replay=true"], "run it in simulation"),
     ],

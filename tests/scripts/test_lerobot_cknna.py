@@ -21,6 +21,7 @@ from lerobot_cknna.configs.cknna import CKNNAConfig
 from lerobot_cknna.drivers.libero.record import IMAGE_KEYS, dataset_features
 from lerobot_cknna.results.features_io import FEATURES_FILE, load_features
 from lerobot_cknna.results.layer_features import load_layer_features
+from lerobot_cknna.results.token_groups import load_token_groups
 from lerobot_cknna.testing import dense_reference
 from lerobot_cknna.testing.defects import write_sac_checkpoint_of_lerobot_0_4
 from lerobot_cknna.testing.tiny_policies import build_tiny_policy, libero_stats, save_tiny_policy
@@ -91,15 +92,16 @@ def test_saved_features_rescore_to_the_same_numbers(policy_dirs, libero_dataset,
     assert second["headline"] == first["headline"] and second["source"] == first["source"]
 
 
-def test_layer_sweep_in_replay_scores_every_layer_like_the_dense_reference(
+def test_layer_sweep_and_token_groups_in_replay_score_like_the_headline(
     policy_dirs, libero_dataset, tmp_path
 ):
+    """Every layer like the dense reference; feat A's image and language tokens apart, in the same run."""
     out = tmp_path / "run"
     options = ["--cknna.k=5", "--cknna.k_sweep=[5]", "--cknna.n_permutations=20"]
     done = console_script(
         "lerobot-cknna", f"--policy.path={policy_dirs['smolvla']}", f"--dataset.repo_id={libero_dataset.repo_id}",
-        f"--dataset.root={libero_dataset.root}", "--cknna.layers=true", f"--output_dir={out}", *options,
-        cwd=tmp_path,
+        f"--dataset.root={libero_dataset.root}", "--cknna.layers=true", "--cknna.token_groups=true",
+        f"--output_dir={out}", *options, cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     record = json.loads((out / "cknna.json").read_text())
@@ -126,14 +128,28 @@ def test_layer_sweep_in_replay_scores_every_layer_like_the_dense_reference(
         assert scored["mutual_knn"]["value"] == pytest.approx(dense_reference.mutual_knn(a, b, 5), abs=1e-9)
         assert len(scored["cknna"]["null"]["samples"]) == 20 and scored["cknna"]["interval"] is not None
     assert sweep["layers"][-1]["cknna"] == record["headline"]["cknna"]
+    groups = json.loads((out / "token_groups.json").read_text())
+    assert record["token_groups"] == "token_groups.json" and groups["schema_version"] == 1
+    shared = ("source", "n", "n_episodes", "k", "feature_prep", "alpha")
+    assert all(groups[key] == sweep[key] for key in shared)
+    both, *_ = groups["groups"]
+    assert [group["group"] for group in groups["groups"]] == ["both", "image", "language"]
+    assert both["cknna"] == record["headline"]["cknna"]
+    assert both["mutual_knn"] == record["headline"]["mutual_knn"]
+    for group in load_token_groups(out).groups.values():
+        assert torch.equal(group.frame_index, features.frame_index)
+        assert group.feat_a.shape == features.feat_a.shape
+        assert not torch.allclose(group.feat_a, features.feat_a)
+    assert all(group["cknna"]["null"]["calibrated"] is not None for group in groups["groups"])
     report = (out / "report.md").read_text()
-    assert "## Per-layer scores" in report and "(layers.png)" in report
+    assert "## Per-layer scores" in report and "(layers.png)" in report and "## Token groups" in report
     assert_is_a_real_figure(out / "layers.png")
     rescored = console_script(
         "lerobot-cknna-score", str(out), f"--output_dir={tmp_path / 'again'}", *options, cwd=tmp_path
     )
     assert rescored.returncode == 0, rescored.stderr[-3000:]
     assert json.loads((tmp_path / "again" / "layers.json").read_text())["layers"] == sweep["layers"]
+    assert json.loads((tmp_path / "again" / "token_groups.json").read_text())["groups"] == groups["groups"]
 
 
 def test_simulation_pairs_every_model_call_and_replays_its_recording_to_the_same_features(
