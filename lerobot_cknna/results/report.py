@@ -302,6 +302,15 @@ def best_layer_sentence(layer_record: dict) -> str:
     )
 
 
+def null_phrase(record: dict, pairing: str = "") -> str:
+    """How a record's null was drawn, e.g. ``200 permutations``, with ``pairing`` said after it."""
+    return (
+        f"{record['n_permutations']} permutations{pairing}"
+        if record["n_permutations"]
+        else "no permutation null"
+    )
+
+
 def layer_section(layer_record: dict) -> list[str]:
     """The per-layer section: one row per layer of a ``layers.json`` record, and what it says."""
     rows = [
@@ -314,11 +323,7 @@ def layer_section(layer_record: dict) -> list[str]:
         ]
         for layer in layer_record["layers"]
     ]
-    null = (
-        f"{layer_record['n_permutations']} permutations"
-        if layer_record["n_permutations"]
-        else "no permutation null"
-    )
+    null = null_phrase(layer_record)
     lines = [
         f"CKNNA and mutual kNN at k={layer_record['k']} at every layer along the path to the hooked module, "
         f"scored like the headline ({null}, the same feature prep and neighbour exclusion). `input` rows "
@@ -340,11 +345,7 @@ def token_group_section(group_record: dict) -> list[str]:
         ]
         for group in group_record["groups"]
     ]
-    null = (
-        f"{group_record['n_permutations']} permutations, the same pairings for every group"
-        if group_record["n_permutations"]
-        else "no permutation null"
-    )
+    null = null_phrase(group_record, ", the same pairings for every group")
     lines = [
         f"`{group_record['path']}` averaged over its image tokens alone (those holding a camera's "
         "embedding) and over its language tokens alone (every other token feat A averages), as the "
