@@ -33,6 +33,7 @@ HEADLINE_COLUMNS = (
     "Hook path",
     "Weights",
 )
+HEADLINE_METRICS = ("cknna", "mutual_knn")
 SCORE_COLUMNS = (
     "Calibrated",
     "p",
@@ -63,16 +64,48 @@ def metric_cell(result: dict | None) -> str:
     return text
 
 
-def score_cells(results: dict) -> list[str]:
-    """The :data:`SCORE_COLUMNS` cells of ``{"cknna": ..., "mutual_knn": ...}`` records at one k."""
-    null = results["cknna"]["null"] or {}
+def null_and_value_cells(result: dict) -> list[str]:
+    """One metric's calibrated score, p, value [interval], null threshold and null mean ± std."""
+    null = result["null"] or {}
     return [
         number(null.get("calibrated")),
         number(null.get("p_value"), ".3g"),
-        metric_cell(results["cknna"]),
+        metric_cell(result),
         number(null.get("threshold")),
         f"{number(null['mean'])} ± {number(null['std'])}" if null else MISSING,
-        metric_cell(results["mutual_knn"]),
+    ]
+
+
+def score_cells(results: dict) -> list[str]:
+    """The :data:`SCORE_COLUMNS` cells of ``{"cknna": ..., "mutual_knn": ...}`` records at one k."""
+    return [*null_and_value_cells(results["cknna"]), metric_cell(results["mutual_knn"])]
+
+
+def other_metrics_section(record: dict) -> list[str]:
+    """The ``--cknna.metrics`` beyond CKNNA and mutual kNN, one row each, with their own null and interval."""
+    rows = [
+        [metric, MISSING if result["k"] is None else str(result["k"]), *null_and_value_cells(result)]
+        for metric, result in record["headline"].items()
+        if metric not in HEADLINE_METRICS
+    ]
+    if not rows:
+        return []
+    notes = [
+        f"- {metric}: {warning}"
+        for metric, result in record["headline"].items()
+        if metric not in HEADLINE_METRICS
+        for warning in result["warnings"]
+    ]
+    svcca = record["headline"].get("svcca")
+    kept = [f"SVCCA kept {svcca['components']} directions per side (it has no k)."] if svcca else []
+    return [
+        "Scored on the same samples with the same null and interval as the headline "
+        "(platonic-rep's definitions). " + " ".join(kept),
+        "",
+        *markdown_table(
+            ("Metric", "k", "Calibrated", "p", "Value [interval]", "Null threshold", "Null mean ± std"), rows
+        ),
+        *([""] + notes if notes else []),
     ]
 
 
@@ -383,6 +416,9 @@ def render_report(
     lines += ["", *_settings_lines(record), "", "## Where the features came from", ""]
     lines += [f"- {key}: {text_cell(value)}" for key, value in source.items()] or ["- not recorded"]
     lines += ["", "## Scores over k", "", *_over_k_table(record)]
+    other_metrics = other_metrics_section(record)
+    if other_metrics:
+        lines += ["", f"## Other metrics (k={record['k']})", "", *other_metrics]
     for breakdown, groups in record.get("groups", {}).items():
         lines += ["", f"## {BREAKDOWN_TITLES.get(breakdown, breakdown)} (k={record['k']})", ""]
         lines += group_table(groups)

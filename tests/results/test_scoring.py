@@ -14,7 +14,7 @@ from lerobot_cknna.results.features_io import SavedFeatures
 from lerobot_cknna.results.plots import write_plots
 from lerobot_cknna.results.report import write_report
 from lerobot_cknna.results.scoring import samples_digest, score_features, summary_lines, write_results
-from tests.utils import episodic_features, labelled_features
+from tests.utils import episodic_features, labelled_features, table_rows
 
 
 def test_record_has_every_field_and_matches_the_metric(tmp_path):
@@ -60,8 +60,14 @@ def test_extra_metrics_are_in_the_record_with_nulls_and_intervals(tmp_path):
     assert len(head["null"]["samples"]) == 10 and head["interval"] is not None
     assert any(line.strip().startswith("svcca") for line in summary_lines(record))
     json.dumps(record, allow_nan=False)
-    # The report and the plots (CKNNA and mutual kNN) are written as without them.
-    assert write_report(tmp_path, record).exists()
+    # The report has a row for each (the plots show CKNNA and mutual kNN as without them).
+    report = write_report(tmp_path, record).read_text()
+    assert "## Other metrics (k=10)" in report and "SVCCA kept 8 directions per side" in report
+    for metric in metrics[2:]:
+        (row,) = table_rows(report, metric)
+        head = record["headline"][metric]
+        assert row[1] == ("n/a" if metric == "svcca" else "10")
+        assert row[2] == f"{head['null']['calibrated']:.3f}" and row[4].startswith(f"{head['value']:.3f} [")
     assert [path.name for path in write_plots(tmp_path, features, record)][0] == "cknna_k_sweep.png"
 
 
