@@ -46,6 +46,17 @@ def tiny_policies():
     return get
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow tests first, longest first: the two xdist workers take them in turn, then share the rest.
+
+    Left at their place in the file, the minutes-long end-to-end tests all came last and one worker
+    ran them alone while the other waited.
+    """
+    items.sort(
+        key=lambda item: -(item.get_closest_marker("slow").args[0] if item.get_closest_marker("slow") else 0)
+    )
+
+
 @pytest.fixture(autouse=True)
 def free_policies_left_in_reference_cycles():
     """Collect after each test: hook closures keep policies in reference cycles."""

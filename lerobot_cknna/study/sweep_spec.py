@@ -81,8 +81,6 @@ class SweepSpec:
 
     def __post_init__(self) -> None:
         names = [run.name for run in self.runs]
-        if len(names) < 2:
-            raise ValueError(f"A sweep compares runs: list at least two under runs:, got {names}.")
         if len(set(names)) != len(names):
             raise ValueError(f"Run names must be unique in a sweep; got {names}.")
         needs_assets = self.record_libero is not None or any(run.tiny for run in self.runs)
@@ -155,6 +153,11 @@ def load_sweep(path: Path, offline_assets: Path | None = None) -> SweepSpec:
     values = _read_yaml(path)
     if not isinstance(values, dict) or not values.get("runs"):
         raise ValueError(f"{path}: a sweep file needs a non-empty `runs:` list.")
+    if len(values["runs"]) < 2:
+        # --only may still pick one run of a sweep file, e.g. to run again the one that failed.
+        raise ValueError(
+            f"{path}: a sweep compares runs: list at least two under runs:, got {values['runs']}."
+        )
     runs = []
     for entry in values["runs"]:
         if isinstance(entry, str):

@@ -26,6 +26,7 @@ def test_every_fix_has_a_diff_a_scenario_and_a_row_in_the_readme():
     assert fixes_table() in (REPO / "patches" / "README.md").read_text()
 
 
+@pytest.mark.slow(40)
 @pytest.mark.parametrize("name", sorted(DEFECTS))
 def test_the_defect_shows_then_the_fix_removes_it(name, tmp_path):
     defect = DEFECTS[name]
@@ -84,6 +85,7 @@ print(json.dumps(results))
 """
 
 
+@pytest.mark.slow(103)
 def test_every_upstream_diff_removes_its_defect(patched_lerobot):
     env = {**os.environ, "PYTHONPATH": f"{patched_lerobot}{os.pathsep}{REPO}"}
     done = subprocess.run(

@@ -92,6 +92,7 @@ def test_saved_features_rescore_to_the_same_numbers(policy_dirs, libero_dataset,
     assert second["headline"] == first["headline"] and second["source"] == first["source"]
 
 
+@pytest.mark.slow(42)
 def test_layer_sweep_and_token_groups_in_replay_score_like_the_headline(
     policy_dirs, libero_dataset, tmp_path
 ):
@@ -152,6 +153,7 @@ def test_layer_sweep_and_token_groups_in_replay_score_like_the_headline(
     assert json.loads((tmp_path / "again" / "token_groups.json").read_text())["groups"] == groups["groups"]
 
 
+@pytest.mark.slow(63)
 def test_simulation_pairs_every_model_call_and_replays_its_recording_to_the_same_features(
     policy_dirs, tmp_path
 ):
@@ -241,6 +243,7 @@ def test_replay_on_a_dataset_without_the_policys_cameras_says_what_to_do(libero_
     assert not (tmp_path / "run" / "cknna.json").exists()
 
 
+@pytest.mark.slow(39)
 def test_a_policy_of_another_robot_replays_on_the_cameras_alone(libero_dataset, tmp_path):
     """An ACT of a 14-D robot with one ``top`` camera (as LeRobot's ALOHA checkpoints) on LIBERO's 8-D data."""
     top = "observation.images.top"
@@ -277,6 +280,7 @@ def test_a_policy_of_another_robot_replays_on_the_cameras_alone(libero_dataset, 
     assert done.returncode == 2 and "lacks the cameras ['observation.images.top']" in done.stderr
 
 
+@pytest.mark.slow(54)
 def test_one_flag_on_lerobot_eval_writes_the_study_beside_eval_info(policy_dirs, tmp_path):
     """The user's own lerobot-eval with its default eval flags (async envs, batch size chosen by LeRobot)."""
     out = tmp_path / "eval"
@@ -415,6 +419,7 @@ def stop_after_chunks(
     return run.returncode, log.read_text()
 
 
+@pytest.mark.slow(71)
 def test_a_killed_replay_keeps_its_samples_and_resumes_without_duplicates(
     policy_dirs, libero_dataset, tmp_path
 ):
@@ -475,6 +480,7 @@ def env_workers(pid: int) -> list[psutil.Process]:
     return [worker for server in servers for worker in server.children()]
 
 
+@pytest.mark.slow(76)
 def test_a_worker_killed_mid_rollout_keeps_the_finished_episodes_and_says_which_were_lost(
     policy_dirs, tmp_path
 ):
@@ -540,6 +546,7 @@ def launched_on_two_cpu_processes(options: list[str], cwd: Path) -> subprocess.C
                           capture_output=True, text=True, cwd=cwd, env=OFFLINE, timeout=900)  # fmt: skip
 
 
+@pytest.mark.slow(38)
 def test_replay_sharded_over_two_processes_equals_one_process(policy_dirs, libero_dataset, tmp_path):
     options = start_replay(policy_dirs["smolvla"], libero_dataset, tmp_path / "sharded")[1:]
     sharded = launched_on_two_cpu_processes([*options, "--cknna.batch_size=3"], tmp_path)
@@ -565,6 +572,7 @@ def test_replay_sharded_over_two_processes_equals_one_process(policy_dirs, liber
         assert other["interval"]["low"] == pytest.approx(result["interval"]["low"], rel=1e-6), metric
 
 
+@pytest.mark.slow(148)
 def test_simulation_sharded_over_two_processes_equals_one_process(policy_dirs, tmp_path):
     def options(out: Path) -> list[str]:
         return [

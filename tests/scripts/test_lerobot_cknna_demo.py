@@ -3,9 +3,12 @@
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.utils import console_script
 
 
+@pytest.mark.slow(155)
 def test_the_demo_runs_a_simulation_and_a_replay_offline_and_says_where_the_reports_are(tmp_path):
     done = console_script(
         "lerobot-cknna-demo", f"--output_root={tmp_path}", "--episodes=3", "--episode_length=6", cwd=tmp_path

@@ -42,6 +42,7 @@ def comparison_rows(out: Path, first_column: str) -> dict[str, list[str]]:
     return {row[columns.index("Run")]: row for row in rows}
 
 
+@pytest.mark.slow(211)
 def test_the_tiny_study_runs_every_type_offline(offline_assets, tmp_path):
     out = tmp_path / "sweep"
     done = sweep(str(TINY_STUDY), f"--offline_assets={offline_assets}", f"--output_dir={out}", cwd=tmp_path)
@@ -73,6 +74,7 @@ def test_the_tiny_study_runs_every_type_offline(offline_assets, tmp_path):
     assert_is_a_real_figure(out / "layer_curves.png")
 
 
+@pytest.mark.slow(505)
 def test_the_tiny_simulation_study_runs_every_type_in_libero(offline_assets, tmp_path):
     out = tmp_path / "sweep_sim"
     done = sweep(
@@ -107,6 +109,7 @@ def test_the_tiny_simulation_study_runs_every_type_in_libero(offline_assets, tmp
     assert all(row[-1].endswith("% of 3 episodes") for row in rows.values()), rows
 
 
+@pytest.mark.slow(52)
 def test_a_failing_run_is_recorded_and_the_others_still_compared(offline_assets, tmp_path):
     sweep_file = write_sweep(
         tmp_path / "sweep.yaml",
@@ -144,6 +147,7 @@ def test_a_failing_run_is_recorded_and_the_others_still_compared(offline_assets,
     assert_is_a_real_figure(out / "comparison.png")
 
 
+@pytest.mark.slow(50)
 def test_runs_on_different_samples_are_not_ranked_and_the_report_says_why(offline_assets, tmp_path):
     sweep_file = write_sweep(
         tmp_path / "sweep.yaml",

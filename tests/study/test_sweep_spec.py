@@ -15,6 +15,7 @@ from tests.utils import write_sweep
         ("missing file", "No such sweep or run file"),
         ("unknown key", "unknown keys ['polcy_type']"),
         ("run overrides the common samples", "every run must see the same samples"),
+        ("one run in the file", "a sweep compares runs: list at least two"),
     ],
 )
 def test_bad_input_exits_2_with_what_to_do_before_anything_runs(case, message, tmp_path, monkeypatch, capsys):
@@ -28,6 +29,8 @@ def test_bad_input_exits_2_with_what_to_do_before_anything_runs(case, message, t
         args.append(f"--python={tmp_path / 'no_venv' / 'bin' / 'python'}")
     elif case == "missing file":
         sweep_file = tmp_path / "absent.yaml"
+    elif case == "one run in the file":
+        write_sweep(sweep_file, runs[:1])
     elif case == "unknown key":
         write_sweep(sweep_file, [{"name": "act", "polcy_type": "act"}, *runs])
     else:
