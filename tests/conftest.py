@@ -52,9 +52,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     Left at their place in the file, the minutes-long end-to-end tests all came last and one worker
     ran them alone while the other waited.
     """
-    items.sort(
-        key=lambda item: -(item.get_closest_marker("slow").args[0] if item.get_closest_marker("slow") else 0)
-    )
+    items.sort(key=_expected_seconds, reverse=True)
+
+
+def _expected_seconds(item: pytest.Item) -> float:
+    slow = item.get_closest_marker("slow")
+    return slow.args[0] if slow else 0
 
 
 @pytest.fixture(autouse=True)
