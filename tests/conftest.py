@@ -47,10 +47,10 @@ def tiny_policies():
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The slow tests first, longest first: the two xdist workers take them in turn, then share the rest.
+    """The slow tests first, longest first, so that the quick ones are what is left to share at the end.
 
     Left at their place in the file, the minutes-long end-to-end tests all came last and one worker
-    ran them alone while the other waited.
+    ran them alone while the other waited (work stealing cannot split a running test).
     """
     items.sort(key=_expected_seconds, reverse=True)
 
