@@ -11,10 +11,12 @@ import torch
 import yaml
 from PIL import Image
 
-from lerobot_cknna.capture.hook_table import LayerTap
+from lerobot_cknna.capture.hook_table import PI05, LayerTap
+from lerobot_cknna.capture.hooks import token_count_key, token_group_key
 from lerobot_cknna.capture.module_paths import resolve_modules
 from lerobot_cknna.results.features_io import SavedFeatures
 from lerobot_cknna.results.layer_features import LayerFeatures
+from lerobot_cknna.results.token_groups import TokenGroupBuffers
 from lerobot_cknna.testing.tiny_policies import DIFFUSION_SHARED_ENCODER, TINY_CONFIGS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -79,6 +81,26 @@ def states_ahead_by_lookup(features: SavedFeatures, offsets: list[int]) -> tuple
             kept.append(row)
             states.append(torch.cat([features.feat_b[r] for r in later]))
     return kept, torch.stack(states) if states else torch.empty(0)
+
+
+def gathered_token_groups(run_dir, batch_size=25):
+    """A run's image tokens (an embedding of the state), language tokens (noise) and feat A (their mean)."""
+    features = episodic_features(n_episodes=4, length=15)
+    gen = torch.Generator().manual_seed(3)
+    image = features.feat_a
+    language = torch.randn(image.shape, generator=gen)
+    features = dataclasses.replace(features, feat_a=(3 * image + language) / 4)
+    n_language = torch.randint(8, 12, (len(image),), generator=gen)
+    buffers = TokenGroupBuffers(run_dir, PI05, flush_every_s=0)
+    for start in range(0, len(image), batch_size):
+        rows = slice(start, start + batch_size)
+        captured = {token_group_key(PI05.module_path, "image"): image[rows]}
+        captured[token_group_key(PI05.module_path, "language")] = language[rows]
+        captured[token_count_key(PI05.module_path, "image")] = torch.full((len(image[rows]),), 30)
+        captured[token_count_key(PI05.module_path, "language")] = n_language[rows]
+        buffers.add(captured, features.feat_b[rows], features.episode_index[rows], features.frame_index[rows])
+    buffers.close()
+    return features, buffers
 
 
 def labelled_features(n_episodes=9, length=20, seed=0) -> SavedFeatures:

@@ -81,6 +81,11 @@ def token_group_key(path: str, group: str) -> str:
     return f"{path}[{group}]"
 
 
+def token_count_key(path: str, group: str) -> str:
+    """The key of one token group's counts (tokens per sample) in what a capture returns: ``path[group] tokens``."""
+    return f"{token_group_key(path, group)} tokens"
+
+
 def token_group_masks(
     mask: torch.Tensor, image: torch.Tensor | None, n_tokens: int
 ) -> dict[str, torch.Tensor]:
@@ -236,14 +241,21 @@ class FeatureCapture:
                 "the hooked module does not see the sequence that mask describes. Hook a module on it."
             )
         rows = []
-        for firing, (mask, image) in zip(firings, masks, strict=True):
-            kept = token_group_masks(mask, image, firing.shape[1])[group]
+        for firing, kept in zip(firings, self._group_masks(firings, masks, group), strict=True):
             if group != "both" and not kept.any(dim=1).all():
                 raise CaptureError(
                     f"{self.policy_type}: a sample has no {group} tokens in {path}, so their mean is undefined."
                 )
             rows.append(_rows(firing, kept))
         return torch.cat(rows)
+
+    @staticmethod
+    def _group_masks(firings: list[torch.Tensor], masks: list[tuple], group: str) -> list[torch.Tensor]:
+        """Per firing, the (B, N) tokens of ``group`` among its N."""
+        return [
+            token_group_masks(mask, image, firing.shape[1])[group]
+            for firing, (mask, image) in zip(firings, masks, strict=True)
+        ]
 
     def _arranged(self, rows: torch.Tensor, batch_size: int) -> torch.Tensor:
         """(batch_size, D): firings' rows regrouped by the layout, the current observation step kept."""
@@ -261,7 +273,8 @@ class FeatureCapture:
 
         Returns:
             ``{path: (batch_size, D)}`` in :attr:`taps` order, then with ``token_groups`` feat A's
-            module pooled over each group's tokens alone, under :func:`token_group_key`; or ``None``
+            module pooled over each group's tokens alone, under :func:`token_group_key`, and the
+            (batch_size,) tokens each group holds (``both``: feat A's), under :func:`token_count_key`; or ``None``
             if feat A's module did not run (the policy used its action queue).
 
         Raises:
@@ -300,6 +313,11 @@ class FeatureCapture:
             for group in TOKEN_GROUPS:
                 pooled = self._pooled(main, firings[main], masks, group)
                 feats[token_group_key(main, group)] = self._arranged(pooled, batch_size)
+            for group in ("both", *TOKEN_GROUPS):
+                counts = torch.cat(
+                    [kept.sum(dim=1, keepdim=True) for kept in self._group_masks(firings[main], masks, group)]
+                )
+                feats[token_count_key(main, group)] = self._arranged(counts, batch_size).sum(dim=1)
         return feats
 
     def pop(self, batch_size: int) -> torch.Tensor | None:
@@ -423,7 +441,8 @@ def encode_features(
         (B, D) float32 CPU tensor, equal to what :func:`capture_features` records during
         ``select_action`` on the same observation; ``with_layers``: ``{module path: (B, D_layer)}``
         shallow to deep, feat A last; ``token_groups``: feat A under its module path, then each
-        group under :func:`token_group_key` (after the layers with both).
+        group under :func:`token_group_key` (after the layers with both), then the tokens per sample
+        of ``both``, ``image`` and ``language`` under :func:`token_count_key`.
 
     Raises:
         CaptureError: the module did not fire during ``select_action``, or a sample has no tokens of a group.

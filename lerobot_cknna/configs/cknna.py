@@ -174,9 +174,9 @@ class CKNNARunConfig(CKNNAConfig):
     flush_every_s: float = 30.0
     # Write report.md and the PNG plots beside cknna.json.
     report: bool = True
-    # Replay: also score every layer along the path to the hooked module (layers.json, layers.png).
+    # Also score every layer along the path to the hooked module (layers.json, layers.png); one process.
     layers: bool = False
-    # Replay, VLAs: also score feat A's image tokens alone and its language tokens alone (token_groups.json).
+    # VLAs: also score feat A's image tokens alone and its language tokens alone (token_groups.json); one process.
     token_groups: bool = False
     # Simulation: record the rollouts losslessly, replay the recorded frames through the encode-only
     # path and write how far replay's features are from simulation's (replay_parity in cknna.json).

@@ -30,7 +30,7 @@ class Mode(enum.Enum):
 
 
 # The options that capture more than feat A in the same forwards: what each scores, and its unit.
-REPLAY_ONLY_CAPTURES = (("layers", "layer taps", "layer"), ("token_groups", "token groups", "token group"))
+EXTRA_CAPTURES = (("layers", "layer taps", "layer"), ("token_groups", "token groups", "token group"))
 
 BOTH_MODES = (
     "Choose one mode: --env.type=... (simulation through lerobot-eval's loop) or --dataset.repo_id=... "
@@ -54,7 +54,7 @@ def check_mode_options(mode: Mode, cknna: CKNNARunConfig, resume: bool, output_d
 
     Raises:
         ValueError: ``--resume`` in simulation or without ``--output_dir``; ``--cknna.layers`` or
-            ``--cknna.token_groups`` in simulation or with ``--resume``; ``--cknna.check_replay`` in replay.
+            ``--cknna.token_groups`` with ``--resume``; ``--cknna.check_replay`` in replay.
     """
     if resume and mode is Mode.SIMULATION:
         raise ValueError(
@@ -64,19 +64,12 @@ def check_mode_options(mode: Mode, cknna: CKNNARunConfig, resume: bool, output_d
         )
     if resume and not output_dir:
         raise ValueError("--resume=true continues the run in --output_dir=DIR; give that directory.")
-    for flag, scored, _ in REPLAY_ONLY_CAPTURES:
-        if getattr(cknna, flag) and mode is Mode.SIMULATION:
-            raise ValueError(
-                f"--cknna.{flag}=true scores {scored} in replay only: the simulation capture (inside "
-                "lerobot-eval's rollout) gathers feat A alone. Replay a LeRobotDataset of the same "
-                f"episodes (--dataset.repo_id=...) with --cknna.{flag}=true."
-            )
     if cknna.check_replay and mode is Mode.REPLAY:
         raise ValueError(
             "--cknna.check_replay=true compares a simulation with a replay of its own recorded frames: "
             "run it in simulation (--env.type=libero, or no --env.* and no --dataset.*), not with --dataset.*."
         )
-    for flag, _, unit in REPLAY_ONLY_CAPTURES:
+    for flag, _, unit in EXTRA_CAPTURES:
         if getattr(cknna, flag) and resume:
             raise ValueError(
                 f"--cknna.{flag}=true runs cannot be resumed (each {unit} streams on its own clock, so a "

@@ -19,19 +19,18 @@ from lerobot.policies.pretrained import PreTrainedPolicy
 from lerobot.utils.constants import ACTION, OBS_STATE
 from tqdm import tqdm
 
-from lerobot_cknna.capture.hook_table import HookSpec, blank_camera_keys, layer_taps, spec_for
+from lerobot_cknna.capture.hook_table import HookSpec, blank_camera_keys, spec_for
 from lerobot_cknna.capture.hooks import encode_features
 from lerobot_cknna.capture.module_paths import resolve_modules
 from lerobot_cknna.compat import apply_policy_fixes, make_pre_post_processors
 from lerobot_cknna.compat.policy_construction import policy_construction
 from lerobot_cknna.configs.pipeline import CKNNAPipelineConfig
+from lerobot_cknna.drivers.buffer_sets import capture_options, make_buffer_sets, published_sets
 from lerobot_cknna.drivers.sharding import sharded_replay
 from lerobot_cknna.results.feature_sets import BufferSet
 from lerobot_cknna.results.features_io import FeatureBuffer
-from lerobot_cknna.results.layer_features import LayerBuffers
 from lerobot_cknna.results.provenance import run_source, weights_provenance
 from lerobot_cknna.results.publish import publish
-from lerobot_cknna.results.token_groups import TokenGroupBuffers
 
 
 def sample_frames(dataset: LeRobotDataset, max_samples: int | None) -> tuple[list[int], dict]:
@@ -175,8 +174,7 @@ def replay(
         if not buffer_sets:
             feat_a = encode_features(policy, policy_input, hook_path)
         else:
-            options = {name: value for extra in buffer_sets for name, value in extra.capture.items()}
-            captured = encode_features(policy, policy_input, hook_path, **options)
+            captured = encode_features(policy, policy_input, hook_path, **capture_options(buffer_sets))
             feat_a = captured[buffer_sets[0].feat_a_key]
             for extra in buffer_sets:
                 extra.add(captured, *where, tasks=list(batch["task"]))
@@ -277,16 +275,8 @@ def run_replay(cfg: CKNNAPipelineConfig, state: PartialState) -> dict | None:
         },
     )
     indices, sampling = sample_frames(dataset, cfg.cknna.max_samples)
-    layer_buffers = (
-        LayerBuffers(cfg.output_dir, layer_taps(spec, policy), cfg.cknna.flush_every_s)
-        if cfg.cknna.layers
-        else None
-    )
-    group_buffers = (
-        TokenGroupBuffers(cfg.output_dir, spec, cfg.cknna.flush_every_s) if cfg.cknna.token_groups else None
-    )
-    buffer_sets = [extra for extra in (layer_buffers, group_buffers) if extra is not None]
-    buffer = gather_replay(cfg, policy, preprocessor, dataset, indices, state, buffer_sets, state_to_policy)
+    sets = make_buffer_sets(cfg.output_dir, spec, policy, cfg.cknna)
+    buffer = gather_replay(cfg, policy, preprocessor, dataset, indices, state, sets, state_to_policy)
     if buffer is None:
         return None
     data = {
@@ -297,13 +287,11 @@ def run_replay(cfg: CKNNAPipelineConfig, state: PartialState) -> dict | None:
     }
     provenance = weights_provenance(cfg.policy.pretrained_path, cfg.cknna.weights, target=dataset.repo_id)
     source = run_source(policy, spec, provenance, mode="replay", data=data)
-    layer_features = None if layer_buffers is None else layer_buffers.features()
     return publish(
         cfg.output_dir,
         buffer.features(),
         cfg.cknna,
         source,
         report=cfg.cknna.report,
-        layer_features=layer_features,
-        token_groups=None if group_buffers is None else group_buffers.features(),
+        **published_sets(sets),
     )

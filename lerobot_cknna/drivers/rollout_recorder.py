@@ -4,7 +4,8 @@
 for the length of one evaluation (:meth:`SimulationRecorder.attached`):
 
 * a forward hook (:mod:`lerobot_cknna.capture.hooks`) records feat A whenever ``select_action``
-  ran the model (chunking policies run it on a subset of env steps);
+  ran the model (chunking policies run it on a subset of env steps), and in the same forward
+  what the run's buffer sets hold (layer taps, token groups: :mod:`lerobot_cknna.drivers.buffer_sets`);
 * a :class:`~lerobot_cknna.drivers.proprioception_tap.ProprioceptionTapStep` first in the env
   preprocessor records feat B, the state the env's own processing builds for that step (for
   LIBERO, the 8-D state of every policy type, even where a policy brings env processing of its
@@ -14,13 +15,15 @@ for the length of one evaluation (:meth:`SimulationRecorder.attached`):
   transition: those steps are masked) and whether the episode succeeded (by LeRobot's own
   rule: any success up to one step after the first done, success read as ``rollout`` reads it).
 
-Samples of finished rollouts go to disk as they complete; a rollout cut short (a worker that
+Samples of finished rollouts go to disk as they complete (the buffer sets' with them, so every
+set holds the same samples); a rollout cut short (a worker that
 died, Ctrl-C) is dropped, since its outcome is unknown, and :meth:`SimulationRecorder.losses`
 says which episodes were lost and which were never run.
 """
 
 import contextlib
 import logging
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -29,7 +32,9 @@ import torch
 from tqdm import tqdm
 
 from lerobot_cknna.capture.hooks import FeatureCapture, batch_size_of
+from lerobot_cknna.drivers.buffer_sets import capture_options
 from lerobot_cknna.drivers.proprioception_tap import ProprioceptionTapStep
+from lerobot_cknna.results.feature_sets import BufferSet
 from lerobot_cknna.results.features_io import FeatureBuffer, SavedFeatures
 from lerobot_cknna.utils.patching import patched
 
@@ -58,7 +63,11 @@ class _Rollout:
     done: np.ndarray = None
     done_history: list[np.ndarray] = field(default_factory=list)
     success_history: list[np.ndarray] = field(default_factory=list)
-    samples: list[tuple[int, torch.Tensor, torch.Tensor, list[str], np.ndarray]] = field(default_factory=list)
+    # Per model call: env step, feat A, state, tasks, which envs were still running, and what the
+    # capture returned for the buffer sets (None without them).
+    samples: list[tuple[int, torch.Tensor, torch.Tensor, list[str], np.ndarray, dict | None]] = field(
+        default_factory=list
+    )
 
     def __post_init__(self):
         self.done = np.zeros(self.num_envs, dtype=bool)
@@ -136,6 +145,7 @@ class SimulationRecorder:
             numbered as one process running all of them would; ``None``: every task's
             ``range(n_episodes)``. A process of a sharded simulation may run a later part of a
             task (:mod:`lerobot_cknna.drivers.simulation_sharding`).
+        buffer_sets: where the layer taps or token groups of the same forwards go.
     """
 
     def __init__(
@@ -145,8 +155,10 @@ class SimulationRecorder:
         hook_path: str | None = None,
         env_state_steps: list | None = None,
         episode_ranges: dict[tuple[str, int], range] | None = None,
+        buffer_sets: Sequence[BufferSet] = (),
     ):
         self.buffer = buffer
+        self.buffer_sets = list(buffer_sets)
         self.episode_ranges = episode_ranges or {}
         self.env_state_steps = env_state_steps
         self.n_episodes = n_episodes
@@ -194,20 +206,32 @@ class SimulationRecorder:
         self._episodes_kept[task] = self._episodes_kept.get(task, 0) + len(kept)
         if self._progress is not None:
             self._progress.update(len(kept))
-        for step, feat_a, feat_b, tasks, active in rollout.samples:
+        for step, feat_a, feat_b, tasks, active, captured in rollout.samples:
             rows = [i for i in kept if active[i]]
             if not rows:
                 continue
-            self.buffer.add(
-                feat_a[rows],
+            where = (
                 feat_b[rows],
-                episode_index=torch.tensor([episode_of[i] for i in rows]),
-                frame_index=torch.full((len(rows),), step),
-                tasks=[tasks[i] for i in rows],
-                success=torch.from_numpy(success[rows]),
+                torch.tensor([episode_of[i] for i in rows]),
+                torch.full((len(rows),), step),
             )
-            self.task_suites.update({tasks[i]: rollout.suite for i in rows})
+            row_tasks = [tasks[i] for i in rows]
+            self.buffer.add(feat_a[rows], *where, tasks=row_tasks, success=torch.from_numpy(success[rows]))
+            for extra in self.buffer_sets:
+                extra.add({key: value[rows] for key, value in captured.items()}, *where, tasks=row_tasks)
+            self.task_suites.update(dict.fromkeys(row_tasks, rollout.suite))
+        self._flush()
+
+    def _flush(self) -> None:
         self.buffer.flush()
+        for extra in self.buffer_sets:
+            extra.flush()
+
+    def close(self) -> None:
+        """Write the run's ``features.safetensors`` and every buffer set's."""
+        self.buffer.close()
+        for extra in self.buffer_sets:
+            extra.close()
 
     @contextmanager
     def attached(self, envs: dict, policy, env_preprocessor):
@@ -216,17 +240,19 @@ class SimulationRecorder:
         tap = ProprioceptionTapStep(
             state_steps=list(env_preprocessor.steps if own_steps is None else own_steps)
         )
-        capture = FeatureCapture(policy, self.hook_path)
+        capture = FeatureCapture(policy, self.hook_path, **capture_options(self.buffer_sets))
         select_action = policy.select_action
 
         def recording_select_action(batch, *args, **kwargs):
             action = select_action(batch, *args, **kwargs)
-            feat_a = capture.pop(batch_size_of(batch))
-            if feat_a is not None:
+            captured = capture.pop_all(batch_size_of(batch))
+            if captured is not None:
                 self.model_calls += 1
                 state, tasks = tap.latest
                 rollout = self._rollout
-                rollout.samples.append((rollout.step, feat_a, state, tasks, ~rollout.done))
+                extra = captured if self.buffer_sets else None
+                feat_a = captured[capture.spec.module_path]
+                rollout.samples.append((rollout.step, feat_a, state, tasks, ~rollout.done, extra))
             return action
 
         def watched(suite: str, task_id: int, env) -> contextlib.ExitStack:
@@ -270,7 +296,7 @@ class SimulationRecorder:
                 self._stopped_during = self._rollout
                 self._rollout = None
                 self._progress = None
-                self.buffer.flush()
+                self._flush()
 
     def gathered(self, info: dict) -> GatheredSimulation:
         """What this recorder gathered during an evaluation that returned ``info``."""

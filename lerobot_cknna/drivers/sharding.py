@@ -15,7 +15,7 @@ import torch
 from accelerate import PartialState
 from accelerate.utils import broadcast_object_list, gather_object
 
-from lerobot_cknna.configs.mode import REPLAY_ONLY_CAPTURES
+from lerobot_cknna.configs.mode import EXTRA_CAPTURES
 from lerobot_cknna.results.features_io import FeatureBuffer
 
 SHARDS_DIR = "shards"
@@ -31,7 +31,7 @@ def agree_on_run_dir(cfg, state: PartialState) -> None:
         raise ValueError("--cknna.check_replay=true runs in one process; launch it without accelerate.")
     if cfg.resume:
         raise ValueError("--resume=true continues a run in one process; launch it without accelerate.")
-    for flag, _, _ in REPLAY_ONLY_CAPTURES:
+    for flag, _, _ in EXTRA_CAPTURES:
         if getattr(cfg.cknna, flag):
             raise ValueError(f"--cknna.{flag}=true runs in one process; launch it without accelerate.")
     cfg.output_dir = Path(broadcast_object_list([str(cfg.output_dir)])[0])

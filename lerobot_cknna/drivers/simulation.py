@@ -20,7 +20,7 @@ frames through the encode-only path (:mod:`lerobot_cknna.drivers.replay_parity`)
 import contextlib
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -31,6 +31,7 @@ from lerobot_cknna.compat import apply_policy_fixes, eval_fixes, make_pre_post_p
 from lerobot_cknna.compat.policy_construction import policy_construction
 from lerobot_cknna.configs.cknna import CKNNARunConfig
 from lerobot_cknna.configs.pipeline import PARALLEL_TASKS_REFUSED, CKNNAPipelineConfig
+from lerobot_cknna.drivers.buffer_sets import make_buffer_sets, published_sets
 from lerobot_cknna.drivers.libero.offline import prepare_libero, select_mujoco_backend
 from lerobot_cknna.drivers.replay_parity import RecordedFrameReplay, check_replay_parity, lossless_recording
 from lerobot_cknna.drivers.rollout_recorder import GatheredSimulation, SimulationRecorder
@@ -41,6 +42,7 @@ from lerobot_cknna.drivers.simulation_sharding import (
     remove_shard_features,
     task_order,
 )
+from lerobot_cknna.results.feature_sets import BufferSet
 from lerobot_cknna.results.features_io import FeatureBuffer
 from lerobot_cknna.results.interruption import INTERRUPTION_FILE, RunStoppedError, write_interruption
 from lerobot_cknna.results.provenance import run_source, weights_provenance
@@ -108,14 +110,18 @@ def publish_simulation(
     policy,
     cfg: CKNNARunConfig,
     replay_parity: dict | None = None,
+    sets: Sequence[BufferSet] = (),
 ) -> dict:
-    """Score what was gathered during ``eval_policy_all`` (by this process, or by every shard) and publish."""
+    """Score what was gathered during ``eval_policy_all`` (by this process, or by every shard) and publish.
+
+    ``sets`` are the layer taps or token groups this process gathered in the same forwards.
+    """
     source = simulation_source(
         policy, cfg, gathered.task_suites, gathered.n_episodes, gathered.model_calls, gathered.info
     )
     return publish(
         run_dir, gathered.features, cfg, source, task_suites=gathered.task_suites, report=cfg.report,
-        replay_parity=replay_parity,
+        replay_parity=replay_parity, **published_sets(sets),
     )  # fmt: skip
 
 
@@ -182,12 +188,14 @@ def instrument_eval_policy_all(
             for share in shares:
                 envs[share.suite][share.task_id] = share.env
         apply_policy_fixes(policy)
+        spec = spec_for(policy.config.type, cfg.hook_path, policy.config)
         recorder = SimulationRecorder(
             FeatureBuffer(features_dir, cfg.flush_every_s),
             n_episodes,
             cfg.hook_path,
             env_processing.state_steps,
             {(share.suite, share.task_id): share.episodes(n_episodes) for share in shares},
+            make_buffer_sets(features_dir, spec, policy, cfg),
         )
         evaluate = functools.partial(original, policy=policy, env_preprocessor=env_preprocessor,
                                      env_postprocessor=env_postprocessor, preprocessor=preprocessor,
@@ -207,7 +215,7 @@ def instrument_eval_policy_all(
                 f"{features_dir} ({INTERRUPTION_FILE} says which were lost); score them with "
                 f"lerobot-cknna-score {features_dir}."
             ) from error
-        recorder.buffer.close()
+        recorder.close()
         if shard is not None:
             main = shard.state.is_main_process
             gathered = gather_simulation(
@@ -229,7 +237,7 @@ def instrument_eval_policy_all(
                     Path(recording_dir), gathered.features, recorder.episode_origins, replay,
                     env_processing.features_map, cfg.batch_size,
                 )  # fmt: skip
-            publish_simulation(run_dir, gathered, policy, cfg, replay_parity)
+            publish_simulation(run_dir, gathered, policy, cfg, replay_parity, recorder.buffer_sets)
         except ValueError as error:
             logging.error(f"Features kept in {run_dir}, but they could not be scored: {error}")
             errors.append(error)

@@ -18,14 +18,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from lerobot_cknna.results.compare_sets import layer_section, other_metrics_section, token_group_section
 from lerobot_cknna.results.layer_scoring import LAYERS_FILE
 from lerobot_cknna.results.plots import (
     COMPARISON_FILE,
     LAYER_CURVES_FILE,
     SUCCESS_FILE,
+    TOKEN_GROUPS_PLOT_FILE,
     plot_comparison,
     plot_layer_curves,
     plot_success,
+    plot_token_groups,
 )
 from lerobot_cknna.results.provenance import Weights
 from lerobot_cknna.results.report import (
@@ -44,6 +47,7 @@ from lerobot_cknna.results.success import (
     simulated,
     success_section,
 )
+from lerobot_cknna.results.token_groups import TOKEN_GROUPS_FILE
 from lerobot_cknna.utils.io import write_text_atomic
 
 COMPARISON_REPORT_FILE = "comparison.md"
@@ -188,47 +192,6 @@ def _category(record: dict) -> str:
     return str(record["source"].get("category"))
 
 
-def _best_layer_cell(record: dict) -> str:
-    """The best layer by CKNNA, only where it beats the null of the maximum over layers."""
-    best = record.get("max_over_layers", {}).get("cknna")
-    if best is None:
-        return "no null of the maximum over layers: none called best"
-    null = best["null"]
-    against = f"calibrated {number(null['calibrated'])}, p = {number(null['p_value'], '.3g')}"
-    if null["calibrated"] == 0:
-        return f"none above chance (highest `{best['path']}`, {against})"
-    return (
-        f"`{best['path']}` ({best['layer']}, depth {best['depth']:.2f}): {number(best['value'])}, {against}"
-    )
-
-
-def _layer_section(layer_curves: dict[str, dict]) -> list[str]:
-    """Which layer of each policy's path to the hooked module is best (if any), and the curves' figure."""
-    rows = []
-    for label, record in layer_curves.items():
-        layers = record["layers"]
-        hooked = layers[record["main_hook_index"]]
-        rows.append([
-            label,
-            str(len(layers)),
-            _best_layer_cell(record),
-            f"`{hooked['path']}`: {number(hooked['cknna']['value'])}",
-        ])  # fmt: skip
-    return [
-        "## Per-layer scores",
-        "",
-        "CKNNA at every layer on the path to the hooked module, one curve per policy (x: relative depth, "
-        "0 = first layer, 1 = the hooked module, marked with a star). Read each curve on its own: depths "
-        "of different architectures do not correspond. A layer is called best only when the highest "
-        "CKNNA over the layers beats the null of that maximum (each pairing's highest layer).",
-        "",
-        *markdown_table(("Run", "Layers", "Best layer (max over layers)", "Hooked module"), rows),
-        "",
-        f"![layer curves]({LAYER_CURVES_FILE})",
-        "",
-    ]
-
-
 def render_comparison(
     labels: list[str],
     records: list[dict],
@@ -238,6 +201,7 @@ def render_comparison(
     provenance: dict[str, str] | None = None,
     layer_curves: dict[str, dict] | None = None,
     success: SuccessComparison | None = None,
+    token_groups: dict[str, dict] | None = None,
 ) -> str:
     """The markdown of ``comparison.md``; ``labels`` and ``records`` are already in ranked order if ranked.
 
@@ -251,6 +215,7 @@ def render_comparison(
             run files state it).
         layer_curves: per label, the run's ``layers.json`` record, for runs with layer taps.
         success: the runs' success rates and their correlation with CKNNA, if any run has one.
+        token_groups: per label, the run's ``token_groups.json`` record, for runs with token groups.
     """
     lines = ["# CKNNA comparison", ""]
     if obstacles:
@@ -290,8 +255,11 @@ def render_comparison(
     if records:
         lines += [f"![comparison]({COMPARISON_FILE})", ""]
     lines += _weights_section(labels, records, failed, provenance or {})
+    lines += other_metrics_section(labels, records)
     if layer_curves:
-        lines += _layer_section(layer_curves)
+        lines += layer_section(layer_curves)
+    if token_groups:
+        lines += token_group_section(token_groups)
     if success:
         lines += success_section(success)
     lines += ["## Caveats", ""]
@@ -343,6 +311,15 @@ def _write_success_figure(success: SuccessComparison | None, path: Path) -> None
     )
 
 
+def _records_beside(labels: list[str], run_dirs: list[Path], name: str) -> dict[str, dict]:
+    """Per label, the run's record ``name`` (``layers.json``, ``token_groups.json``), for the runs that have one."""
+    return {
+        label: json.loads((Path(run_dir) / name).read_text())
+        for label, run_dir in zip(labels, run_dirs, strict=True)
+        if (Path(run_dir) / name).is_file()
+    }
+
+
 def compare_runs(
     run_dirs: list[Path],
     output_dir: Path,
@@ -379,11 +356,8 @@ def compare_runs(
     records = [load_record(run_dir) for run_dir in run_dirs]
     names = [Path(run_dir).name for run_dir in run_dirs]
     labels = names if len(set(names)) == len(names) else [str(run_dir) for run_dir in run_dirs]
-    layer_curves = {
-        label: json.loads((Path(run_dir) / LAYERS_FILE).read_text())
-        for label, run_dir in zip(labels, run_dirs, strict=True)
-        if (Path(run_dir) / LAYERS_FILE).is_file()
-    }
+    layer_curves = _records_beside(labels, run_dirs, LAYERS_FILE)
+    token_groups = _records_beside(labels, run_dirs, TOKEN_GROUPS_FILE)
     success = compare_success(labels, run_dirs, records, success_csv)
     obstacles = ranking_obstacles(labels, records)
     basis = None
@@ -396,7 +370,9 @@ def compare_runs(
         labels, records = [labels[i] for i in order], [records[i] for i in order]
     output_dir.mkdir(parents=True, exist_ok=True)
     report = output_dir / COMPARISON_REPORT_FILE
-    text = render_comparison(labels, records, obstacles, basis, failed, provenance, layer_curves, success)
+    text = render_comparison(
+        labels, records, obstacles, basis, failed, provenance, layer_curves, success, token_groups
+    )
     write_text_atomic(report, text)
     _write_success_figure(success, output_dir / SUCCESS_FILE)
     if not records:
@@ -409,4 +385,6 @@ def compare_runs(
     figure = plot_comparison(figure_labels, records, output_dir / COMPARISON_FILE, title)
     if layer_curves:
         plot_layer_curves(layer_curves, output_dir / LAYER_CURVES_FILE)
+    if token_groups:
+        plot_token_groups(token_groups, output_dir / TOKEN_GROUPS_PLOT_FILE, "CKNNA by token group")
     return report, figure, obstacles

@@ -68,7 +68,12 @@ class BufferSet:
     ) -> None:
         """Append a batch: ``captured`` maps each set's key to its (B, D_set) vectors."""
         for key, buffer in zip(self.keys, self._buffers, strict=True):
-            buffer.add(captured[key], feat_b, episode_index, frame_index, tasks=tasks)
+            n_tokens = self.n_tokens(captured, key)
+            buffer.add(captured[key], feat_b, episode_index, frame_index, tasks=tasks, n_tokens=n_tokens)
+
+    def n_tokens(self, captured: dict[str, torch.Tensor], key: str) -> torch.Tensor | None:
+        """The (B,) tokens each sample of the set at ``key`` averages, where the capture counts them; else ``None``."""
+        return None
 
     def flush(self) -> None:
         """Write every set's rows not yet on disk."""

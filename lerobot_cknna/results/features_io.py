@@ -5,7 +5,8 @@
 * ``feat_a`` (N, D) float32: the policy's condition embedding;
 * ``feat_b`` (N, S) float32: proprioceptive state before the policy's normalizer;
 * ``episode_index`` (N,) int64, ``frame_index`` (N,) int64 (dataset frame, or env step);
-* optionally ``success`` (N,) bool (simulation) and ``task_index`` (N,) int64.
+* optionally ``success`` (N,) bool (simulation), ``task_index`` (N,) int64, and ``n_tokens``
+  (N,) int64: how many tokens of a sequence ``feat_a`` averages (a token group's, e.g.).
 
 ``tasks.json`` beside it lists the task strings that ``task_index`` points into. Any
 safetensors reader loads the file::
@@ -47,10 +48,11 @@ class SavedFeatures:
     success: torch.Tensor | None = None
     task_index: torch.Tensor | None = None
     tasks: list[str] | None = None
+    n_tokens: torch.Tensor | None = None
 
     def __post_init__(self):
         n = self.feat_a.shape[0]
-        for name in ("feat_b", "episode_index", "frame_index", "success", "task_index"):
+        for name in ("feat_b", "episode_index", "frame_index", "success", "task_index", "n_tokens"):
             value = getattr(self, name)
             if value is not None and value.shape[0] != n:
                 raise ValueError(f"{name} has {value.shape[0]} rows but feat_a has {n}; they must match.")
@@ -69,6 +71,7 @@ class SavedFeatures:
             success=take(self.success),
             task_index=take(self.task_index),
             tasks=self.tasks,
+            n_tokens=take(self.n_tokens),
         )
 
 
@@ -86,6 +89,8 @@ def save_features(directory: Path, features: SavedFeatures) -> Path:
         tensors["success"] = features.success.bool().contiguous()
     if features.task_index is not None:
         tensors["task_index"] = features.task_index.long().contiguous()
+    if features.n_tokens is not None:
+        tensors["n_tokens"] = features.n_tokens.long().contiguous()
     path = directory / FEATURES_FILE
     write_atomic(path, lambda tmp: save_file(tensors, str(tmp)))
     if features.tasks is not None:
@@ -132,6 +137,7 @@ def _load_file(directory: Path) -> SavedFeatures:
         success=tensors.get("success"),
         task_index=tensors.get("task_index"),
         tasks=json.loads(tasks_path.read_text()) if tasks_path.is_file() else None,
+        n_tokens=tensors.get("n_tokens"),
     )
 
 
@@ -184,6 +190,7 @@ class FeatureBuffer:
         frame_index: torch.Tensor,
         tasks: list[str] | None = None,
         success: torch.Tensor | None = None,
+        n_tokens: torch.Tensor | None = None,
     ) -> None:
         """Append a batch of samples (one row each); ``tasks`` holds each row's task string."""
         columns = {
@@ -196,6 +203,8 @@ class FeatureBuffer:
             columns["task_index"] = torch.tensor([self._tasks.setdefault(t, len(self._tasks)) for t in tasks])
         if success is not None:
             columns["success"] = success.bool()
+        if n_tokens is not None:
+            columns["n_tokens"] = n_tokens.long()
         for name, column in columns.items():
             self._columns.setdefault(name, []).append(column.detach().cpu())
         if time.monotonic() - self._last_flush > self.flush_every_s:

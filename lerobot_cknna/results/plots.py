@@ -14,7 +14,10 @@
   one labelled point per run;
 * ``layers.png`` (with ``--cknna.layers=true``): CKNNA and mutual kNN at every layer along
   the path to the hooked module; :func:`plot_layer_curves` draws several policies' sweeps
-  in one figure over relative depth.
+  in one figure over relative depth;
+* ``token_groups.png`` (with ``--cknna.token_groups=true``, and in ``lerobot-cknna-compare``):
+  CKNNA of feat A, its image tokens and its language tokens, one row each per run, against
+  their nulls.
 
 Figures are drawn on :class:`matplotlib.figure.Figure` objects with an Agg canvas, never
 through ``pyplot``, so importing this module leaves the caller's matplotlib backend alone.
@@ -44,6 +47,7 @@ LAYERS_PLOT_FILE = "layers.png"
 HORIZONS_FILE = "cknna_horizons.png"
 N_CURVE_FILE = "cknna_n_curve.png"
 LAYER_CURVES_FILE = "layer_curves.png"
+TOKEN_GROUPS_PLOT_FILE = "token_groups.png"
 DPI = 150
 NULL_LEVEL = 0.95
 MIN_SAMPLES_FOR_QUANTILES = 20
@@ -54,6 +58,7 @@ VALUE_COLOR = "#1f5fa6"
 NULL_COLOR = "#9aa0a6"
 THRESHOLD_LABEL = "null threshold (calibrated score 0 at or below)"
 GROUP_COLORS = {"success": "#2e8b57", "failure": "#c0392b"}
+TOKEN_GROUP_COLORS = {"both": VALUE_COLOR, "image": "#d35400", "language": "#6c3483"}
 METRIC_TITLES = {"cknna": "CKNNA", "mutual_knn": "Mutual kNN"}
 
 
@@ -308,6 +313,35 @@ def plot_groups(record: dict, path: Path) -> Path | None:
     headline_line = Line2D([], [], color="black", lw=0.8, ls=":", label=f"all samples: {headline:.3f}")
     _legend(figure, has_null, [headline_line])
     figure.suptitle(f"{_title(record)}: CKNNA by group")
+    return _save(figure, path)
+
+
+def plot_token_groups(group_records: dict[str, dict], path: Path, title: str) -> Path:
+    """CKNNA of each token group (feat A as ``both``, then image, then language tokens), one row each, per run.
+
+    Args:
+        group_records: run label -> its ``token_groups.json`` record; one run may have the label ``""``.
+        path: the PNG to write.
+        title: the figure's title.
+
+    Returns:
+        ``path``.
+    """
+    labels, results, colors = [], [], []
+    for run, record in group_records.items():
+        for group in record["groups"]:
+            tokens = group.get("tokens_per_sample")
+            name = f"{group['group']} ({tokens['mean']:.1f} tokens per sample)" if tokens else group["group"]
+            labels.append(f"{run}: {name}" if run else name)
+            results.append(group["cknna"])
+            colors.append(TOKEN_GROUP_COLORS[group["group"]])
+    figure = _figure(11, 1.8 + 0.5 * len(labels))
+    ax = figure.subplots()
+    has_null = draw_score_rows(ax, labels, results, [""] * len(labels), colors)
+    ks = sorted({record["k"] for record in group_records.values()})
+    ax.set_xlabel(f"CKNNA at k={', '.join(map(str, ks))}")
+    _legend(figure, has_null)
+    figure.suptitle(title)
     return _save(figure, path)
 
 

@@ -16,7 +16,13 @@ from lerobot_cknna.results.interruption import partial_run_warning, read_interru
 from lerobot_cknna.results.layer_features import LayerFeatures, has_layer_features, load_layer_features
 from lerobot_cknna.results.layer_scoring import LAYERS_FILE, score_layers
 from lerobot_cknna.results.parity import replay_parity_warning
-from lerobot_cknna.results.plots import LAYERS_PLOT_FILE, plot_layers, write_plots
+from lerobot_cknna.results.plots import (
+    LAYERS_PLOT_FILE,
+    TOKEN_GROUPS_PLOT_FILE,
+    plot_layers,
+    plot_token_groups,
+    write_plots,
+)
 from lerobot_cknna.results.report import write_report
 from lerobot_cknna.results.sample_size import score_n_curve
 from lerobot_cknna.results.scoring import (
@@ -92,6 +98,11 @@ def publish(
         figures = write_plots(run_dir, features, record)
         if layer_record is not None:
             figures.append(plot_layers(layer_record, Path(run_dir) / LAYERS_PLOT_FILE))
+        if group_record is not None:
+            title = f"{source.get('policy') or 'features'}: token groups of {group_record['path']}"
+            figures.append(
+                plot_token_groups({"": group_record}, Path(run_dir) / TOKEN_GROUPS_PLOT_FILE, title)
+            )
         logging.info(f"Report: {write_report(run_dir, record, figures, layer_record, group_record)}")
     return record
 

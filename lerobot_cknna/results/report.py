@@ -368,12 +368,20 @@ def layer_section(layer_record: dict) -> list[str]:
     return lines + markdown_table(("Depth", "Module", "Read", "Dim", *SCORE_COLUMNS), rows)
 
 
+def tokens_cell(counts: dict | None) -> str:
+    """``36.5 (33-40)``: a token group's mean tokens per sample (fewest-most); ``n/a`` when not counted."""
+    if counts is None:
+        return MISSING
+    return f"{number(counts['mean'], '.1f')} ({counts['min']}-{counts['max']})"
+
+
 def token_group_section(group_record: dict) -> list[str]:
     """The token groups' section: feat A, its image tokens and its language tokens, one row each."""
     rows = [
         [
             group["group"] + (" (feat A)" if group["group"] == "both" else ""),
             str(group["feat_dim"]),
+            tokens_cell(group.get("tokens_per_sample")),
             *score_cells(group),
         ]
         for group in group_record["groups"]
@@ -387,7 +395,7 @@ def token_group_section(group_record: dict) -> list[str]:
     ]
     if group_record["note"]:
         lines[0] += " " + group_record["note"]
-    return [*lines, "", *markdown_table(("Tokens", "Dim", *SCORE_COLUMNS), rows)]
+    return [*lines, "", *markdown_table(("Tokens", "Dim", "Tokens per sample", *SCORE_COLUMNS), rows)]
 
 
 def replay_parity_lines(parity: dict) -> list[str]:

@@ -8,16 +8,18 @@ each group too, in the same forward, so feat A (``both``) is the groups' means w
 token counts.
 
 Stored beside the run's own features: ``token_groups/image/`` and ``token_groups/language/``,
-run directories of their own (:mod:`lerobot_cknna.results.feature_sets`), and
-``token_groups/groups.json`` naming the module and what the hook table says about its groups.
-``both`` is the run's own ``features.safetensors``.
+run directories of their own (:mod:`lerobot_cknna.results.feature_sets`, each sample's token
+count in ``n_tokens``), and ``token_groups/groups.json`` naming the module and what the hook table
+says about its groups. ``both`` is the run's own ``features.safetensors``.
 
-``token_groups.json`` (schema_version 1) holds ``schema_version``, then the fields of
+``token_groups.json`` (schema_version 2) holds ``schema_version``, then the fields of
 ``layers.json`` every scored set shares (``source``, ``n``, ``n_episodes``, ``k``,
 ``feature_prep``, ``exclusion``, ``eps``, ``n_permutations``, ``interval_level``, ``alpha``), then:
 
 * ``path``: the module pooled; ``note``: what a reader must know about this type's groups, or ``None``;
-* ``groups``: one record per group, ``both``, ``image``, ``language``: ``group``, ``feat_dim``, and
+* ``groups``: one record per group, ``both``, ``image``, ``language``: ``group``, ``feat_dim``,
+  ``tokens_per_sample`` (``min``, ``mean``, ``max`` over the gathered samples; ``None`` for groups
+  gathered before schema 2), and
   ``cknna`` and ``mutual_knn`` records as in ``cknna.json``'s ``headline`` (null with its
   ``threshold``, ``calibrated`` and ``p_value``; interval). Every group is scored like the headline
   at its k, and every group's null draws the same pairings in the same order; ``both`` is feat A,
@@ -28,8 +30,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from lerobot_cknna.capture.hook_table import HookSpec
-from lerobot_cknna.capture.hooks import TOKEN_GROUPS, token_group_key
+from lerobot_cknna.capture.hooks import TOKEN_GROUPS, token_count_key, token_group_key
 from lerobot_cknna.configs.cknna import CKNNAConfig
 from lerobot_cknna.results.feature_sets import BufferSet, score_sets
 from lerobot_cknna.results.features_io import SavedFeatures, load_features
@@ -38,7 +42,7 @@ from lerobot_cknna.utils.io import write_text_atomic
 TOKEN_GROUPS_DIR = "token_groups"
 GROUPS_FILE = "groups.json"
 TOKEN_GROUPS_FILE = "token_groups.json"
-TOKEN_GROUPS_SCHEMA_VERSION = 1
+TOKEN_GROUPS_SCHEMA_VERSION = 2
 FEAT_A_GROUP = "both"
 
 
@@ -50,7 +54,7 @@ class TokenGroupFeatures:
         path: the module pooled (feat A's).
         note: what the hook table says about this type's groups, or ``None``.
         groups: per group of :data:`~lerobot_cknna.capture.hooks.TOKEN_GROUPS`, its samples
-            (``feat_a`` holding the group's vectors).
+            (``feat_a`` holding the group's vectors, ``n_tokens`` how many tokens each averages).
     """
 
     path: str
@@ -73,6 +77,10 @@ class TokenGroupBuffers(BufferSet):
         self.path, self.note = spec.module_path, spec.token_mask.groups_note
         manifest = {"path": self.path, "groups": list(TOKEN_GROUPS), "note": self.note}
         write_text_atomic(directory / GROUPS_FILE, json.dumps(manifest, indent=2))
+
+    def n_tokens(self, captured: dict[str, torch.Tensor], key: str) -> torch.Tensor:
+        """The (B,) tokens of the group at ``key`` in each sample, as the capture counted them."""
+        return captured[token_count_key(self.path, self.keys[key])]
 
     def features(self) -> TokenGroupFeatures:
         """Every group's samples so far."""
@@ -102,6 +110,12 @@ def load_token_groups(run_dir: Path) -> TokenGroupFeatures:
     return TokenGroupFeatures(manifest["path"], manifest["note"], groups)
 
 
+def _count_summary(n_tokens: torch.Tensor | None) -> dict | None:
+    if n_tokens is None:
+        return None
+    return {"min": int(n_tokens.min()), "mean": n_tokens.double().mean().item(), "max": int(n_tokens.max())}
+
+
 def score_token_groups(
     features: SavedFeatures, token_groups: TokenGroupFeatures, cfg: CKNNAConfig, source: dict | None = None
 ) -> dict:
@@ -119,8 +133,16 @@ def score_token_groups(
     named = {FEAT_A_GROUP: features, **token_groups.groups}
     labels = [f"token group {group!r} of {token_groups.path}" for group in named]
     shared, scored = score_sets(list(named.values()), labels, cfg, source)
+    counts = {group: samples.n_tokens for group, samples in token_groups.groups.items()}
+    if all(count is not None for count in counts.values()):
+        counts[FEAT_A_GROUP] = sum(counts.values())
     records = [
-        {"group": group, "feat_dim": samples.feat_a.shape[1], **metrics}
+        {
+            "group": group,
+            "feat_dim": samples.feat_a.shape[1],
+            "tokens_per_sample": _count_summary(counts.get(group)),
+            **metrics,
+        }
         for (group, samples), metrics in zip(named.items(), scored, strict=True)
     ]
     return {

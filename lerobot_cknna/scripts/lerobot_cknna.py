@@ -16,10 +16,11 @@ Replay of a LeRobotDataset (hub id, or a local copy with ``--dataset.root``)::
     lerobot-cknna --policy.path=HuggingFaceVLA/smolvla_libero \\
         --dataset.repo_id=HuggingFaceVLA/libero --dataset.episodes='[0,1,2]' --cknna.max_samples=2000
 
-Replay with ``--cknna.layers=true`` also scores every layer along the path to the hooked
-module (``layers.json``, ``layers.png``, a section in ``report.md``); a VLA's replay with
+``--cknna.layers=true`` also scores every layer along the path to the hooked module
+(``layers.json``, ``layers.png``, a section in ``report.md``); for a VLA,
 ``--cknna.token_groups=true`` also scores feat A's image tokens and its language tokens apart
-(``token_groups.json``, a section in ``report.md``).
+(``token_groups.json``, ``token_groups.png``, a section in ``report.md``). Both work in replay
+and in simulation, in one process.
 
 Writes ``features.safetensors``, ``cknna.json``, ``report.md`` and plots into
 ``outputs/cknna/DATE/TIME_JOB/`` (or ``--output_dir``); simulation also writes LeRobot's

@@ -10,6 +10,7 @@ from lerobot_cknna.capture.hooks import (
     FeatureCapture,
     capture_features,
     encode_features,
+    token_count_key,
     token_group_key,
     token_group_masks,
 )
@@ -297,8 +298,14 @@ def test_token_groups_split_feat_a_into_its_image_tokens_and_its_language_tokens
     for group, mask in zip(TOKEN_GROUPS, (image, language), strict=True):
         for row in range(2):
             torch.testing.assert_close(groups[group][row], sequence[row][mask[row]].float().mean(dim=0))
-    # Feat A is the groups' means weighted by their token counts.
+    # Feat A is the groups' means weighted by their token counts, which the capture returns.
     n_image, n_language = image.sum(dim=1, keepdim=True), language.sum(dim=1, keepdim=True)
+    counts = {group: captured[token_count_key(spec.module_path, group)] for group in ("both", *TOKEN_GROUPS)}
+    assert (
+        counts["image"].tolist() == n_image[:, 0].tolist()
+        and counts["language"].tolist() == n_language[:, 0].tolist()
+    )
+    assert torch.equal(counts["both"], counts["image"] + counts["language"])
     weighted = (n_image * groups["image"] + n_language * groups["language"]) / (n_image + n_language)
     torch.testing.assert_close(weighted, feat_a, rtol=1e-5, atol=1e-6)
 

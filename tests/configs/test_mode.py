@@ -26,8 +26,11 @@ def test_the_option_groups_select_the_mode(args, mode):
         (["--env.type=libero", "--dataset.repo_id=a/b"], ValueError, "Choose one mode"),
         (["--cknna.prep_a=zscore"], ValueError, "Unknown feature prep 'zscore'"),
         (["--cknna.n_permutations=-1"], ValueError, "--cknna.n_permutations must be >= 0"),
-        (["--cknna.layers=true"], ValueError, "scores layer taps in replay only"),
-        (["--cknna.token_groups=true"], ValueError, "scores token groups in replay only"),
+        (
+            ["--dataset.repo_id=a/b", "--cknna.layers=true", "--resume=true", "--output_dir=x"],
+            ValueError,
+            "--cknna.layers=true runs cannot be resumed",
+        ),
         (["--dataset.repo_id=a/b", "--cknna.check_replay=true"], ValueError, "run it in simulation"),
         (["--dataset.repo_id=a/b", "--resume=true"], ValueError, "give that directory"),
         (["--config_path=/no/such.yaml"], FileNotFoundError, "no such file"),
@@ -49,9 +52,15 @@ def test_the_config_file_counts_and_the_command_line_wins(tmp_path):
     assert preflight([f"--config_path={config}"]) is Mode.REPLAY
     with pytest.raises(ValueError, match="Unknown feature prep"):
         preflight([f"--config_path={config}", "--cknna.prep_b=bogus"])
-    config.write_text("cknna:\n  layers: true\n")
-    with pytest.raises(ValueError, match="scores layer taps in replay only"):
-        preflight([f"--config_path={config}"])
+    config.write_text("dataset:\n  repo_id: a/b\ncknna:\n  token_groups: true\n")
+    with pytest.raises(ValueError, match="--cknna.token_groups=true runs cannot be resumed"):
+        preflight([f"--config_path={config}", "--resume=true", "--output_dir=x"])
+
+
+def test_layers_and_token_groups_run_in_simulation_too():
+    assert (
+        preflight(["--policy.path=x", "--cknna.layers=true", "--cknna.token_groups=true"]) is Mode.SIMULATION
+    )
 
 
 def test_a_wrong_own_flag_is_reported_before_lerobots_policies_or_the_simulator_load():

@@ -45,10 +45,6 @@ def run_lerobot_cknna(monkeypatch, capsys, *args: str) -> tuple[int, str]:
         (["--dataset.repo_id=x/y", "--resume=true"], "--resume=true continues the run in --output_dir"),
         (["--env.type=libero", "--resume=true", "--output_dir=x"], "--resume=true continues replay runs"),
         (
-            ["--env.type=libero", "--cknna.layers=true"],
-            "--cknna.layers=true scores layer taps in replay only",
-        ),
-        (
             ["--dataset.repo_id=x/y", "--cknna.layers=true", "--resume=true", "--output_dir=x"],
             "cannot be resumed",
         ),
@@ -58,7 +54,7 @@ def run_lerobot_cknna(monkeypatch, capsys, *args: str) -> tuple[int, str]:
         ),
         (
             ["--env.type=libero", "--cknna.token_groups=true"],
-            "--cknna.token_groups=true scores token groups in replay only",
+            "policy type 'act' has no token groups: its feat A is a vision encoder's output",
         ),
         (
             ["--dataset.repo_id=x/y", "--cknna.token_groups=true", "--resume=true", "--output_dir=x"],

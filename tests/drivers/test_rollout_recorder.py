@@ -72,7 +72,7 @@ def test_steps_after_an_env_is_done_are_masked_and_extra_episodes_dropped(tmp_pa
     successes[0, 1] = True
     for step in range(5):
         feat = torch.arange(3.0)[:, None].repeat(1, 4) + 10 * step
-        rollout.samples.append((step, feat, feat[:, :2], ["t0", "t1", "t2"], ~rollout.done))
+        rollout.samples.append((step, feat, feat[:, :2], ["t0", "t1", "t2"], ~rollout.done, None))
         play_one = {"final_info": {"is_success": successes[:, step]}} if successes[:, step].any() else {}
         rollout.observe_step(terminated[:, step], np.zeros(3, dtype=bool), play_one)
     recorder._finish_rollout()
@@ -92,7 +92,9 @@ def test_a_stopped_evaluation_says_what_it_kept_and_which_episodes_it_lost(tmp_p
         "libero_spatial", task_id=0, first_episode=0, num_envs=2, max_steps=3
     )
     for step in range(3):
-        finished.samples.append((step, torch.ones(2, 4), torch.ones(2, 2), ["t0", "t0"], ~finished.done))
+        finished.samples.append(
+            (step, torch.ones(2, 4), torch.ones(2, 2), ["t0", "t0"], ~finished.done, None)
+        )
         finished.observe_step(np.zeros(2, dtype=bool), np.zeros(2, dtype=bool), {})
     assert finished.complete
     recorder._finish_rollout()

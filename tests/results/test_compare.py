@@ -1,4 +1,4 @@
-"""Runs side by side: simulation runs are shown with their success rates and never ranked; best layers."""
+"""Runs side by side: simulation runs with their success rates and never ranked; best layers; token groups; other metrics."""
 
 import copy
 import json
@@ -8,13 +8,15 @@ from lerobot_cknna.configs.cknna import CKNNAConfig
 from lerobot_cknna.results.compare import SUCCESS_COLUMN, compare_runs, ranking_basis, ranking_obstacles
 from lerobot_cknna.results.correlation import bootstrap_correlations
 from lerobot_cknna.results.layer_scoring import LAYERS_FILE, score_layers
-from lerobot_cknna.results.plots import SUCCESS_FILE
+from lerobot_cknna.results.plots import SUCCESS_FILE, TOKEN_GROUPS_PLOT_FILE
 from lerobot_cknna.results.scoring import score_features, write_results
 from lerobot_cknna.results.success import correlation_text
+from lerobot_cknna.results.token_groups import TOKEN_GROUPS_FILE, score_token_groups
 from tests.utils import (
     assert_is_a_real_figure,
     deepening_layers,
     episodic_features,
+    gathered_token_groups,
     labelled_features,
     table_rows,
 )
@@ -122,3 +124,41 @@ def test_success_rates_join_from_simulation_and_csv_with_a_correlation_and_a_sca
     report = report_path.read_text()
     assert "**No correlation.** Only 2 runs with a success rate" in report
     assert not (tmp_path / "out" / SUCCESS_FILE).exists() and SUCCESS_FILE not in report
+
+
+def test_token_groups_and_other_metrics_are_shown_per_run_with_a_figure(tmp_path):
+    features, buffers = gathered_token_groups(tmp_path / "pi05")
+    cfg = CKNNAConfig(k=5, k_sweep=[5], n_permutations=10, metrics=["cknna", "mutual_knn", "cycle_knn"])
+    source = {"policy": "tiny", "policy_type": "pi05", "category": "VLA", "mode": "replay"}
+    groups = score_token_groups(features, buffers.features(), cfg, source)
+    write_results(tmp_path / "pi05", score_features(features, cfg, source))
+    write_results(tmp_path / "pi05", groups, TOKEN_GROUPS_FILE)
+    (tmp_path / "act").mkdir()
+    write_results(tmp_path / "act", scored_record("replay"))
+    report = compare_runs([tmp_path / "pi05", tmp_path / "act"], tmp_path / "out")[0].read_text()
+    section = report.split("## Token groups")[1].split("\n## ")[0]
+    rows = table_rows(section, "pi05")
+    assert [row[1] for row in rows] == ["both (feat A)", "image", "language"] and not table_rows(
+        section, "act"
+    )
+    for row, group in zip(rows, groups["groups"], strict=True):
+        counts = group["tokens_per_sample"]
+        assert row[2] == f"{counts['mean']:.1f} ({counts['min']}-{counts['max']})"
+        assert row[3] == f"{group['cknna']['null']['calibrated']:.3f}"
+        assert row[5].startswith(f"{group['cknna']['value']:.3f} [")
+    assert "discretized state as text" in section and "(token_groups.png)" in section
+    assert_is_a_real_figure(tmp_path / "out" / TOKEN_GROUPS_PLOT_FILE)
+    others = report.split("## Other metrics")[1].split("\n## ")[0]
+    (cycle,) = table_rows(others, "pi05")
+    cycle_knn = score_features(features, cfg, source)["headline"]["cycle_knn"]
+    assert cycle[1:3] == ["cycle_knn", "5"] and cycle[5].startswith(f"{cycle_knn['value']:.3f}")
+    assert cycle[3] == f"{cycle_knn['null']['calibrated']:.3f}" and not table_rows(others, "act")
+
+
+def test_runs_without_token_groups_or_other_metrics_have_neither_section(tmp_path):
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        write_results(tmp_path / name, scored_record("replay"))
+    report = compare_runs([tmp_path / "a", tmp_path / "b"], tmp_path / "out")[0].read_text()
+    assert "## Token groups" not in report and "## Other metrics" not in report
+    assert not (tmp_path / "out" / TOKEN_GROUPS_PLOT_FILE).exists()

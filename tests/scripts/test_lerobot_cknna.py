@@ -130,21 +130,31 @@ def test_layer_sweep_and_token_groups_in_replay_score_like_the_headline(
         assert len(scored["cknna"]["null"]["samples"]) == 20 and scored["cknna"]["interval"] is not None
     assert sweep["layers"][-1]["cknna"] == record["headline"]["cknna"]
     groups = json.loads((out / "token_groups.json").read_text())
-    assert record["token_groups"] == "token_groups.json" and groups["schema_version"] == 1
+    assert record["token_groups"] == "token_groups.json" and groups["schema_version"] == 2
     shared = ("source", "n", "n_episodes", "k", "feature_prep", "alpha")
     assert all(groups[key] == sweep[key] for key in shared)
     both, *_ = groups["groups"]
     assert [group["group"] for group in groups["groups"]] == ["both", "image", "language"]
     assert both["cknna"] == record["headline"]["cknna"]
     assert both["mutual_knn"] == record["headline"]["mutual_knn"]
-    for group in load_token_groups(out).groups.values():
+    saved_groups = load_token_groups(out).groups
+    for group in saved_groups.values():
         assert torch.equal(group.frame_index, features.frame_index)
         assert group.feat_a.shape == features.feat_a.shape
         assert not torch.allclose(group.feat_a, features.feat_a)
+    # Two cameras of 64 SmolVLM image tokens each (tiny build: 512 px images, 16 px patches, scale factor 4);
+    # the language tokens are the task's, the template's and the special tokens, padding left out.
+    image_tokens, language_tokens = saved_groups["image"].n_tokens, saved_groups["language"].n_tokens
+    assert image_tokens.unique().tolist() == [2 * 64] and language_tokens.min() > 0
+    counts = [group["tokens_per_sample"] for group in groups["groups"]]
+    assert counts[1] == {"min": 128, "mean": 128.0, "max": 128}
+    assert counts[0]["mean"] == pytest.approx(128 + language_tokens.double().mean().item())
     assert all(group["cknna"]["null"]["calibrated"] is not None for group in groups["groups"])
     report = (out / "report.md").read_text()
     assert "## Per-layer scores" in report and "(layers.png)" in report and "## Token groups" in report
+    assert "(token_groups.png)" in report
     assert_is_a_real_figure(out / "layers.png")
+    assert_is_a_real_figure(out / "token_groups.png")
     rescored = console_script(
         "lerobot-cknna-score", str(out), f"--output_dir={tmp_path / 'again'}", *options, cwd=tmp_path
     )
@@ -157,12 +167,13 @@ def test_layer_sweep_and_token_groups_in_replay_score_like_the_headline(
 def test_simulation_pairs_every_model_call_and_replays_its_recording_to_the_same_features(
     policy_dirs, tmp_path
 ):
+    """One simulation gathers feat A, its layers and its token groups at the same model calls."""
     out = tmp_path / "sim"
     done = console_script(
         "lerobot-cknna", f"--policy.path={policy_dirs['smolvla']}", "--env.type=libero", "--env.task=libero_spatial",
         "--env.task_ids=[0]", "--env.episode_length=9", "--eval.n_episodes=3", "--eval.batch_size=2",
-        "--cknna.k=3", "--cknna.n_permutations=10", "--cknna.check_replay=true", f"--output_dir={out}",
-        cwd=tmp_path,
+        "--cknna.k=3", "--cknna.n_permutations=10", "--cknna.check_replay=true", "--cknna.layers=true",
+        "--cknna.token_groups=true", f"--output_dir={out}", cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     # LeRobot's recording of the rollouts (asked for by --cknna.check_replay): one dataset per env of
@@ -187,7 +198,8 @@ def test_simulation_pairs_every_model_call_and_replays_its_recording_to_the_same
     assert record["n"] == 9 and features.feat_b.shape == (9, 8)
     assert {"schema_version", "source", "n", "n_episodes", "feat_a_dim", "feat_b_dim", "samples_digest",
             "feature_prep", "exclusion", "eps", "k", "metrics_device", "alpha", "target", "sampling",
-            "headline", "k_sweep", "task_suites", "groups", "warnings", "replay_parity"} == set(record)  # fmt: skip
+            "headline", "k_sweep", "task_suites", "groups", "warnings", "replay_parity",
+            "token_groups"} == set(record)  # fmt: skip
     parity = record["replay_parity"]
     assert parity["n"] == 9 and parity["missing"] == 0 and parity["recording"] == "recordings"
     assert (
@@ -200,6 +212,28 @@ def test_simulation_pairs_every_model_call_and_replays_its_recording_to_the_same
         and record["headline"]["cknna"]["interval"] is not None
     )
     assert features.tasks and record["groups"]["task_suite"][0]["name"] == "libero_spatial"
+    # The layers and token groups of the same model calls, the dropped fourth episode dropped with them.
+    layers, groups = load_layer_features(out), load_token_groups(out).groups
+    for each in [*(layer.features for layer in layers), *groups.values()]:
+        assert torch.equal(each.episode_index, features.episode_index)
+        assert torch.equal(each.frame_index, features.frame_index)
+    assert torch.equal(layers[-1].features.feat_a, features.feat_a) and len(layers) == 3
+    assert (groups["image"].n_tokens == 2 * 64).all() and (groups["language"].n_tokens > 0).all()
+    sweep, scored_groups = (
+        json.loads((out / name).read_text()) for name in ("layers.json", "token_groups.json")
+    )
+    # Feat A scored again: the same value and null; the interval to float64 rounding, since the
+    # headline's jackknife sums over neighbour lists as long as the k sweep's largest usable k.
+    headline = record["headline"]["cknna"]
+    for again in (sweep["layers"][-1]["cknna"], scored_groups["groups"][0]["cknna"]):
+        assert (again["value"], again["null"]) == (headline["value"], headline["null"])
+        assert again["interval"].keys() == headline["interval"].keys()
+        for key, value in headline["interval"].items():
+            assert again["interval"][key] == (
+                pytest.approx(value, rel=1e-12) if isinstance(value, float) else value
+            )
+    report = (out / "report.md").read_text()
+    assert "## Per-layer scores" in report and "## Token groups" in report
 
 
 def test_bad_flags_end_with_one_message_and_exit_2(policy_dirs, tmp_path):
