@@ -15,7 +15,7 @@ from lerobot_cknna.capture.hooks import (
     token_group_masks,
 )
 from lerobot_cknna.capture.module_paths import resolve_module, resolve_modules
-from lerobot_cknna.testing.tiny_policies import IMAGE_SHAPE, libero_batch
+from lerobot_cknna.testing.tiny_policies import IMAGE_SHAPE, build_tiny_policy, libero_batch
 from lerobot_cknna.utils.patching import patched
 from tests.utils import TINY_TYPES, TINY_VARIANTS, hook_count, recorded_firings
 
@@ -437,3 +437,50 @@ def test_pi0_fast_keeps_the_prefill_not_the_decode_steps(tiny_policies):
     prefill, *decode_steps = firings
     assert decode_steps and all(step.shape[1] == 1 for step in decode_steps) and prefill.shape[1] > 1
     torch.testing.assert_close(captured, encode_features(policy, batch), rtol=1e-5, atol=1e-6)
+
+
+def evo1_head_context(
+    policy, batch: dict, spec: HookSpec
+) -> tuple[torch.Tensor, torch.Tensor | None, list, torch.Tensor]:
+    """One real ``select_action`` of an EVO1: the fused tokens and context mask its action head gets
+    (``Evo1Model.forward``'s arguments), the firings of feat A's module, and the capture's feat A."""
+    head = []
+    handle = policy.model.register_forward_pre_hook(
+        lambda module, args, kwargs: head.append((args[0], kwargs["context_mask"])), with_kwargs=True
+    )
+    tap = LayerTap(spec.module_path)
+    try:
+        policy.reset()
+        with capture_features(policy) as capture:
+            firings = recorded_firings(policy, [tap], lambda: policy.select_action(dict(batch)))[tap.path]
+            feat_a = capture.pop(batch_size_of(batch))
+    finally:
+        handle.remove()
+        policy.reset()
+    ((fused, context_mask),) = head
+    return fused, context_mask, firings, feat_a
+
+
+def test_evo1_feat_a_is_the_context_its_action_head_attends_to(tiny_policies):
+    policy = tiny_policies("evo1")
+    batch = libero_batch(policy, batch_size=2, seed=5)
+    fused, context_mask, (sequence,), feat_a = evo1_head_context(policy, batch, spec_of(policy))
+    # hidden_states[-1], the head's context, is the final norm's output (transformers 5).
+    assert torch.equal(sequence, fused)
+    assert not context_mask.all()  # right padding, and the third view slot's image tokens
+    expected = torch.stack([fused[row][context_mask[row]].mean(dim=0) for row in range(2)])
+    torch.testing.assert_close(feat_a, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_evo1_pooled_to_one_token_keeps_that_token_and_has_no_token_groups(tmp_path):
+    policy = build_tiny_policy("evo1", assets=tmp_path, return_cls_only=True)
+    batch = libero_batch(policy, batch_size=2, seed=5)
+    spec = spec_of(policy)
+    pooled, context_mask, (sequence,), feat_a = evo1_head_context(policy, batch, spec)
+    assert pooled.shape == (2, sequence.shape[-1]) and context_mask is None
+    torch.testing.assert_close(feat_a, pooled, rtol=0, atol=0)
+    torch.testing.assert_close(encode_features(policy, batch), pooled, rtol=0, atol=0)
+    layers = encode_features(policy, batch, with_layers=True)
+    assert list(layers)[-1] == spec.module_path and torch.equal(layers[spec.module_path], pooled)
+    with pytest.raises(ValueError, match="return_cls_only=true conditions its action head on one token"):
+        encode_features(policy, batch, token_groups=True)
