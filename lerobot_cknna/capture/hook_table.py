@@ -92,12 +92,22 @@ class TokenMask:
             the language group: the prompt's tokens, template and special tokens included.
             ``None``: the entry does not split its tokens, and ``--cknna.token_groups`` is refused.
         groups_note: what a reader of this entry's token groups must know (said in the report).
+        with_policy: ``read`` and ``image`` get the policy before the method's arguments (EVO1: the image
+            token id is its embedder's and the pooling its config's, neither an argument of the method).
     """
 
     method_path: str
-    read: Callable[[tuple, object], torch.Tensor]
-    image: Callable[[tuple, object], torch.Tensor] | None = None
+    read: Callable[..., torch.Tensor]
+    image: Callable[..., torch.Tensor] | None = None
     groups_note: str | None = None
+    with_policy: bool = False
+
+    def masks(
+        self, policy: torch.nn.Module, args: tuple, result: object, groups: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The kept tokens and, with ``groups``, the image tokens, from one call of the method in ``policy``."""
+        inputs = (policy, args, result) if self.with_policy else (args, result)
+        return self.read(*inputs), (self.image(*inputs) if groups else None)
 
 
 @dataclass(frozen=True)
@@ -461,6 +471,68 @@ With ``use_separate_rgb_encoder_per_camera`` (not lerobot 0.6's default) the enc
 """
 
 
+def _evo1_attended_tokens(policy, args, attention_mask) -> torch.Tensor:
+    """``_mask_absent_image_tokens(input_ids, attention_mask, ...)`` -> the tokens EVO1's action head attends to.
+
+    Its return is the context mask of the fused tokens (internvl3_embedder.py:343-355), the head's
+    ``key_padding_mask`` (flow_matching.py:320): the prompt's tokens without the padding and without
+    the image tokens of absent views. With ``return_cls_only`` the head gets the last of them alone
+    (internvl3_embedder.py:356-363).
+    """
+    kept = attention_mask.bool()
+    if not policy.config.return_cls_only:
+        return kept
+    last = (kept.long() * torch.arange(kept.shape[1], device=kept.device)).argmax(dim=1)
+    return torch.nn.functional.one_hot(last, kept.shape[1]).bool()
+
+
+def _evo1_image_tokens(policy, args, attention_mask) -> torch.Tensor:
+    """The prompt's ``<IMG_CONTEXT>`` tokens (``input_ids``, the first argument), which InternVL fills with image features.
+
+    Raises:
+        ValueError: ``return_cls_only``: the head reads one pooled token, with no image tokens apart.
+    """
+    if policy.config.return_cls_only:
+        raise ValueError(
+            "EVO1 with return_cls_only=true conditions its action head on one token, the prompt's last, so its "
+            "feat A has no image tokens and language tokens apart. Drop --cknna.token_groups."
+        )
+    return args[0] == policy.model.embedder.img_context_token_id
+
+
+_INTERNVL_TEXT = "model.embedder.model.language_model"
+EVO1 = HookSpec(
+    module_path=f"{_INTERNVL_TEXT}.norm",
+    category=Category.VLA,
+    layout=_TOKENS,
+    token_mask=TokenMask(
+        "model.embedder._mask_absent_image_tokens",
+        _evo1_attended_tokens,
+        _evo1_image_tokens,
+        groups_note='The language group holds the prompt\'s view labels ("Image-1: ") and the <img> and </img> '
+        "tokens around each view's image tokens beside the instruction's.",
+        with_policy=True,
+    ),
+    reads_state=False,
+    blank_cameras=True,
+    # InternVL3's Qwen2 text model, cut to vlm_num_layers (internvl3_embedder.py:169-173).
+    layer_path=_decoder_layer_inputs(_INTERNVL_TEXT),
+)
+"""EVO1: the fused vision-language tokens of InternVL3, its Qwen2 text model's final norm.
+
+The embedder writes every view's image placeholders and the instruction into one prompt,
+tokenizes it inside the model (internvl3_embedder.py:323-329), and runs InternVL3 with the text
+model cut to ``vlm_num_layers``; the action head's context is ``outputs.hidden_states[-1]``
+(:354), which transformers 5 ties to the last hidden state, the final norm's output. The head
+cross-attends to those tokens with the embedder's mask as ``key_padding_mask``
+(flow_matching.py:320): that mask is feat A's token mask, so the padding and the image tokens of
+absent view slots (``max_views`` beyond the cameras, zero images) stay out of the mean. The
+state reaches the head as one more context token after these (flow_matching.py:313-318), so the
+norm never sees it (``reads_state=False``). With ``return_cls_only`` (not the default) the head
+gets the last valid token alone, and so does feat A.
+"""
+
+
 def _diffusion(config) -> HookSpec:
     return (
         DIFFUSION_ENCODER_PER_CAMERA
@@ -482,6 +554,7 @@ HOOK_TABLE: dict[str, HookSpec | Callable[[object], HookSpec]] = {
     "pi0_fast": PI0_FAST,
     "groot": GROOT,
     "multi_task_dit": MULTI_TASK_DIT,
+    "evo1": EVO1,
 }
 
 # Used for a --cknna.hook_path on a policy type the table does not know.

@@ -194,8 +194,8 @@ class FeatureCapture:
 
         def recording_method(*args, **kwargs):
             result = method(*args, **kwargs)
-            image = _cpu_mask(token_mask.image(args, result)) if self.token_groups else None
-            self._masks.append((_cpu_mask(token_mask.read(args, result)), image))
+            kept, image = token_mask.masks(self.policy, args, result, groups=self.token_groups)
+            self._masks.append((_cpu_mask(kept), None if image is None else _cpu_mask(image)))
             return result
 
         return patched(owner, name, recording_method)

@@ -1,12 +1,12 @@
 """Local stand-ins for the Hub assets that VLA policies load by name: tokenizers and VLM configs.
 
 SmolVLA calls ``AutoConfig`` / ``AutoProcessor`` on ``vlm_model_name``, X-VLA's processor
-loads a tokenizer by name and GR00T N1.7 reads a Qwen3-VL config and processor. Pointing
-those names at a directory written here lets the real loading code run with no network. The
-word-level tokenizer is a vocabulary of every word in LIBERO's task descriptions (read from
-hf-libero's BDDL file names, without importing LIBERO), so every LIBERO instruction
-tokenizes without unknown words; Qwen3-VL's is a byte-level BPE trained on the same
-descriptions.
+loads a tokenizer by name, GR00T N1.7 reads a Qwen3-VL config and processor and EVO1 loads
+an InternVL3 (weights and tokenizer). Pointing those names at a directory written here lets
+the real loading code run with no network. The word-level tokenizer is a vocabulary of every
+word in LIBERO's task descriptions (read from hf-libero's BDDL file names, without importing
+LIBERO), so every LIBERO instruction tokenizes without unknown words; Qwen3-VL's and
+InternVL3's is a byte-level BPE trained on the same descriptions.
 """
 
 import importlib.util
@@ -299,6 +299,58 @@ def write_tiny_clip(directory: Path, image_size: int = 224, width: int = 32) -> 
                 "eos_token_id": tokenizer.eos_token_id,
             },
             projection_dim=width,
+        )
+    ).save_pretrained(directory)  # fmt: skip
+    return directory
+
+
+# InternVL's image placeholders, as EVO1's embedder writes them into its prompt (internvl3_embedder.py:37-39).
+INTERNVL_SPECIAL_TOKENS = ("<img>", "</img>", "<IMG_CONTEXT>")
+
+
+def write_tiny_internvl(directory: Path, image_size: int = 64, width: int = 64, n_layers: int = 3) -> Path:
+    """Write a tiny InternVL3 (transformers' native ``InternVLModel``: weights, config, tokenizer) that EVO1 loads offline.
+
+    EVO1's embedder calls ``AutoTokenizer`` and ``AutoModel.from_pretrained`` on ``vlm_model_name``
+    and writes the image placeholders into its prompt itself, so no processor is saved. The tower
+    sees ``image_size`` x ``image_size`` images (EVO1's ``image_resolution`` must equal it) in 8 x 8
+    patches; the CLS token is dropped and the pixel shuffle (downsample ratio 0.5) merges 2 x 2
+    patches, so each image is ``(image_size / 16)²`` tokens, the config's ``image_seq_length``
+    (16 at 64 x 64). The tokenizer is :func:`byte_level_bpe_tokenizer` with InternVL's
+    ``<img>``, ``</img>`` and ``<IMG_CONTEXT>`` added, padding on the right as EVO1 expects
+    (its pooled token is the last valid one, internvl3_embedder.py:357-363).
+
+    Args:
+        directory: where to write.
+        image_size: the vision tower's input size (EVO1's ``image_resolution``).
+        width: the Qwen2 text width (EVO1's ``embed_dim``).
+        n_layers: text decoder layers (EVO1 keeps the first ``vlm_num_layers``).
+
+    Returns:
+        ``directory``, absolute: EVO1's ``vlm_model_name``.
+    """
+    from transformers import InternVLConfig, InternVLModel
+
+    directory = Path(directory).resolve()
+    tokenizer = byte_level_bpe_tokenizer()
+    tokenizer.add_special_tokens({"additional_special_tokens": list(INTERNVL_SPECIAL_TOKENS)})
+    tokenizer.padding_side = "right"
+    tokenizer.save_pretrained(directory)
+    patch_size = 8
+    InternVLModel(
+        InternVLConfig(
+            image_token_id=tokenizer.convert_tokens_to_ids("<IMG_CONTEXT>"),
+            image_seq_length=(image_size // patch_size // 2) ** 2,
+            vision_config={
+                "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+                "image_size": image_size, "patch_size": patch_size,
+            },
+            text_config={
+                "model_type": "qwen2", "vocab_size": len(tokenizer), "hidden_size": width,
+                "intermediate_size": 2 * width, "num_hidden_layers": n_layers, "num_attention_heads": 4,
+                "num_key_value_heads": 2, "max_position_embeddings": 1024, "pad_token_id": tokenizer.pad_token_id,
+                "bos_token_id": None, "eos_token_id": tokenizer.eos_token_id,
+            },
         )
     ).save_pretrained(directory)  # fmt: skip
     return directory

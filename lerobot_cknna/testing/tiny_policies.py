@@ -26,6 +26,7 @@ from lerobot_cknna.testing.tiny_assets import (
     libero_task_descriptions,
     tiny_florence_config,
     write_tiny_clip,
+    write_tiny_internvl,
     write_tiny_qwen3_vl,
     write_tiny_smolvlm,
     write_word_tokenizer,
@@ -248,6 +249,23 @@ def _multi_task_dit_config(assets: Path):
     )  # fmt: skip
 
 
+def _evo1_config(assets: Path):
+    """A tiny InternVL3 read at 64 x 64, cut to 2 of its 3 text layers, in float32 with eager attention.
+
+    EVO1's three view slots (lerobot 0.6's ``max_views``) hold LIBERO's two cameras and one absent
+    view, whose image tokens are masked out. The preprocessor pads the 8-D state to ``max_state_dim``.
+    """
+    from lerobot.policies.evo1.configuration_evo1 import Evo1Config
+
+    inputs, outputs = libero_features()
+    return Evo1Config(
+        input_features=inputs, output_features=outputs, vlm_model_name=str(write_tiny_internvl(assets / "internvl3")),
+        vlm_num_layers=2, vlm_dtype="float32", use_flash_attn=False, image_resolution=(64, 64), embed_dim=64,
+        hidden_dim=32, state_hidden_dim=32, num_heads=2, num_layers=1, num_inference_timesteps=2, chunk_size=4,
+        n_action_steps=4, use_amp=False, device="cpu",
+    )  # fmt: skip
+
+
 TINY_CONFIGS: dict[str, Callable[[Path], object]] = {
     "act": _act_config,
     "diffusion": _diffusion_config,
@@ -261,6 +279,7 @@ TINY_CONFIGS: dict[str, Callable[[Path], object]] = {
     "pi05": _pi05_config,
     "pi0_fast": _pi0_fast_config,
     "multi_task_dit": _multi_task_dit_config,
+    "evo1": _evo1_config,
 }
 
 

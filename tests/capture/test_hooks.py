@@ -8,6 +8,7 @@ from lerobot_cknna.capture.hooks import (
     TOKEN_GROUPS,
     CaptureError,
     FeatureCapture,
+    batch_size_of,
     capture_features,
     encode_features,
     token_count_key,
@@ -15,7 +16,7 @@ from lerobot_cknna.capture.hooks import (
     token_group_masks,
 )
 from lerobot_cknna.capture.module_paths import resolve_module, resolve_modules
-from lerobot_cknna.testing.tiny_policies import IMAGE_SHAPE, libero_batch
+from lerobot_cknna.testing.tiny_policies import IMAGE_SHAPE, build_tiny_policy, libero_batch
 from lerobot_cknna.utils.patching import patched
 from tests.utils import TINY_TYPES, TINY_VARIANTS, hook_count, recorded_firings
 
@@ -46,8 +47,12 @@ def test_select_action_capture_equals_encode_only(tiny):
 
 
 def samples(batch: dict, start: int, stop: int, batch_size: int) -> dict:
-    """Samples ``start:stop`` of a batch; tensors with several rows per sample (GR00T: one per camera) keep theirs."""
-    return {
+    """Samples ``start:stop`` of a batch; tensors with several rows per sample (GR00T: one per camera) keep theirs.
+
+    Instructions the model tokenizes itself (EVO1's ``task`` strings, one per sample) are kept too.
+    """
+    picked = {key: value[start:stop] for key, value in batch.items() if isinstance(value, list)}
+    return picked | {
         key: value[start * (rows := value.shape[0] // batch_size) : stop * rows]
         for key, value in batch.items()
         if torch.is_tensor(value)
@@ -105,6 +110,7 @@ def test_table_paths_are_the_real_modules(tiny):
         "pi05": "PiGemmaRMSNorm",
         "pi0_fast": "PiGemmaRMSNorm",
         "multi_task_dit": "CLIPVisionEncoder",
+        "evo1": "Qwen2RMSNorm",
     }[policy_type]
     # Diffusion's encoders per camera (lerobot 0.6's default): one module per camera, in camera order.
     separate = getattr(policy.config, "use_separate_rgb_encoder_per_camera", False)
@@ -159,17 +165,34 @@ def test_unknown_policy_type_needs_a_hook_path():
 
 # Where a type's preprocessor puts the per-token tensors of its language sequence (ids first, mask second),
 # and on which side it pads. GR00T's Qwen3-VL processor pads its whole chat (images and instruction) on the left.
+# EVO1 has none: its embedder tokenizes the prompt inside the model, padding on the right to the batch's longest.
 TOKEN_KEYS = {"groot": (("input_ids", "attention_mask", "mm_token_type_ids"), "left")}
 LANGUAGE_KEYS = (("observation.language.tokens", "observation.language.attention_mask"), "right")
+TOKENIZED_IN_MODEL = ("evo1",)
 
 
-def language_mask(batch: dict, policy_type: str) -> torch.Tensor:
-    (_, mask_key, *_), _ = TOKEN_KEYS.get(policy_type, LANGUAGE_KEYS)
+def language_mask(batch: dict, policy) -> torch.Tensor:
+    """(B, L) the instructions' tokens, where the type's preprocessor or (EVO1) its own tokenizer puts them."""
+    if policy.config.type in TOKENIZED_IN_MODEL:
+        tokens = policy.model.embedder.tokenizer(batch["task"], padding=True, return_tensors="pt")
+        return tokens["attention_mask"]
+    (_, mask_key, *_), _ = TOKEN_KEYS.get(policy.config.type, LANGUAGE_KEYS)
     return batch[mask_key]
 
 
 def with_padded_language(batch: dict, extra: int, policy_type: str = "") -> dict:
-    """The same batch with ``extra`` padding tokens (all zeros) added to every instruction, where the type pads."""
+    """The same samples with at least ``extra`` more padding tokens after every instruction, where the type pads.
+
+    A type that tokenizes inside the model (EVO1) pads to the batch's longest prompt: one more sample, a
+    copy of the first with an instruction ``extra`` words longer than the longest, pads the others by at
+    least that much. It comes last, so the first rows are the same samples.
+    """
+    if policy_type in TOKENIZED_IN_MODEL:
+        longest = max(batch["task"], key=len)
+        extended = {
+            key: torch.cat([value, value[:1]]) for key, value in batch.items() if torch.is_tensor(value)
+        }
+        return {**batch, **extended, "task": [*batch["task"], longest + " on the plate" * extra]}
     keys, side = TOKEN_KEYS.get(policy_type, LANGUAGE_KEYS)
     padding = (extra, 0) if side == "left" else (0, extra)
     return {**batch, **{key: torch.nn.functional.pad(batch[key], padding, value=0) for key in keys}}
@@ -186,17 +209,18 @@ def test_padding_tokens_change_a_pooled_vla_vector_only_where_the_model_attends_
 ):
     policy = tiny_policies(policy_type)
     batch = libero_batch(policy, batch_size=3, seed=2)
-    assert not language_mask(batch, policy_type).all(), "instructions of different lengths"
+    assert not language_mask(batch, policy).all(), "instructions of different lengths"
     plain = encode_features(policy, batch)
-    padded = encode_features(policy, with_padded_language(batch, 7, policy_type))
+    padded = encode_features(policy, with_padded_language(batch, 7, policy_type))[:3]
     if HOOK_TABLE[policy_type].attends_padding:
         assert not torch.allclose(padded, plain, rtol=1e-5, atol=1e-6)
         return
     torch.testing.assert_close(padded, plain, rtol=1e-5, atol=1e-6)
     policy.reset()
     with capture_features(policy) as capture:
-        policy.select_action(with_padded_language(batch, 5, policy_type))
-        torch.testing.assert_close(capture.pop(3), plain, rtol=1e-5, atol=1e-6)
+        padded_batch = with_padded_language(batch, 5, policy_type)
+        policy.select_action(padded_batch)
+        torch.testing.assert_close(capture.pop(batch_size_of(padded_batch))[:3], plain, rtol=1e-5, atol=1e-6)
 
 
 def tokens_per_camera(policy_type: str, policy, batch: dict) -> int:
@@ -210,6 +234,10 @@ def tokens_per_camera(policy_type: str, policy, batch: dict) -> int:
     if policy_type == "groot":  # Qwen3-VL patches (t x h x w) of one image, merged spatial_merge_size² to one
         merge = policy._groot_model.backbone.model.config.vision_config.spatial_merge_size
         return int(batch["image_grid_thw"][0].prod()) // merge**2
+    if policy_type == "evo1":  # InternVL patches without CLS, pixel-shuffled to downsample_ratio² of them
+        config = policy.model.embedder.model.config
+        side = config.vision_config.image_size[0] // config.vision_config.patch_size[0]
+        return int(side**2 * config.downsample_ratio**2)
     vision = policy.model.paligemma_with_expert.paligemma.config.vision_config  # the Pi family's SigLIP
     return (vision.image_size // vision.patch_size) ** 2
 
@@ -220,6 +248,8 @@ def expected_token_groups(policy_type: str, batch: dict, policy) -> tuple[torch.
         kept = batch["attention_mask"].bool()
         image = kept & (batch["input_ids"] == policy._groot_model.backbone.model.config.image_token_id)
         return image, kept & ~image
+    if policy_type == "evo1":
+        return evo1_token_groups(batch, policy)
     language = batch["observation.language.attention_mask"].bool()
     rows, per_camera = language.shape[0], tokens_per_camera(policy_type, policy, batch)
     if policy_type == "smolvla":  # every camera's tokens, language, then the state token
@@ -239,6 +269,22 @@ def expected_token_groups(policy_type: str, batch: dict, policy) -> tuple[torch.
         torch.cat([images, torch.zeros_like(language)], dim=1),
         torch.cat([torch.zeros_like(images), language], dim=1),
     )
+
+
+def evo1_token_groups(batch: dict, policy) -> tuple[torch.Tensor, torch.Tensor]:
+    """EVO1's prompt as its embedder writes it (internvl3_embedder.py, ``_build_multimodal_prompts``): per
+    view slot ``Image-i: <img>``, the slot's image tokens, ``</img>``, then the instruction; the right
+    padding off, and the image tokens of the slots beyond LIBERO's two cameras (zero images) off."""
+    tokenizer, per_camera = policy.model.embedder.tokenizer, tokens_per_camera("evo1", policy, batch)
+    views = "".join(
+        f"Image-{slot + 1}: <img>{'<IMG_CONTEXT>' * per_camera}</img>\n"
+        for slot in range(policy.config.max_views)
+    )
+    tokens = tokenizer([views + task for task in batch["task"]], padding=True, return_tensors="pt")
+    context = tokens["input_ids"] == tokenizer.convert_tokens_to_ids("<IMG_CONTEXT>")
+    image = context & (context.cumsum(dim=1) <= 2 * per_camera)
+    kept = tokens["attention_mask"].bool() & ~(context & ~image)
+    return image, kept & ~image
 
 
 def expected_pooling_mask(policy_type: str, batch: dict, policy) -> torch.Tensor:
@@ -284,9 +330,7 @@ def test_token_groups_split_feat_a_into_its_image_tokens_and_its_language_tokens
             policy, [tap], lambda: captured.update(encode_features(policy, batch, token_groups=True))
         )
     sequence, ((args, result), *_) = seen[tap.path][0], calls
-    masks = token_group_masks(
-        spec.token_mask.read(args, result), spec.token_mask.image(args, result), sequence.shape[1]
-    )
+    masks = token_group_masks(*spec.token_mask.masks(policy, args, result), sequence.shape[1])
     image, language = expected_token_groups(policy_type, batch, policy)
     cameras = 1 if policy_type == "xvla" else 2  # X-VLA's encoder sees its first camera alone
     assert image.sum(dim=1).tolist() == [cameras * tokens_per_camera(policy_type, policy, batch)] * 2
@@ -400,3 +444,50 @@ def test_pi0_fast_keeps_the_prefill_not_the_decode_steps(tiny_policies):
     prefill, *decode_steps = firings
     assert decode_steps and all(step.shape[1] == 1 for step in decode_steps) and prefill.shape[1] > 1
     torch.testing.assert_close(captured, encode_features(policy, batch), rtol=1e-5, atol=1e-6)
+
+
+def evo1_head_context(
+    policy, batch: dict, spec: HookSpec
+) -> tuple[torch.Tensor, torch.Tensor | None, list, torch.Tensor]:
+    """One real ``select_action`` of an EVO1: the fused tokens and context mask its action head gets
+    (``Evo1Model.forward``'s arguments), the firings of feat A's module, and the capture's feat A."""
+    head = []
+    handle = policy.model.register_forward_pre_hook(
+        lambda module, args, kwargs: head.append((args[0], kwargs["context_mask"])), with_kwargs=True
+    )
+    tap = LayerTap(spec.module_path)
+    try:
+        policy.reset()
+        with capture_features(policy) as capture:
+            firings = recorded_firings(policy, [tap], lambda: policy.select_action(dict(batch)))[tap.path]
+            feat_a = capture.pop(batch_size_of(batch))
+    finally:
+        handle.remove()
+        policy.reset()
+    ((fused, context_mask),) = head
+    return fused, context_mask, firings, feat_a
+
+
+def test_evo1_feat_a_is_the_context_its_action_head_attends_to(tiny_policies):
+    policy = tiny_policies("evo1")
+    batch = libero_batch(policy, batch_size=2, seed=5)
+    fused, context_mask, (sequence,), feat_a = evo1_head_context(policy, batch, spec_of(policy))
+    # hidden_states[-1], the head's context, is the final norm's output (transformers 5).
+    assert torch.equal(sequence, fused)
+    assert not context_mask.all()  # right padding, and the third view slot's image tokens
+    expected = torch.stack([fused[row][context_mask[row]].mean(dim=0) for row in range(2)])
+    torch.testing.assert_close(feat_a, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_evo1_pooled_to_one_token_keeps_that_token_and_has_no_token_groups(tmp_path):
+    policy = build_tiny_policy("evo1", assets=tmp_path, return_cls_only=True)
+    batch = libero_batch(policy, batch_size=2, seed=5)
+    spec = spec_of(policy)
+    pooled, context_mask, (sequence,), feat_a = evo1_head_context(policy, batch, spec)
+    assert pooled.shape == (2, sequence.shape[-1]) and context_mask is None
+    torch.testing.assert_close(feat_a, pooled, rtol=0, atol=0)
+    torch.testing.assert_close(encode_features(policy, batch), pooled, rtol=0, atol=0)
+    layers = encode_features(policy, batch, with_layers=True)
+    assert list(layers)[-1] == spec.module_path and torch.equal(layers[spec.module_path], pooled)
+    with pytest.raises(ValueError, match="return_cls_only=true conditions its action head on one token"):
+        encode_features(policy, batch, token_groups=True)
