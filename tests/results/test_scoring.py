@@ -146,12 +146,6 @@ def test_record_is_strict_json():
     assert all(math.isfinite(x) for x in json.loads(text)["headline"]["cknna"]["null"]["samples"])
 
 
-def subset(features: SavedFeatures, rows: torch.Tensor) -> SavedFeatures:
-    return SavedFeatures(
-        features.feat_a[rows], features.feat_b[rows], features.episode_index[rows], features.frame_index[rows]
-    )
-
-
 def test_each_group_is_scored_as_its_own_run():
     features = labelled_features()
     cfg = CKNNAConfig(n_permutations=10, prep_b="center_l2")
@@ -161,7 +155,7 @@ def test_each_group_is_scored_as_its_own_run():
     assert [g["name"] for g in tasks] == features.tasks and [g["task_index"] for g in tasks] == [0, 1, 2]
     for group in tasks:
         assert group["skipped"] is None and group["n"] == 60 and group["n_episodes"] == 3
-        alone = score_features(subset(features, features.task_index == group["task_index"]), cfg)["headline"]
+        alone = score_features(features.select(features.task_index == group["task_index"]), cfg)["headline"]
         for metric in ("cknna", "mutual_knn"):
             assert group[metric]["value"] == pytest.approx(alone[metric]["value"], rel=1e-12)
             assert group[metric]["null"]["samples"] == pytest.approx(alone[metric]["null"]["samples"])
@@ -172,7 +166,7 @@ def test_each_group_is_scored_as_its_own_run():
     assert (outcome["success"]["n"], outcome["success"]["n_episodes"]) == (100, 5)
     assert (outcome["failure"]["n"], outcome["failure"]["n_episodes"]) == (80, 4)
     failed = torch.isin(features.episode_index, torch.tensor([1, 3, 5, 7]))
-    alone = score_features(subset(features, failed), cfg)["headline"]["cknna"]
+    alone = score_features(features.select(failed), cfg)["headline"]["cknna"]
     assert outcome["failure"]["cknna"]["value"] == pytest.approx(alone["value"], rel=1e-12)
 
 
@@ -224,7 +218,7 @@ def test_task_suites_and_single_group_breakdowns():
     by_suite = {g["name"]: g for g in record["groups"]["task_suite"]}
     assert list(by_suite) == ["libero_goal", "libero_spatial"]
     assert by_suite["libero_goal"]["n"] == 120 and by_suite["libero_spatial"]["n_episodes"] == 3
-    goal = subset(features, features.task_index > 0)
+    goal = features.select(features.task_index > 0)
     assert by_suite["libero_goal"]["cknna"]["value"] == pytest.approx(
         score_features(goal, cfg)["headline"]["cknna"]["value"], rel=1e-12
     )
@@ -242,7 +236,7 @@ def test_samples_digest_names_the_samples_not_their_order_or_feat_a():
     features = episodic_features()
     digest = samples_digest(features)
     shuffled = torch.randperm(len(features.feat_a), generator=torch.Generator().manual_seed(1))
-    moved = subset(features, shuffled)
+    moved = features.select(shuffled)
     assert samples_digest(moved) == digest
     other_a = SavedFeatures(
         torch.randn(120, 5), features.feat_b, features.episode_index, features.frame_index
