@@ -84,7 +84,9 @@ def assessment(a, b, estimators, unequal: bool = False) -> tuple[dict[str, float
     pairings, _ = _timed(
         seconds, "null", lambda: _pairings("episode", episodes, n, N_PERMUTATIONS, np.random.default_rng(0))
     )
-    samples, _ = _timed(seconds, "null", lambda: estimators.null_samples(observed_data, pairings))
+    ((samples, _),) = _timed(
+        seconds, "null", lambda: estimators.null_samples_of_sets([observed_data], pairings)
+    )
     groups = jackknife_groups(episodes, JACKKNIFE_GROUPS)
     estimates = _timed(
         seconds,

@@ -24,6 +24,8 @@ again otherwise. SVCCA permutes the rows of feat B's principal directions when t
 is a permutation and recomputes them otherwise.
 """
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -101,55 +103,110 @@ def null_samples(observed: Observed, pairings: list[torch.Tensor]) -> tuple[dict
     Returns:
         The values and the number of (pairing, k) where CKNNA was undefined.
     """
-    graph_a, graph_b, b, ks, exclusion = (
-        observed.graph_a,
-        observed.graph_b,
-        observed.b,
-        observed.ks,
-        observed.exclusion,
-    )
+    (result,) = null_samples_of_sets([observed], pairings)
+    return result
+
+
+@dataclass(frozen=True)
+class _SideA:
+    """What one feature set's null reads of its own side, the same for every pairing."""
+
+    ranked: RankedGraph
+    self_terms: list[float]
+    principal: PrincipalSide | None
+
+
+def _check_same_b(sets: list[Observed]) -> None:
+    first = sets[0]
+    for other in sets[1:]:
+        same = (other.b is first.b or torch.equal(other.b, first.b)) and torch.equal(
+            other.graph_b.indices, first.graph_b.indices
+        )
+        if not same or (other.ks, other.metrics) != (first.ks, first.metrics):
+            raise ValueError(
+                "The feature sets of one null must share feat B, its graph, the ks and the metrics."
+            )
+
+
+def null_samples_of_sets(
+    sets: list[Observed], pairings: list[torch.Tensor]
+) -> list[tuple[dict[str, np.ndarray], int]]:
+    """:func:`null_samples` of several feat A sets paired with one feat B, sharing feat B's work.
+
+    Under each pairing feat B's side (its relabelled or searched graph, its self terms, its
+    principal directions) is built once and read by every set, so a layer sweep or the token
+    groups pay one search of feat B per pairing, not one per set. Each set's values are those
+    :func:`null_samples` gives it alone.
+
+    Args:
+        sets: the observed data of each set; they share ``b``, ``graph_b``, ``ks``,
+            ``exclusion`` and ``metrics``.
+        pairings: the row maps ``sigma``.
+
+    Returns:
+        Per set, its values and its number of undefined (pairing, k), as :func:`null_samples`.
+
+    Raises:
+        ValueError: the sets do not share feat B.
+    """
+    _check_same_b(sets)
+    first = sets[0]
+    graph_b, b, ks, exclusion = first.graph_b, first.b, first.ks, first.exclusion
     k_max, n = max(ks), b.shape[0]
-    device = graph_a.indices.device
+    device = graph_b.indices.device
     exclusion = None if exclusion is None else exclusion.to(device)
     ks_tensor = torch.tensor(ks, device=device)
-    ranked_a = RankedGraph.build(graph_a.truncate(k_max))
-    self_a = [self_hsic(graph_a.truncate(k), n) for k in ks]
+    with_svcca = "svcca" in first.metrics
+    sides = [
+        _SideA(
+            RankedGraph.build(observed.graph_a.truncate(k_max)),
+            [self_hsic(observed.graph_a.truncate(k), n) for k in ks],
+            PrincipalSide.of(observed.a) if with_svcca else None,
+        )
+        for observed in sets
+    ]
     self_b = [self_hsic(graph_b.truncate(k), n) for k in ks]
     admissible = admissible_counts(n, exclusion, device)
     ranks_are_carried = not bool(_boundary_ties(graph_b, ks, admissible).any())
     ranked_b = RankedGraph.build(graph_b.truncate(k_max)) if ranks_are_carried else None
     ties_can_be_resorted = _whole_tie_groups(graph_b, k_max, admissible)
+    principal_b = PrincipalSide.of(b) if with_svcca else None
 
-    sides = (PrincipalSide.of(observed.a), PrincipalSide.of(b)) if "svcca" in observed.metrics else None
-
-    values = observed.empty_values(len(pairings))
-    undefined = 0
+    values = [observed.empty_values(len(pairings)) for observed in sets]
+    undefined = [0] * len(sets)
     for row, sigma in enumerate(pairings):
         sigma = sigma.to(device)
         permutes = _is_permutation(sigma)
         relabels = permutes and _carries_exclusion(exclusion, sigma)
-        if sides is not None:
-            side_b = sides[1].permuted(sigma) if permutes else PrincipalSide.of(b[sigma])
-            values["svcca"][row, 0] = mean_correlation(sides[0], side_b, SVCCA_COMPONENTS)[0]
+        if with_svcca:
+            side_b = principal_b.permuted(sigma) if permutes else PrincipalSide.of(b[sigma])
+        graph = None
         if relabels and ranks_are_carried:
-            kl, shared = cross_terms(ranked_a, ranked_b, ks_tensor, sigma)
-            self_b_here = self_b
-            if observed.order_metrics:
+            paired_b, self_b_here = None, self_b
+            if first.order_metrics:
                 graph = _relabelled(graph_b, sigma, k_max)
         else:
             if relabels and ties_can_be_resorted:
                 graph = _relabelled(graph_b, sigma, k_max)
             else:
                 graph = knn_graph(b[sigma], k_max, exclusion)
-            kl, shared = cross_terms(ranked_a, RankedGraph.build(graph), ks_tensor)
+            paired_b = RankedGraph.build(graph)
             self_b_here = [self_hsic(graph.truncate(k), n) for k in ks]
-        for metric in observed.order_metrics:
-            values[metric][row] = ORDER_METRIC_VALUES[metric](graph_a, graph, ks)
-        for col, k in enumerate(ks):
-            values["mutual_knn"][row, col] = float(shared[col]) / (n * k)
-            try:
-                terms = HSICTerms(kl=float(kl[col]), kk=self_a[col], ll=self_b_here[col])
-                values["cknna"][row, col] = cknna_from_terms(terms, observed.eps)
-            except UndefinedAlignmentError:
-                undefined += 1
-    return values, undefined
+        for index, (observed, side) in enumerate(zip(sets, sides, strict=True)):
+            if paired_b is None:
+                kl, shared = cross_terms(side.ranked, ranked_b, ks_tensor, sigma)
+            else:
+                kl, shared = cross_terms(side.ranked, paired_b, ks_tensor)
+            here = values[index]
+            if with_svcca:
+                here["svcca"][row, 0] = mean_correlation(side.principal, side_b, SVCCA_COMPONENTS)[0]
+            for metric in observed.order_metrics:
+                here[metric][row] = ORDER_METRIC_VALUES[metric](observed.graph_a, graph, ks)
+            for col, k in enumerate(ks):
+                here["mutual_knn"][row, col] = float(shared[col]) / (n * k)
+                try:
+                    terms = HSICTerms(kl=float(kl[col]), kk=side.self_terms[col], ll=self_b_here[col])
+                    here["cknna"][row, col] = cknna_from_terms(terms, observed.eps)
+                except UndefinedAlignmentError:
+                    undefined[index] += 1
+    return list(zip(values, undefined, strict=True))

@@ -22,7 +22,7 @@ independent are therefore badly wrong here:
 
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -45,7 +45,7 @@ from lerobot_cknna.metrics.calibration import calibrate
 from lerobot_cknna.metrics.jackknife import jackknife_estimates, jackknife_groups
 from lerobot_cknna.metrics.knn import NeighborExclusion, NeighborGraph, admissible_counts, knn_graph
 from lerobot_cknna.metrics.observed import Observed
-from lerobot_cknna.metrics.permutation import null_samples
+from lerobot_cknna.metrics.permutation import null_samples_of_sets
 
 
 @dataclass(frozen=True)
@@ -53,21 +53,21 @@ class Estimators:
     """How :func:`assess` computes the null and the jackknife.
 
     Attributes:
-        null_samples: ``(observed, pairings) -> (values, undefined)``, see
-            :func:`lerobot_cknna.metrics.permutation.null_samples`.
+        null_samples_of_sets: ``(sets, pairings) -> [(values, undefined) per set]``, see
+            :func:`lerobot_cknna.metrics.permutation.null_samples_of_sets`.
         jackknife_estimates: ``(observed, groups) -> estimates``, see
             :func:`lerobot_cknna.metrics.jackknife.jackknife_estimates`.
         spare_neighbours: the graphs keep this many neighbours beyond ``max(ks)`` (where the
             data has them), which the jackknife and the null read instead of searching again.
     """
 
-    null_samples: Callable
+    null_samples_of_sets: Callable
     jackknife_estimates: Callable
     spare_neighbours: Callable[[int], int]
 
 
 # Twice max(ks): a kept sample is searched again only when a left-out group held half its list.
-FAST_ESTIMATORS = Estimators(null_samples, jackknife_estimates, spare_neighbours=lambda k_max: k_max)
+FAST_ESTIMATORS = Estimators(null_samples_of_sets, jackknife_estimates, spare_neighbours=lambda k_max: k_max)
 
 
 @dataclass
@@ -316,12 +316,100 @@ def assess(
         >>> round(cknna_at_10.value, 3), round(cknna_at_10.null.p_value, 3), cknna_at_10.interval is not None
         (1.0, 0.048, True)
     """
+    (assessed,) = assess_sets(
+        [feats_a], feats_b, ks, episode_index=episode_index, frame_index=frame_index, exclusion=exclusion,
+        n_permutations=n_permutations, null_unit=null_unit, interval_level=interval_level,
+        max_groups=max_groups, eps=eps, seed=seed, alpha=alpha, estimators=estimators, metrics=metrics,
+    )  # fmt: skip
+    return assessed
+
+
+def _attach_null(
+    out: dict[str, list[Assessment]], samples: dict[str, np.ndarray], undefined: int, unit: str, exact: bool,
+    n_pairings: int, alpha: float,
+) -> None:  # fmt: skip
+    """Give every assessment of one feature set its null, and the warnings the null calls for."""
+    for metric in out:
+        for col, assessment in enumerate(out[metric]):
+            assessment.null = _summarize_null(unit, assessment.value, samples[metric][:, col], exact, alpha)
+            if unit == "row":
+                assessment.warnings.append(
+                    "Row-permutation null: it ignores trajectories and overstates significance."
+                )
+            if abs(assessment.null.mean) > 0.1:
+                assessment.warnings.append(
+                    f"The null mean is {assessment.null.mean:.2f}, far from 0: compare against the "
+                    "null (calibrated score), not against 0."
+                )
+            if exact and n_pairings + 1 < 20:
+                assessment.warnings.append(
+                    f"Only {n_pairings + 1} episode orderings exist: the smallest attainable p-value "
+                    f"is {1 / (n_pairings + 1):.2g}. Record more episodes for a meaningful test."
+                )
+    if undefined:
+        for assessment in out["cknna"]:
+            assessment.warnings.append(
+                f"{undefined} permuted pairings gave an undefined CKNNA and were left out of the null."
+            )
+
+
+def assess_sets(
+    feats_as: Sequence,
+    feats_b,
+    ks: tuple[int, ...] = (10,),
+    *,
+    episode_index=None,
+    frame_index=None,
+    exclusion: NeighborExclusion | None = None,
+    n_permutations: int = 0,
+    null_unit: str = "episode",
+    interval_level: float | None = None,
+    max_groups: int = 20,
+    eps: float = REFERENCE_EPS,
+    seed: int = 0,
+    alpha: float = 0.05,
+    estimators: Estimators = FAST_ESTIMATORS,
+    metrics: tuple[str, ...] = DEFAULT_METRICS,
+) -> list[dict[str, list[Assessment]]]:
+    """:func:`assess` of several feat A sets of the same samples against one feat B, sharing feat B's work.
+
+    Feat B's graph is built once, and under each pairing of the null its side is built once
+    for all sets (:func:`lerobot_cknna.metrics.permutation.null_samples_of_sets`); every set's
+    null draws the same pairings in the same order and gets the numbers :func:`assess` gives it
+    alone. For a layer sweep or token groups.
+
+    Args:
+        feats_as: the (N, d_i) prepared feat A sets.
+        feats_b: (N, d_b) prepared feat B of the same samples.
+        ks: as for :func:`assess`.
+        episode_index: as for :func:`assess`.
+        frame_index: as for :func:`assess`.
+        exclusion: as for :func:`assess`.
+        n_permutations: as for :func:`assess`.
+        null_unit: as for :func:`assess`.
+        interval_level: as for :func:`assess`.
+        max_groups: as for :func:`assess`.
+        eps: as for :func:`assess`.
+        seed: as for :func:`assess`; every set's null draws the same pairings.
+        alpha: as for :func:`assess`.
+        estimators: as for :func:`assess`.
+        metrics: as for :func:`assess`.
+
+    Returns:
+        Per set, what :func:`assess` returns.
+
+    Raises:
+        ValueError: bad input (no set, a set of other N), or a statistic the data cannot support.
+    """
     ks = tuple(sorted(set(ks)))
     check_metric_names(metrics)
-    a, b, _ = check_pair(feats_a, feats_b, max(ks))
+    if not feats_as:
+        raise ValueError("Give at least one feat A set to assess.")
+    checked = [check_pair(feats_a, feats_b, max(ks)) for feats_a in feats_as]
+    b = checked[0][1]
     if min(ks) < 2:
         raise ValueError(f"Every k must be >= 2, got {min(ks)}.")
-    n = a.shape[0]
+    n = b.shape[0]
     episodes = None
     if episode_index is not None:
         episode_index = torch.as_tensor(episode_index).cpu()
@@ -341,45 +429,28 @@ def assess(
         )
 
     spare = estimators.spare_neighbours(max(ks)) if n_permutations > 0 or interval_level is not None else 0
-    graph_a, graph_b = _graph(a, max(ks), exclusion, spare), _graph(b, max(ks), exclusion, spare)
-    observed = _scores(graph_a, graph_b, ks, exclusion, eps, metrics)
-    if "svcca" in metrics:
-        observed["svcca"] = [svcca(a, b)]
-    data = Observed(a, b, graph_a, graph_b, ks, exclusion, eps, tuple(metrics))
-    shared_warnings = centring_warnings(a, b)
-    out = {
-        metric: [Assessment(result, warnings=list(shared_warnings)) for result in results]
-        for metric, results in observed.items()
-    }
+    graph_b = _graph(b, max(ks), exclusion, spare)
+    data, outs = [], []
+    for a, _, _ in checked:
+        graph_a = _graph(a, max(ks), exclusion, spare)
+        observed = _scores(graph_a, graph_b, ks, exclusion, eps, metrics)
+        if "svcca" in metrics:
+            observed["svcca"] = [svcca(a, b)]
+        data.append(Observed(a, b, graph_a, graph_b, ks, exclusion, eps, tuple(metrics)))
+        shared_warnings = centring_warnings(a, b)
+        outs.append(
+            {
+                metric: [Assessment(result, warnings=list(shared_warnings)) for result in results]
+                for metric, results in observed.items()
+            }
+        )
 
     if n_permutations > 0:
         rng = np.random.default_rng(seed)
         pairings, exact = _pairings(null_unit, episodes, n, n_permutations, rng)
-        samples, undefined = estimators.null_samples(data, pairings)
-        for metric in out:
-            for col, assessment in enumerate(out[metric]):
-                assessment.null = _summarize_null(
-                    null_unit, assessment.value, samples[metric][:, col], exact, alpha
-                )
-                if null_unit == "row":
-                    assessment.warnings.append(
-                        "Row-permutation null: it ignores trajectories and overstates significance."
-                    )
-                if abs(assessment.null.mean) > 0.1:
-                    assessment.warnings.append(
-                        f"The null mean is {assessment.null.mean:.2f}, far from 0: compare against the "
-                        "null (calibrated score), not against 0."
-                    )
-                if exact and len(pairings) + 1 < 20:
-                    assessment.warnings.append(
-                        f"Only {len(pairings) + 1} episode orderings exist: the smallest attainable p-value "
-                        f"is {1 / (len(pairings) + 1):.2g}. Record more episodes for a meaningful test."
-                    )
-        if undefined:
-            for assessment in out["cknna"]:
-                assessment.warnings.append(
-                    f"{undefined} permuted pairings gave an undefined CKNNA and were left out of the null."
-                )
+        nulls = estimators.null_samples_of_sets(data, pairings)
+        for out, (samples, undefined) in zip(outs, nulls, strict=True):
+            _attach_null(out, samples, undefined, null_unit, exact, len(pairings), alpha)
 
     if interval_level is not None:
         if len(episodes) < 3:
@@ -388,9 +459,11 @@ def assess(
                 "or ask for no interval (interval_level=None; --cknna.interval_level=null)."
             )
         groups = jackknife_groups(episodes, max_groups)
-        estimates = estimators.jackknife_estimates(data, groups)
-        intervals = _intervals(estimates, observed, interval_level)
-        for metric in out:
-            for assessment, interval in zip(out[metric], intervals[metric], strict=True):
-                assessment.interval = interval
-    return out
+        for out, observed_data in zip(outs, data, strict=True):
+            estimates = estimators.jackknife_estimates(observed_data, groups)
+            observed = {metric: [assessment.result for assessment in items] for metric, items in out.items()}
+            intervals = _intervals(estimates, observed, interval_level)
+            for metric in out:
+                for assessment, interval in zip(out[metric], intervals[metric], strict=True):
+                    assessment.interval = interval
+    return outs

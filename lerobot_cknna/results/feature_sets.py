@@ -19,7 +19,7 @@ import torch
 
 from lerobot_cknna.configs.cknna import CKNNAConfig
 from lerobot_cknna.results.features_io import FeatureBuffer, SavedFeatures
-from lerobot_cknna.results.scoring import assess_records, neighbour_limit, samples_to_score, usable_ks
+from lerobot_cknna.results.scoring import assess_records_of_sets, neighbour_limit, samples_to_score, usable_ks
 
 
 class BufferSet:
@@ -91,7 +91,7 @@ class BufferSet:
 
 
 def check_same_samples(features: list[SavedFeatures], labels: list[str]) -> None:
-    """Check that every set holds the samples of the first, in the same order.
+    """Check that every set holds the samples of the first (episode, frame, state), in the same order.
 
     Raises:
         ValueError: a set holds other samples (its label says which).
@@ -101,6 +101,7 @@ def check_same_samples(features: list[SavedFeatures], labels: list[str]) -> None
         if not (
             torch.equal(other.episode_index, first.episode_index)
             and torch.equal(other.frame_index, first.frame_index)
+            and torch.equal(other.feat_b, first.feat_b)
         ):
             raise ValueError(
                 f"{label[:1].upper()}{label[1:]} holds other samples than {labels[0]}; the sets were not "
@@ -137,11 +138,11 @@ def score_sets(
     n = first.feat_a.shape[0]
     exclusion = cfg.exclusion(first.episode_index, first.frame_index)
     usable_ks(cfg, n, neighbour_limit(first, exclusion, cfg.interval_level is not None))
-    scored = []
-    for label, each in zip(labels, samples, strict=True):
-        logging.info(f"Scoring {label}")
-        assessed = assess_records(each, cfg, [cfg.k], exclusion, cfg.n_permutations, cfg.interval_level)
-        scored.append({metric: result for metric, (result,) in assessed.items()})
+    logging.info(f"Scoring {len(samples)} sets against one feat B: {', '.join(labels)}")
+    assessed = assess_records_of_sets(
+        samples, cfg, [cfg.k], exclusion, cfg.n_permutations, cfg.interval_level
+    )
+    scored = [{metric: result for metric, (result,) in each.items()} for each in assessed]
     shared = {
         "source": source or {},
         "n": n,

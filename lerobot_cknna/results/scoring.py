@@ -62,7 +62,7 @@ import torch
 
 from lerobot_cknna.configs.cknna import CKNNAConfig
 from lerobot_cknna.metrics.knn import NeighborExclusion
-from lerobot_cknna.metrics.statistics import assess
+from lerobot_cknna.metrics.statistics import assess_sets
 from lerobot_cknna.results.features_io import SavedFeatures
 from lerobot_cknna.results.sampling import apply_sampling, check_sizes
 from lerobot_cknna.results.targets import TargetSamples, build_target
@@ -162,12 +162,30 @@ def assess_records(
         n_permutations: permutation-null draws (0 for none).
         interval_level: level of the jackknife interval, or ``None`` for none.
     """
-    assessed = assess(
-        cfg.feature_prep_a(features.feat_a.double()).to(cfg.metrics_device),
-        cfg.feature_prep_b(features.feat_b.double()).to(cfg.metrics_device),
+    (records,) = assess_records_of_sets([features], cfg, ks, exclusion, n_permutations, interval_level)
+    return records
+
+
+def assess_records_of_sets(
+    sets: list[SavedFeatures],
+    cfg: CKNNAConfig,
+    ks: list[int],
+    exclusion: NeighborExclusion | None,
+    n_permutations: int,
+    interval_level: float | None,
+) -> list[dict[str, list[dict]]]:
+    """:func:`assess_records` of several feat A sets of the same samples, sharing feat B's work.
+
+    Each set's records are those :func:`assess_records` gives it alone
+    (:func:`~lerobot_cknna.metrics.statistics.assess_sets`); feat B is the first set's.
+    """
+    first = sets[0]
+    assessed = assess_sets(
+        [cfg.feature_prep_a(each.feat_a.double()).to(cfg.metrics_device) for each in sets],
+        cfg.feature_prep_b(first.feat_b.double()).to(cfg.metrics_device),
         ks=tuple(ks),
-        episode_index=features.episode_index,
-        frame_index=features.frame_index,
+        episode_index=first.episode_index,
+        frame_index=first.frame_index,
         exclusion=exclusion,
         n_permutations=n_permutations,
         null_unit=cfg.null_unit,
@@ -178,7 +196,9 @@ def assess_records(
         metrics=tuple(cfg.metrics),
         alpha=cfg.alpha,
     )
-    return {metric: [item.to_dict() for item in items] for metric, items in assessed.items()}
+    return [
+        {metric: [item.to_dict() for item in items] for metric, items in each.items()} for each in assessed
+    ]
 
 
 def _task_name(features: SavedFeatures, task_index: int) -> str:

@@ -11,7 +11,14 @@ from lerobot_cknna.metrics.alignment import ALIGNMENT_METRICS, hsic_terms, mutua
 from lerobot_cknna.metrics.knn import NeighborExclusion, knn_graph, knn_rows
 from lerobot_cknna.metrics.observed import Observed
 from lerobot_cknna.metrics.rank_terms import RankedGraph, cross_terms, self_terms
-from lerobot_cknna.metrics.statistics import _episode_rows, _graph, _pairings, assess, jackknife_groups
+from lerobot_cknna.metrics.statistics import (
+    _episode_rows,
+    _graph,
+    _pairings,
+    assess,
+    assess_sets,
+    jackknife_groups,
+)
 from lerobot_cknna.testing import dense_reference, reference_statistics
 from lerobot_cknna.testing.reference_statistics import REFERENCE_ESTIMATORS
 
@@ -260,3 +267,26 @@ def test_terms_by_rank_equal_the_terms_of_each_k():
         terms = hsic_terms(graph_a.truncate(k), graph_b.truncate(k), 400)
         np.testing.assert_allclose([kl[col], kk[col], ll[col]], [terms.kl, terms.kk, terms.ll], rtol=1e-12)
         assert shared[col] / (400 * k) == mutual_knn_from_graphs(graph_a, graph_b, k).value
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["continuous episode exclusion", "duplicated window", "unequal lengths window", "row null quantized"],
+)
+def test_sets_against_one_feat_b_equal_separate_assessments_and_search_feat_b_once_per_pairing(
+    monkeypatch, case
+):
+    a, b, options = make_case(case)
+    gen = torch.Generator().manual_seed(11)
+    sets = [a, a + 0.3 * torch.randn(a.shape, generator=gen, dtype=a.dtype), a[:, : a.shape[1] // 2]]
+    alone = [assess(each, b, **options) for each in sets]
+    counts = _route_counts(monkeypatch)
+    together = assess_sets(sets, b, **options)
+    for separate, shared in zip(alone, together, strict=True):
+        assert {metric: [item.to_dict() for item in items] for metric, items in shared.items()} == {
+            metric: [item.to_dict() for item in items] for metric, items in separate.items()
+        }
+    searched = counts["rebuilt pairings"] + counts["re-sorted pairings"]
+    assert searched in (0, options["n_permutations"])  # once per pairing, not once per set
+    if "unequal" in case or "quantized" in case:
+        assert counts["rebuilt pairings"] == options["n_permutations"]

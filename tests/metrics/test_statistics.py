@@ -8,7 +8,7 @@ import torch.nn.functional as F  # noqa: N812
 
 from lerobot_cknna.metrics.alignment import cknna, mutual_knn
 from lerobot_cknna.metrics.knn import NeighborExclusion
-from lerobot_cknna.metrics.permutation import null_samples
+from lerobot_cknna.metrics.permutation import null_samples_of_sets
 from lerobot_cknna.metrics.statistics import FAST_ESTIMATORS, _episode_rows, assess, episode_pairing
 
 
@@ -128,11 +128,11 @@ def test_null_fields_follow_their_definitions():
 def test_the_same_seed_and_episodes_draw_the_same_pairings_whatever_the_features():
     drawn = []
 
-    def recording_null_samples(observed, pairings):
+    def recording_null_samples(sets, pairings):
         drawn.append([sigma.tolist() for sigma in pairings])
-        return null_samples(observed, pairings)
+        return null_samples_of_sets(sets, pairings)
 
-    estimators = dataclasses.replace(FAST_ESTIMATORS, null_samples=recording_null_samples)
+    estimators = dataclasses.replace(FAST_ESTIMATORS, null_samples_of_sets=recording_null_samples)
     gen = torch.Generator().manual_seed(7)
     episode, frame = episodes_of(6, 12)
     b = random_walks(6, 12, 3, gen)
