@@ -81,12 +81,12 @@ class Category(enum.StrEnum):
 
 @dataclass(frozen=True)
 class TokenMask:
-    """Which tokens of a hooked sequence to average: read from what a policy method returns.
+    """Which tokens of a hooked sequence to average: read from what a policy method gets and returns.
 
     Attributes:
         method_path: dotted path of the method that builds the sequence's padding mask.
-        read: from that method's positional arguments and return value to a (B, M) bool mask,
-            True for tokens to keep. A mask shorter than the sequence (M < N) covers its last M
+        read: from that method's positional arguments and return value (with ``by_name``: its arguments
+            by name) to a (B, M) bool mask, True for tokens to keep. A mask shorter than the sequence (M < N) covers its last M
             tokens; the N - M tokens before them (X-VLA's image tokens) are all kept.
         image: from the same arguments and return value to a (B, M) bool mask of the image tokens
             (those holding a camera's embedding) among the M the mask covers; the N - M tokens
