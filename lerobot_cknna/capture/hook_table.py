@@ -19,7 +19,8 @@ An entry says:
   Cameras batched into rows (``n``) are regrouped into features; the last observation step
   is the current one and is kept;
 * ``firings``: how many times the module fires in one forward (per camera for ACT);
-  ``None`` where it varies (Pi0-FAST's decode steps), and then only the first firing, the
+  ``None`` where it varies (Pi0-FAST's decode steps) or where the later firings are not
+  feat A (EO1's denoising steps over the action tokens), and then only the first firing, the
   prefill over the whole prefix, is kept;
 * ``token_mask``: for token sequences, where the mask of the tokens to average comes from
   (the policy method that builds the prefix padding mask; a hook cannot see it), and for the
@@ -59,6 +60,7 @@ and the demo's SmolVLA are named.
 
 import dataclasses
 import enum
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -79,12 +81,12 @@ class Category(enum.StrEnum):
 
 @dataclass(frozen=True)
 class TokenMask:
-    """Which tokens of a hooked sequence to average: read from what a policy method returns.
+    """Which tokens of a hooked sequence to average: read from what a policy method gets and returns.
 
     Attributes:
         method_path: dotted path of the method that builds the sequence's padding mask.
-        read: from that method's positional arguments and return value to a (B, M) bool mask,
-            True for tokens to keep. A mask shorter than the sequence (M < N) covers its last M
+        read: from that method's positional arguments and return value (with ``by_name``: its arguments
+            by name) to a (B, M) bool mask, True for tokens to keep. A mask shorter than the sequence (M < N) covers its last M
             tokens; the N - M tokens before them (X-VLA's image tokens) are all kept.
         image: from the same arguments and return value to a (B, M) bool mask of the image tokens
             (those holding a camera's embedding) among the M the mask covers; the N - M tokens
@@ -94,6 +96,10 @@ class TokenMask:
         groups_note: what a reader of this entry's token groups must know (said in the report).
         with_policy: ``read`` and ``image`` get the policy before the method's arguments (EVO1: the image
             token id is its embedder's and the pooling its config's, neither an argument of the method).
+        by_name: ``read`` and ``image`` get the method's arguments by name (a dict, positional ones bound
+            to their parameters' names) and ``None`` for its return value, read as the call starts: the
+            method runs the hooked module itself, so its return comes after feat A (EO1's ``sample_actions``,
+            which gets its whole prompt by keyword and encodes the prefix inside).
     """
 
     method_path: str
@@ -101,11 +107,27 @@ class TokenMask:
     image: Callable[..., torch.Tensor] | None = None
     groups_note: str | None = None
     with_policy: bool = False
+    by_name: bool = False
+
+    def recorded_call(
+        self, method: Callable, args: tuple, kwargs: dict, record: Callable[[object, object], None]
+    ):
+        """Call ``method`` and ``record`` what :meth:`masks` reads of the call, returning what ``method`` returns.
+
+        That is its positional arguments and return value, or with ``by_name`` its arguments by name, as the
+        call starts, and ``None``.
+        """
+        if self.by_name:
+            record(inspect.signature(method).bind(*args, **kwargs).arguments, None)
+            return method(*args, **kwargs)
+        result = method(*args, **kwargs)
+        record(args, result)
+        return result
 
     def masks(
-        self, policy: torch.nn.Module, args: tuple, result: object, groups: bool = True
+        self, policy: torch.nn.Module, args: tuple | dict, result: object, groups: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The kept tokens and, with ``groups``, the image tokens, from one call of the method in ``policy``."""
+        """The kept tokens and, with ``groups``, the image tokens, from what :meth:`recorded_call` recorded."""
         inputs = (policy, args, result) if self.with_policy else (args, result)
         return self.read(*inputs), (self.image(*inputs) if groups else None)
 
@@ -533,6 +555,74 @@ gets the last valid token alone, and so does feat A.
 """
 
 
+def _eo1_prefix(arguments: dict) -> slice:
+    """The prefix EO1 encodes before denoising: the prompt up to its first action token, ``act_start``.
+
+    As ``sample_actions`` finds it (modeling_eo1.py:476-504): the action placeholders are the
+    tokens holding ``action_token_id``, at the same positions in every left-padded row.
+    """
+    actions = arguments["input_ids"][0] == arguments["action_token_id"]
+    return slice(None, int(actions.int().argmax()))
+
+
+def _eo1_prefix_tokens(policy, arguments: dict, result: None) -> torch.Tensor:
+    """``sample_actions``'s arguments -> the prefix's tokens, without the left padding and the state token.
+
+    The prefill (modeling_eo1.py:519-529) attends with ``attention_mask[:, :act_start]``, the
+    processor's mask, left-padded at inference (processor_eo1.py:187). The ``<|state_pad|>``
+    token (``state_token_id``, as ``get_placeholder_mask`` finds it, :231) holds the projected
+    state in place of its embedding (``embed_prefix``, :277-309): feat B itself, so it is left out.
+    """
+    prefix = _eo1_prefix(arguments)
+    tokens = arguments["input_ids"][:, prefix]
+    return arguments["attention_mask"][:, prefix].bool() & (tokens != arguments["state_token_id"])
+
+
+def _eo1_image_tokens(policy, arguments: dict, result: None) -> torch.Tensor:
+    """The prefix's tokens holding Qwen2.5-VL's ``image_token_id``, which it fills with the cameras' features."""
+    tokens = arguments["input_ids"][:, _eo1_prefix(arguments)]
+    return tokens == policy.model.vlm_backbone.config.image_token_id
+
+
+_QWEN2_5_VL_TEXT = "model.vlm_backbone.model.language_model"
+EO1 = HookSpec(
+    module_path=f"{_QWEN2_5_VL_TEXT}.norm",
+    category=Category.VLA,
+    layout=_TOKENS,
+    # The prefill, then one firing per denoising step over the action tokens alone: the prefill is kept.
+    firings=None,
+    token_mask=TokenMask(
+        "model.sample_actions",
+        _eo1_prefix_tokens,
+        _eo1_image_tokens,
+        groups_note="The language group holds the chat template's tokens (system message, role headers, vision "
+        "start and end tokens, EO1's state start and end markers, <|vla|> and <|action_start|>) beside the "
+        "instruction's. The state token is left out, but the tokens after it (the instruction, <|vla|> and the "
+        "assistant header) attend to it; the image tokens come before it and do not.",
+        with_policy=True,
+        by_name=True,
+    ),
+    layer_path=_decoder_layer_inputs(_QWEN2_5_VL_TEXT),
+)
+"""EO1: the prefix of its Qwen2.5-VL, the text model's final norm in the prefill.
+
+EO1 has no action expert: the action tokens are more tokens of the same Qwen2.5-VL. Its prompt
+(processor_eo1.py:108-133) is a chat of a system message, the user's camera images, the state
+placeholder between ``<|state_start|>`` and ``<|state_end|>``, the instruction and ``<|vla|>``, then
+the assistant's ``<|action_start|>``, the action placeholders and ``<|action_end|>``.
+``sample_actions`` encodes the prefix, everything before the first action placeholder, once
+with a KV cache (modeling_eo1.py:519-529); each Euler step then runs the action tokens alone
+against that cache (:538-558). So the prefill's last hidden states, the final norm's output,
+are what every action token reads: its first firing is feat A (later firings hold the action
+tokens and are dropped).
+
+The token mask is the prefill's attention mask (left padding off) without the state token,
+read from ``sample_actions``'s own arguments as the call starts (it runs the prefill inside).
+The state enters the prefix as that one token, projected by ``state_proj`` (``reads_state``);
+the tokens after it attend to it causally.
+"""
+
+
 def _diffusion(config) -> HookSpec:
     return (
         DIFFUSION_ENCODER_PER_CAMERA
@@ -555,6 +645,7 @@ HOOK_TABLE: dict[str, HookSpec | Callable[[object], HookSpec]] = {
     "groot": GROOT,
     "multi_task_dit": MULTI_TASK_DIT,
     "evo1": EVO1,
+    "eo1": EO1,
 }
 
 # Used for a --cknna.hook_path on a policy type the table does not know.

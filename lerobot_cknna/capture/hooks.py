@@ -25,6 +25,7 @@ container in order (``diffusion.rgb_encoder.*``: one encoder per camera).
 """
 
 import contextlib
+import functools
 
 import einops
 import torch
@@ -192,11 +193,13 @@ class FeatureCapture:
         owner, name = _owner_and_name(self.policy, token_mask.method_path)
         method = getattr(owner, name)
 
-        def recording_method(*args, **kwargs):
-            result = method(*args, **kwargs)
+        def record(args, result) -> None:
             kept, image = token_mask.masks(self.policy, args, result, groups=self.token_groups)
             self._masks.append((_cpu_mask(kept), None if image is None else _cpu_mask(image)))
-            return result
+
+        @functools.wraps(method)  # its signature stays the method's, for a recorder patched on top (tests)
+        def recording_method(*args, **kwargs):
+            return token_mask.recorded_call(method, args, kwargs, record)
 
         return patched(owner, name, recording_method)
 

@@ -204,6 +204,61 @@ def byte_level_bpe_tokenizer(vocab_size: int = 600) -> Qwen2TokenizerFast:
     return tokenizer
 
 
+def _write_qwen_vl_processor(
+    directory: Path, processor_class, video_processor_class, patch_size: int, tokenizer: Qwen2TokenizerFast
+) -> dict[str, int]:
+    """Save a Qwen-VL processor and ``tokenizer`` with its own chat template.
+
+    Images and videos are cut into ``patch_size`` patches, merged 2 x 2, temporal patch 2, normalised to [-1, 1].
+
+    Returns:
+        The ids of :data:`QWEN_SPECIAL_TOKENS`.
+    """
+    from transformers import Qwen2VLImageProcessor
+
+    geometry = {"patch_size": patch_size, "temporal_patch_size": 2, "merge_size": 2}
+    pixels = {
+        "size": {"shortest_edge": 64 * 64, "longest_edge": 512 * 512},
+        "image_mean": [0.5] * 3,
+        "image_std": [0.5] * 3,
+    }
+    processor_class(
+        image_processor=Qwen2VLImageProcessor(**geometry, **pixels),
+        tokenizer=tokenizer,
+        video_processor=video_processor_class(**geometry, **pixels),
+        chat_template=QWEN3_VL_CHAT_TEMPLATE,
+    ).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)  # GR00T reads the tokenizer's own chat template
+    return {token: tokenizer.convert_tokens_to_ids(token) for token in QWEN_SPECIAL_TOKENS}
+
+
+def _qwen_vl_config(
+    ids: dict[str, int],
+    vocab_size: int,
+    pad_token_id: int,
+    eos_token_id: int,
+    width: int,
+    n_layers: int,
+    rope: dict,
+) -> dict:
+    """The parts of a tiny Qwen-VL config that Qwen2.5-VL and Qwen3-VL share: token ids and the text model.
+
+    Four heads of 16: the rotary sections of ``rope`` sum to 16 / 2.
+    """
+    return {
+        "image_token_id": ids["<|image_pad|>"], "video_token_id": ids["<|video_pad|>"],
+        "vision_start_token_id": ids["<|vision_start|>"], "vision_end_token_id": ids["<|vision_end|>"],
+        "tie_word_embeddings": True,
+        "text_config": {
+            "vocab_size": vocab_size, "hidden_size": width, "intermediate_size": 2 * width,
+            "num_hidden_layers": n_layers, "num_attention_heads": 4, "num_key_value_heads": 2,
+            "head_dim": 16, "max_position_embeddings": 4096, "tie_word_embeddings": True,
+            "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0, **rope},
+            "pad_token_id": pad_token_id, "bos_token_id": None, "eos_token_id": eos_token_id,
+        },
+    }  # fmt: skip
+
+
 def write_tiny_qwen3_vl(directory: Path, width: int = 64, n_layers: int = 3) -> Path:
     """Write a tiny Qwen3-VL (config, tokenizer, image and video processors) that GR00T N1.7 loads offline.
 
@@ -220,45 +275,67 @@ def write_tiny_qwen3_vl(directory: Path, width: int = 64, n_layers: int = 3) -> 
     Returns:
         ``directory``, absolute: the base checkpoint's ``model_name``.
     """
-    from transformers import Qwen2VLImageProcessor, Qwen3VLConfig, Qwen3VLProcessor, Qwen3VLVideoProcessor
+    from transformers import Qwen3VLConfig, Qwen3VLProcessor, Qwen3VLVideoProcessor
 
     directory = Path(directory).resolve()
     tokenizer = byte_level_bpe_tokenizer()
-    geometry = {"patch_size": 16, "temporal_patch_size": 2, "merge_size": 2}
-    pixels = {
-        "size": {"shortest_edge": 64 * 64, "longest_edge": 512 * 512},
-        "image_mean": [0.5] * 3,
-        "image_std": [0.5] * 3,
-    }
-    Qwen3VLProcessor(
-        image_processor=Qwen2VLImageProcessor(**geometry, **pixels),
-        tokenizer=tokenizer,
-        video_processor=Qwen3VLVideoProcessor(**geometry, **pixels),
-        chat_template=QWEN3_VL_CHAT_TEMPLATE,
-    ).save_pretrained(directory)
-    tokenizer.save_pretrained(directory)  # GR00T reads the tokenizer's own chat template
-    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in QWEN_SPECIAL_TOKENS}
-    head_dim = 16
+    ids = _write_qwen_vl_processor(directory, Qwen3VLProcessor, Qwen3VLVideoProcessor, 16, tokenizer)
+    # The rotary sections sum to head_dim / 2, as Cosmos-Reason2's [24, 20, 20] do to 128 / 2.
+    rope = {"rope_theta": 5000000.0, "mrope_section": [4, 2, 2], "mrope_interleaved": True}
     Qwen3VLConfig(
-        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
-        tie_word_embeddings=True,
-        text_config={
-            "vocab_size": len(tokenizer), "hidden_size": width, "intermediate_size": 2 * width,
-            "num_hidden_layers": n_layers, "num_attention_heads": 4, "num_key_value_heads": 2,
-            "head_dim": head_dim, "max_position_embeddings": 4096, "tie_word_embeddings": True,
-            # The rotary sections sum to head_dim / 2, as Cosmos-Reason2's [24, 20, 20] do to 128 / 2.
-            "rope_parameters": {
-                "rope_type": "default", "rope_theta": 5000000.0, "mrope_section": [4, 2, 2],
-                "mrope_interleaved": True,
-            },
-            "pad_token_id": tokenizer.pad_token_id, "bos_token_id": None, "eos_token_id": tokenizer.eos_token_id,
-        },
+        **_qwen_vl_config(ids, len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id, width, n_layers, rope),
         vision_config={
             "depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2,
             "num_position_embeddings": 64, "out_hidden_size": width, "patch_size": 16,
             "spatial_merge_size": 2, "temporal_patch_size": 2, "deepstack_visual_indexes": [0],
         },
+    ).save_pretrained(directory)  # fmt: skip
+    return directory
+
+
+def write_tiny_qwen2_5_vl(
+    directory: Path, extra_tokens: Iterable[str] = (), width: int = 64, n_layers: int = 3
+) -> Path:
+    """Write a tiny Qwen2.5-VL (weights, config, tokenizer, image and video processors) that EO1 loads offline.
+
+    EO1 loads ``Qwen2_5_VLForConditionalGeneration.from_pretrained`` and the processor from one
+    directory (its ``vlm_base``), and its processor adds its own special tokens to the tokenizer
+    at run time (processor_eo1.py:178): as Qwen2.5-VL's vocabulary is larger than its
+    tokenizer's, the tiny model's covers ``extra_tokens`` beyond the tokenizer's, so the ids the
+    processor gives them exist. Images keep Qwen2.5-VL's geometry (patch 14, spatial merge 2,
+    temporal patch 2); the vision tower's window attention (112 px windows) runs in its first
+    block and full attention in its second.
+
+    Args:
+        directory: where to write.
+        extra_tokens: tokens a processor adds to the tokenizer (EO1's ``EO1_SPECIAL_TOKENS``).
+        width: the text width, EO1's hidden size.
+        n_layers: text decoder layers.
+
+    Returns:
+        ``directory``, absolute: EO1's ``vlm_base``.
+    """
+    from transformers import (
+        Qwen2_5_VLConfig,
+        Qwen2_5_VLForConditionalGeneration,
+        Qwen2_5_VLProcessor,
+        Qwen2VLVideoProcessor,
+    )
+
+    directory = Path(directory).resolve()
+    tokenizer = byte_level_bpe_tokenizer()
+    ids = _write_qwen_vl_processor(directory, Qwen2_5_VLProcessor, Qwen2VLVideoProcessor, 14, tokenizer)
+    vocab_size = len(tokenizer) + len(list(extra_tokens))
+    rope = {"mrope_section": [4, 2, 2]}
+    Qwen2_5_VLForConditionalGeneration(
+        Qwen2_5_VLConfig(
+            **_qwen_vl_config(ids, vocab_size, tokenizer.pad_token_id, tokenizer.eos_token_id, width, n_layers, rope),
+            vision_config={
+                "depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": width,
+                "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "window_size": 112,
+                "fullatt_block_indexes": [1],
+            },
+        )
     ).save_pretrained(directory)  # fmt: skip
     return directory
 

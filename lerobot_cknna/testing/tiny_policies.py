@@ -27,6 +27,7 @@ from lerobot_cknna.testing.tiny_assets import (
     tiny_florence_config,
     write_tiny_clip,
     write_tiny_internvl,
+    write_tiny_qwen2_5_vl,
     write_tiny_qwen3_vl,
     write_tiny_smolvlm,
     write_word_tokenizer,
@@ -266,6 +267,24 @@ def _evo1_config(assets: Path):
     )  # fmt: skip
 
 
+def _eo1_config(assets: Path):
+    """A tiny Qwen2.5-VL in float32 with eager attention; each camera read at 112 x 112 (16 image tokens).
+
+    The processor resizes every image to between ``image_min_pixels`` and ``image_max_pixels``
+    pixels, multiples of 28: both 112², so 8 x 8 patches merged 2 x 2. Two denoising steps.
+    """
+    from lerobot.policies.eo1.configuration_eo1 import EO1Config
+    from lerobot.policies.eo1.processor_eo1 import EO1_SPECIAL_TOKENS
+
+    inputs, outputs = libero_features()
+    return EO1Config(
+        input_features=inputs, output_features=outputs,
+        vlm_base=str(write_tiny_qwen2_5_vl(assets / "qwen2_5_vl", extra_tokens=EO1_SPECIAL_TOKENS)),
+        image_min_pixels=112 * 112, image_max_pixels=112 * 112, dtype="float32", attn_implementation="eager",
+        chunk_size=4, n_action_steps=4, num_denoise_steps=2, device="cpu",
+    )  # fmt: skip
+
+
 TINY_CONFIGS: dict[str, Callable[[Path], object]] = {
     "act": _act_config,
     "diffusion": _diffusion_config,
@@ -280,6 +299,7 @@ TINY_CONFIGS: dict[str, Callable[[Path], object]] = {
     "pi0_fast": _pi0_fast_config,
     "multi_task_dit": _multi_task_dit_config,
     "evo1": _evo1_config,
+    "eo1": _eo1_config,
 }
 
 

@@ -61,4 +61,8 @@ def test_the_vlas_and_only_they_split_feat_a_into_token_groups():
         for name, entry in HOOK_TABLE.items()
         if isinstance(entry, HookSpec) and entry.category is Category.VLA
     }
-    assert set(token_group_types()) == vlas == {"smolvla", "xvla", "pi0", "pi05", "pi0_fast", "groot", "evo1"}
+    assert (
+        set(token_group_types())
+        == vlas
+        == {"smolvla", "xvla", "pi0", "pi05", "pi0_fast", "groot", "evo1", "eo1"}
+    )

@@ -1,3 +1,4 @@
+import functools
 import math
 
 import pytest
@@ -49,14 +50,20 @@ def test_select_action_capture_equals_encode_only(tiny):
 def samples(batch: dict, start: int, stop: int, batch_size: int) -> dict:
     """Samples ``start:stop`` of a batch; tensors with several rows per sample (GR00T: one per camera) keep theirs.
 
-    Instructions the model tokenizes itself (EVO1's ``task`` strings, one per sample) are kept too.
+    Instructions the model tokenizes itself (EVO1's ``task`` strings, one per sample) are kept too, and
+    values of the whole batch (EO1's token ids) as they are.
     """
+    whole = {key: value for key, value in batch.items() if isinstance(value, int)}
     picked = {key: value[start:stop] for key, value in batch.items() if isinstance(value, list)}
-    return picked | {
-        key: value[start * (rows := value.shape[0] // batch_size) : stop * rows]
-        for key, value in batch.items()
-        if torch.is_tensor(value)
-    }
+    return (
+        whole
+        | picked
+        | {
+            key: value[start * (rows := value.shape[0] // batch_size) : stop * rows]
+            for key, value in batch.items()
+            if torch.is_tensor(value)
+        }
+    )
 
 
 def test_one_vector_per_sample_and_samples_are_independent(tiny):
@@ -111,6 +118,7 @@ def test_table_paths_are_the_real_modules(tiny):
         "pi0_fast": "PiGemmaRMSNorm",
         "multi_task_dit": "CLIPVisionEncoder",
         "evo1": "Qwen2RMSNorm",
+        "eo1": "Qwen2_5_VLRMSNorm",
     }[policy_type]
     # Diffusion's encoders per camera (lerobot 0.6's default): one module per camera, in camera order.
     separate = getattr(policy.config, "use_separate_rgb_encoder_per_camera", False)
@@ -166,7 +174,9 @@ def test_unknown_policy_type_needs_a_hook_path():
 # Where a type's preprocessor puts the per-token tensors of its language sequence (ids first, mask second),
 # and on which side it pads. GR00T's Qwen3-VL processor pads its whole chat (images and instruction) on the left.
 # EVO1 has none: its embedder tokenizes the prompt inside the model, padding on the right to the batch's longest.
-TOKEN_KEYS = {"groot": (("input_ids", "attention_mask", "mm_token_type_ids"), "left")}
+# EO1's Qwen2.5-VL processor does too at inference (processor_eo1.py:187).
+QWEN_CHAT_KEYS = (("input_ids", "attention_mask", "mm_token_type_ids"), "left")
+TOKEN_KEYS = {"groot": QWEN_CHAT_KEYS, "eo1": QWEN_CHAT_KEYS}
 LANGUAGE_KEYS = (("observation.language.tokens", "observation.language.attention_mask"), "right")
 TOKENIZED_IN_MODEL = ("evo1",)
 
@@ -223,6 +233,13 @@ def test_padding_tokens_change_a_pooled_vla_vector_only_where_the_model_attends_
         torch.testing.assert_close(capture.pop(batch_size_of(padded_batch))[:3], plain, rtol=1e-5, atol=1e-6)
 
 
+# The Qwen-VL config of the types whose processor writes a Qwen-VL chat (GR00T's Qwen3-VL, EO1's Qwen2.5-VL).
+QWEN_VL_CONFIG = {
+    "groot": lambda policy: policy._groot_model.backbone.model.config,
+    "eo1": lambda policy: policy.model.vlm_backbone.config,
+}
+
+
 def tokens_per_camera(policy_type: str, policy, batch: dict) -> int:
     """One camera's tokens in the hooked sequence, read off the model's config (GR00T: its image grid)."""
     if policy_type == "smolvla":  # SigLIP patches of the resized image, pixel-shuffled scale_factor² to one
@@ -231,8 +248,10 @@ def tokens_per_camera(policy_type: str, policy, batch: dict) -> int:
         return patches // config.scale_factor**2
     if policy_type == "xvla":  # DaViT patches of the camera's image, then their spatial mean
         return (IMAGE_SHAPE[-1] // math.prod(policy.model.vlm.config.vision_config.patch_stride)) ** 2 + 1
-    if policy_type == "groot":  # Qwen3-VL patches (t x h x w) of one image, merged spatial_merge_size² to one
-        merge = policy._groot_model.backbone.model.config.vision_config.spatial_merge_size
+    if (
+        policy_type in QWEN_VL_CONFIG
+    ):  # Qwen-VL patches (t x h x w) of one image, merged spatial_merge_size² to one
+        merge = QWEN_VL_CONFIG[policy_type](policy).vision_config.spatial_merge_size
         return int(batch["image_grid_thw"][0].prod()) // merge**2
     if policy_type == "evo1":  # InternVL patches without CLS, pixel-shuffled to downsample_ratio² of them
         config = policy.model.embedder.model.config
@@ -244,9 +263,12 @@ def tokens_per_camera(policy_type: str, policy, batch: dict) -> int:
 
 def expected_token_groups(policy_type: str, batch: dict, policy) -> tuple[torch.Tensor, torch.Tensor]:
     """The (image, language) masks of the hooked sequence's kept tokens, from the model's documented layout."""
-    if policy_type == "groot":  # one backbone token per Qwen3-VL token (images + chat), left padding off
-        kept = batch["attention_mask"].bool()
-        image = kept & (batch["input_ids"] == policy._groot_model.backbone.model.config.image_token_id)
+    if policy_type in QWEN_VL_CONFIG:  # one token per Qwen-VL token (images + chat), left padding off
+        ids, kept = batch["input_ids"], batch["attention_mask"].bool()
+        if policy_type == "eo1":  # the prefix before the first action token, without the state token
+            prefix = int((ids[0] == batch["action_token_id"]).int().argmax())
+            ids, kept = ids[:, :prefix], kept[:, :prefix] & (ids[:, :prefix] != batch["state_token_id"])
+        image = kept & (ids == QWEN_VL_CONFIG[policy_type](policy).image_token_id)
         return image, kept & ~image
     if policy_type == "evo1":
         return evo1_token_groups(batch, policy)
@@ -320,9 +342,9 @@ def test_token_groups_split_feat_a_into_its_image_tokens_and_its_language_tokens
     owner = resolve_module(policy, owner_path) if owner_path else policy
     method, calls, captured = getattr(owner, name), [], {}
 
+    @functools.wraps(method)
     def recording(*args, **kwargs):
-        calls.append((args, method(*args, **kwargs)))
-        return calls[-1][1]
+        return spec.token_mask.recorded_call(method, args, kwargs, lambda *call: calls.append(call))
 
     tap = LayerTap(spec.module_path, output_key=spec.output_key)
     with patched(owner, name, recording):
@@ -491,3 +513,38 @@ def test_evo1_pooled_to_one_token_keeps_that_token_and_has_no_token_groups(tmp_p
     assert list(layers)[-1] == spec.module_path and torch.equal(layers[spec.module_path], pooled)
     with pytest.raises(ValueError, match="return_cls_only=true conditions its action head on one token"):
         encode_features(policy, batch, token_groups=True)
+
+
+def test_eo1_keeps_the_prefill_its_action_tokens_attend_to_not_the_denoising_steps(tiny_policies):
+    policy = tiny_policies("eo1")
+    batch = libero_batch(policy, batch_size=2, seed=3)
+    spec, backbone, prefill = spec_of(policy), policy.model.vlm_backbone.model, []
+    handle = backbone.register_forward_hook(
+        lambda module, args, kwargs, output: prefill.append((kwargs, output)) if not prefill else None,
+        with_kwargs=True,
+    )
+    tap = LayerTap(spec.module_path)
+    try:
+        policy.reset()
+        with capture_features(policy) as capture:
+            firings = recorded_firings(policy, [tap], lambda: policy.select_action(dict(batch)))[tap.path]
+            captured = capture.pop(2)
+    finally:
+        handle.remove()
+    ((kwargs, output),) = prefill
+    first, *denoising = firings
+    act_start = int((batch["input_ids"][0] == batch["action_token_id"]).int().argmax())
+    # The prefill encodes the prompt up to the first action token and caches it; each Euler step then
+    # runs the action tokens alone against that cache.
+    assert (
+        first.shape[1] == act_start == kwargs["inputs_embeds"].shape[1] and output.past_key_values is not None
+    )
+    assert len(denoising) == policy.config.num_denoise_steps
+    assert all(step.shape[1] == policy.config.chunk_size for step in denoising)
+    torch.testing.assert_close(first, output.last_hidden_state, rtol=0, atol=0)
+    # Pooled over the prefill's attention mask without the state token, which holds the projected state.
+    kept = kwargs["attention_mask"].bool() & (batch["input_ids"][:, :act_start] != batch["state_token_id"])
+    assert (kwargs["attention_mask"].sum(dim=1) - kept.sum(dim=1)).tolist() == [1, 1]
+    expected = torch.stack([first[row][kept[row]].mean(dim=0) for row in range(2)])
+    torch.testing.assert_close(captured, expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(encode_features(policy, batch), expected, rtol=1e-5, atol=1e-6)
