@@ -189,8 +189,9 @@ class FeatureCapture:
 
         def recording_method(*args, **kwargs):
             result = method(*args, **kwargs)
-            image = _cpu_mask(token_mask.image(args, result)) if self.token_groups else None
-            self._masks.append((_cpu_mask(token_mask.read(args, result)), image))
+            read_args = (owner, *args) if token_mask.with_owner else args
+            image = _cpu_mask(token_mask.image(read_args, result)) if self.token_groups else None
+            self._masks.append((_cpu_mask(token_mask.read(read_args, result)), image))
             return result
 
         return patched(owner, name, recording_method)

@@ -204,7 +204,7 @@ def byte_level_bpe_tokenizer(vocab_size: int = 600) -> Qwen2TokenizerFast:
     return tokenizer
 
 
-def write_tiny_qwen3_vl(directory: Path, width: int = 64, n_layers: int = 3) -> Path:
+def write_tiny_qwen3_vl(directory: Path, width: int = 64, n_layers: int = 3, weights: bool = False) -> Path:
     """Write a tiny Qwen3-VL (config, tokenizer, image and video processors) that GR00T N1.7 loads offline.
 
     The module tree and classes are Qwen3-VL's; widths and depths are tiny. Images keep
@@ -216,11 +216,20 @@ def write_tiny_qwen3_vl(directory: Path, width: int = 64, n_layers: int = 3) -> 
         width: the text width, which is GR00T's ``backbone_embedding_dim`` (N1.7 has no
             projection between the backbone and the action head).
         n_layers: text decoder layers (GR00T keeps those up to its ``select_layer``).
+        weights: also write random weights of a ``Qwen3VLForConditionalGeneration``, for a model
+            that loads them with ``from_pretrained`` (VLA-JEPA); GR00T builds its backbone from the
+            config alone.
 
     Returns:
         ``directory``, absolute: the base checkpoint's ``model_name``.
     """
-    from transformers import Qwen2VLImageProcessor, Qwen3VLConfig, Qwen3VLProcessor, Qwen3VLVideoProcessor
+    from transformers import (
+        Qwen2VLImageProcessor,
+        Qwen3VLConfig,
+        Qwen3VLForConditionalGeneration,
+        Qwen3VLProcessor,
+        Qwen3VLVideoProcessor,
+    )
 
     directory = Path(directory).resolve()
     tokenizer = byte_level_bpe_tokenizer()
@@ -239,7 +248,7 @@ def write_tiny_qwen3_vl(directory: Path, width: int = 64, n_layers: int = 3) -> 
     tokenizer.save_pretrained(directory)  # GR00T reads the tokenizer's own chat template
     ids = {token: tokenizer.convert_tokens_to_ids(token) for token in QWEN_SPECIAL_TOKENS}
     head_dim = 16
-    Qwen3VLConfig(
+    config = Qwen3VLConfig(
         image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
         tie_word_embeddings=True,
@@ -259,7 +268,8 @@ def write_tiny_qwen3_vl(directory: Path, width: int = 64, n_layers: int = 3) -> 
             "num_position_embeddings": 64, "out_hidden_size": width, "patch_size": 16,
             "spatial_merge_size": 2, "temporal_patch_size": 2, "deepstack_visual_indexes": [0],
         },
-    ).save_pretrained(directory)  # fmt: skip
+    )  # fmt: skip
+    (Qwen3VLForConditionalGeneration(config) if weights else config).save_pretrained(directory)
     return directory
 
 
