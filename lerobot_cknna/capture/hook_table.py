@@ -474,7 +474,7 @@ def _embodied_action_tokens(args, qwen_inputs) -> torch.Tensor:
     """``build_inputs`` (with its owner, the Qwen3-VL interface) -> its input ids: the embodied-action tokens.
 
     The id is the tokenizer's for ``config.embodied_action_token``, as ``expand_tokenizer`` found it
-    (qwen_interface.py:67-70) and ``_encode_qwen`` selects the head's rows with it (modeling_vla_jepa.py:192).
+    (qwen_interface.py:69-71) and ``_encode_qwen`` selects the head's rows with it (modeling_vla_jepa.py:196).
     """
     qwen = args[0]
     token_id = qwen.processor.tokenizer.convert_tokens_to_ids(qwen.config.embodied_action_token)
@@ -502,7 +502,7 @@ The action head's only view of the observation is ``embodied_action_tokens``: th
 last decoder layer's output, before the final RMSNorm, at the ``<|embodied_action|>`` tokens
 (32 per sample, appended to the prompt after the images, the instruction and the action
 placeholders), which ``_encode_qwen`` gathers with a forward hook of its own on that layer and
-hands to the DiT as its cross-attention context (modeling_vla_jepa.py:154-210, 318-321). So that
+hands to the DiT as its cross-attention context (modeling_vla_jepa.py:154-212, 321-324). So that
 layer is feat A's module (``layers.-1``: its last child, whatever the checkpoint's depth), and feat
 A is the mean of exactly those rows, the mask read off ``build_inputs``'s input ids with the id
 ``expand_tokenizer`` gave the token:
