@@ -9,7 +9,8 @@ derived from a base spec with ``dataclasses.replace`` rather than copied.
 An entry says:
 
 * ``module_path``: dotted attribute path from the policy to the module whose output is
-  feat A (:mod:`lerobot_cknna.capture.module_paths`; ``*`` for every child of a container);
+  feat A (:mod:`lerobot_cknna.capture.module_paths`; ``*`` for every child of a container,
+  ``-1`` for its last child);
 * ``category``: ``VLA`` (vision + language), ``IL`` or ``RL`` (vision only), which decides
   what the scores can be compared with;
 * ``output_key``: how to read the module's output (dict key, tuple index, ``None`` for a
@@ -93,9 +94,11 @@ class TokenMask:
             before a shorter mask are image tokens. The kept tokens that are not image tokens are
             the language group: the prompt's tokens, template and special tokens included.
             ``None``: the entry does not split its tokens, and ``--cknna.token_groups`` is refused.
-        groups_note: what a reader of this entry's token groups must know (said in the report).
+        groups_note: what a reader of this entry's token groups must know (said in the report);
+            without ``image``, why the entry has none (said in the refusal).
         with_policy: ``read`` and ``image`` get the policy before the method's arguments (EVO1: the image
-            token id is its embedder's and the pooling its config's, neither an argument of the method).
+            token id is its embedder's and the pooling its config's, neither an argument of the method;
+            VLA-JEPA's embodied-action token id, its tokenizer's).
         by_name: ``read`` and ``image`` get the method's arguments by name (a dict, positional ones bound
             to their parameters' names) and ``None`` for its return value, read as the call starts: the
             method runs the hooked module itself, so its return comes after feat A (EO1's ``sample_actions``,
@@ -188,11 +191,12 @@ def check_token_groups(spec: HookSpec, policy_type: str) -> None:
     """
     if spec.token_mask is not None and spec.token_mask.image is not None:
         return
-    why = (
-        "its feat A is a vision encoder's output, with no language tokens"
-        if spec.category in (Category.IL, Category.RL)
-        else "the hook table has no split of its feat A's tokens into image and language tokens"
-    )
+    if spec.category in (Category.IL, Category.RL):
+        why = "its feat A is a vision encoder's output, with no language tokens"
+    elif spec.token_mask is not None and spec.token_mask.groups_note:
+        why = spec.token_mask.groups_note
+    else:
+        why = "the hook table has no split of its feat A's tokens into image and language tokens"
     raise ValueError(
         f"--cknna.token_groups=true scores a VLA's image tokens and language tokens apart, and policy type "
         f"{policy_type!r} has no token groups: {why}. Types with token groups: {', '.join(token_group_types())}. "
@@ -492,6 +496,64 @@ With ``use_separate_rgb_encoder_per_camera`` (not lerobot 0.6's default) the enc
 ``--cknna.hook_path``.
 """
 
+_QWEN3_VL_TEXT = "model.qwen.model.model.language_model"
+
+
+def _embodied_action_tokens(policy, args, qwen_inputs) -> torch.Tensor:
+    """``build_inputs`` -> its input ids: the embodied-action tokens.
+
+    The id is the tokenizer's (the Qwen3-VL interface's, ``policy.model.qwen``) for
+    ``config.embodied_action_token``, as ``expand_tokenizer`` found it (qwen_interface.py:69-71) and
+    ``_encode_qwen`` selects the head's rows with it (modeling_vla_jepa.py:196).
+    """
+    qwen = policy.model.qwen
+    token_id = qwen.processor.tokenizer.convert_tokens_to_ids(qwen.config.embodied_action_token)
+    return qwen_inputs["input_ids"] == token_id
+
+
+VLA_JEPA = HookSpec(
+    module_path=f"{_QWEN3_VL_TEXT}.layers.-1",
+    category=Category.VLA,
+    layout=_TOKENS,
+    token_mask=TokenMask(
+        "model.qwen.build_inputs",
+        _embodied_action_tokens,
+        groups_note="feat A is the mean of its embodied-action tokens' rows, the only rows the action head "
+        "reads; they are neither image nor language tokens (each attends to both), so feat A does not split "
+        "into an image part and a language part",
+        with_policy=True,
+    ),
+    reads_state=False,
+    layer_path=_decoder_layer_inputs(_QWEN3_VL_TEXT),
+)
+"""VLA-JEPA: the last Qwen3-VL decoder layer's output, pre-final-norm, averaged over the embodied-action rows.
+
+The action head's only view of the observation is ``embodied_action_tokens``: the rows of the
+last decoder layer's output, before the final RMSNorm, at the ``<|embodied_action|>`` tokens
+(32 per sample, appended to the prompt after the images, the instruction and the action
+placeholders), which ``_encode_qwen`` gathers with a forward hook of its own on that layer and
+hands to the DiT as its cross-attention context (modeling_vla_jepa.py:154-212, 321-324). So that
+layer is feat A's module (``layers.-1``: its last child, whatever the checkpoint's depth), and feat
+A is the mean of exactly those rows, the mask read off ``build_inputs``'s input ids with the id
+``expand_tokenizer`` gave the token:
+
+* a mean over all valid tokens would add the image and prompt rows, which the head never reads:
+  what it gets of the cameras and the instruction, it gets through the embodied rows' attention
+  (the decoder is causal, and they follow the images and the instruction);
+* no token groups: the rows pooled are neither image nor language tokens, so feat A is no
+  weighted mean of an image group and a language group; the prompt's own image and language rows
+  are rows the head does not read, and are not feat A's. ``--cknna.token_groups`` is refused;
+* the layer fires once per inference: one Qwen forward (``lm_head`` included, its logits unused),
+  then the head's denoising steps. LeRobot's hook on the same layer is registered after this
+  package's, so encode-only stops before it runs;
+* the Qwen never sees the state (the prompt holds none; the state goes to the head's
+  ``state_encoder``), hence ``reads_state=False``. Left padding is masked (the rotary positions
+  come from the attention mask), so a sample's vector does not depend on its batch.
+
+Layer taps: the residual stream entering each Qwen3-VL text decoder layer, pooled over the same
+embodied rows.
+"""
+
 
 def _evo1_attended_tokens(policy, args, attention_mask) -> torch.Tensor:
     """``_mask_absent_image_tokens(input_ids, attention_mask, ...)`` -> the tokens EVO1's action head attends to.
@@ -646,6 +708,7 @@ HOOK_TABLE: dict[str, HookSpec | Callable[[object], HookSpec]] = {
     "multi_task_dit": MULTI_TASK_DIT,
     "evo1": EVO1,
     "eo1": EO1,
+    "vla_jepa": VLA_JEPA,
 }
 
 # Used for a --cknna.hook_path on a policy type the table does not know.

@@ -259,7 +259,7 @@ def _qwen_vl_config(
     }  # fmt: skip
 
 
-def write_tiny_qwen3_vl(directory: Path, width: int = 64, n_layers: int = 3) -> Path:
+def write_tiny_qwen3_vl(directory: Path, width: int = 64, n_layers: int = 3, weights: bool = False) -> Path:
     """Write a tiny Qwen3-VL (config, tokenizer, image and video processors) that GR00T N1.7 loads offline.
 
     The module tree and classes are Qwen3-VL's; widths and depths are tiny. Images keep
@@ -271,25 +271,34 @@ def write_tiny_qwen3_vl(directory: Path, width: int = 64, n_layers: int = 3) -> 
         width: the text width, which is GR00T's ``backbone_embedding_dim`` (N1.7 has no
             projection between the backbone and the action head).
         n_layers: text decoder layers (GR00T keeps those up to its ``select_layer``).
+        weights: also write random weights of a ``Qwen3VLForConditionalGeneration``, for a model
+            that loads them with ``from_pretrained`` (VLA-JEPA); GR00T builds its backbone from the
+            config alone.
 
     Returns:
         ``directory``, absolute: the base checkpoint's ``model_name``.
     """
-    from transformers import Qwen3VLConfig, Qwen3VLProcessor, Qwen3VLVideoProcessor
+    from transformers import (
+        Qwen3VLConfig,
+        Qwen3VLForConditionalGeneration,
+        Qwen3VLProcessor,
+        Qwen3VLVideoProcessor,
+    )
 
     directory = Path(directory).resolve()
     tokenizer = byte_level_bpe_tokenizer()
     ids = _write_qwen_vl_processor(directory, Qwen3VLProcessor, Qwen3VLVideoProcessor, 16, tokenizer)
     # The rotary sections sum to head_dim / 2, as Cosmos-Reason2's [24, 20, 20] do to 128 / 2.
     rope = {"rope_theta": 5000000.0, "mrope_section": [4, 2, 2], "mrope_interleaved": True}
-    Qwen3VLConfig(
+    config = Qwen3VLConfig(
         **_qwen_vl_config(ids, len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id, width, n_layers, rope),
         vision_config={
             "depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2,
             "num_position_embeddings": 64, "out_hidden_size": width, "patch_size": 16,
             "spatial_merge_size": 2, "temporal_patch_size": 2, "deepstack_visual_indexes": [0],
         },
-    ).save_pretrained(directory)  # fmt: skip
+    )  # fmt: skip
+    (Qwen3VLForConditionalGeneration(config) if weights else config).save_pretrained(directory)
     return directory
 
 

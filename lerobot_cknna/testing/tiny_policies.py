@@ -285,6 +285,23 @@ def _eo1_config(assets: Path):
     )  # fmt: skip
 
 
+def _vla_jepa_config(assets: Path):
+    """A tiny Qwen3-VL with random weights (VLA-JEPA loads them by name), no world model, the test DiT.
+
+    Without the world model nothing loads V-JEPA 2 (``jepa_encoder_name``); float32, as the tiny
+    Qwen3-VL was written (LeRobot still runs the Qwen forward under bf16 autocast).
+    """
+    from lerobot.policies.vla_jepa.configuration_vla_jepa import VLAJEPAConfig
+
+    inputs, outputs = libero_features()
+    qwen = write_tiny_qwen3_vl(assets / "qwen3_vl_weights", weights=True)
+    return VLAJEPAConfig(
+        input_features=inputs, output_features=outputs, qwen_model_name=str(qwen), enable_world_model=False,
+        torch_dtype="float32", action_model_type="DiT-test", action_num_layers=1, action_hidden_size=16,
+        chunk_size=4, n_action_steps=4, num_inference_timesteps=2, device="cpu",
+    )  # fmt: skip
+
+
 TINY_CONFIGS: dict[str, Callable[[Path], object]] = {
     "act": _act_config,
     "diffusion": _diffusion_config,
@@ -300,6 +317,7 @@ TINY_CONFIGS: dict[str, Callable[[Path], object]] = {
     "multi_task_dit": _multi_task_dit_config,
     "evo1": _evo1_config,
     "eo1": _eo1_config,
+    "vla_jepa": _vla_jepa_config,
 }
 
 

@@ -2,6 +2,8 @@
 
 import dataclasses
 
+import pytest
+
 from lerobot_cknna.capture.hook_table import (
     DIFFUSION_ENCODER_PER_CAMERA,
     DIFFUSION_SHARED_ENCODER,
@@ -10,6 +12,7 @@ from lerobot_cknna.capture.hook_table import (
     PI0_FAST,
     Category,
     HookSpec,
+    check_token_groups,
     token_group_types,
 )
 from lerobot_cknna.compat import FIXES
@@ -55,14 +58,19 @@ def test_variants_differ_from_their_base_only_where_the_architecture_does():
     }  # fmt: skip
 
 
-def test_the_vlas_and_only_they_split_feat_a_into_token_groups():
+def test_the_vlas_and_only_they_split_feat_a_into_token_groups_but_vla_jepa_whose_feat_a_has_neither():
     vlas = {
         name
         for name, entry in HOOK_TABLE.items()
         if isinstance(entry, HookSpec) and entry.category is Category.VLA
     }
+    # VLA-JEPA's feat A pools its embodied-action tokens, which are neither image nor language tokens.
     assert (
         set(token_group_types())
-        == vlas
+        == vlas - {"vla_jepa"}
         == {"smolvla", "xvla", "pi0", "pi05", "pi0_fast", "groot", "evo1", "eo1"}
     )
+    with pytest.raises(
+        ValueError, match="'vla_jepa' has no token groups: feat A is the mean of its embodied-action"
+    ):
+        check_token_groups(HOOK_TABLE["vla_jepa"], "vla_jepa")

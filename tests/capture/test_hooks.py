@@ -4,7 +4,14 @@ import math
 import pytest
 import torch
 
-from lerobot_cknna.capture.hook_table import HOOK_TABLE, HookSpec, LayerTap, layer_taps, spec_for
+from lerobot_cknna.capture.hook_table import (
+    HOOK_TABLE,
+    HookSpec,
+    LayerTap,
+    layer_taps,
+    spec_for,
+    token_group_types,
+)
 from lerobot_cknna.capture.hooks import (
     TOKEN_GROUPS,
     CaptureError,
@@ -50,7 +57,7 @@ def test_select_action_capture_equals_encode_only(tiny):
 def samples(batch: dict, start: int, stop: int, batch_size: int) -> dict:
     """Samples ``start:stop`` of a batch; tensors with several rows per sample (GR00T: one per camera) keep theirs.
 
-    Instructions the model tokenizes itself (EVO1's ``task`` strings, one per sample) are kept too, and
+    Instructions the model tokenizes itself (EVO1's and VLA-JEPA's ``task`` strings, one per sample) are kept too, and
     values of the whole batch (EO1's token ids) as they are.
     """
     whole = {key: value for key, value in batch.items() if isinstance(value, int)}
@@ -119,6 +126,7 @@ def test_table_paths_are_the_real_modules(tiny):
         "multi_task_dit": "CLIPVisionEncoder",
         "evo1": "Qwen2RMSNorm",
         "eo1": "Qwen2_5_VLRMSNorm",
+        "vla_jepa": "Qwen3VLTextDecoderLayer",
     }[policy_type]
     # Diffusion's encoders per camera (lerobot 0.6's default): one module per camera, in camera order.
     separate = getattr(policy.config, "use_separate_rgb_encoder_per_camera", False)
@@ -211,9 +219,13 @@ def with_padded_language(batch: dict, extra: int, policy_type: str = "") -> dict
 TOKEN_TYPES = [
     t for t in TINY_TYPES if isinstance(HOOK_TABLE[t], HookSpec) and HOOK_TABLE[t].token_mask is not None
 ]
+TOKEN_GROUP_TYPES = [t for t in TOKEN_TYPES if t in token_group_types()]
+# Types whose preprocessor tokenizes the instruction; VLA-JEPA tokenizes inside its model (see
+# test_vla_jepa_left_padding_leaves_a_samples_vector_unchanged).
+PREPROCESSOR_TOKEN_TYPES = [t for t in TOKEN_TYPES if t != "vla_jepa"]
 
 
-@pytest.mark.parametrize("policy_type", TOKEN_TYPES)
+@pytest.mark.parametrize("policy_type", PREPROCESSOR_TOKEN_TYPES)
 def test_padding_tokens_change_a_pooled_vla_vector_only_where_the_model_attends_to_them(
     policy_type, tiny_policies
 ):
@@ -309,8 +321,20 @@ def evo1_token_groups(batch: dict, policy) -> tuple[torch.Tensor, torch.Tensor]:
     return image, kept & ~image
 
 
+def vla_jepa_qwen_inputs(policy, batch: dict) -> dict:
+    """VLA-JEPA's Qwen3-VL inputs for ``batch`` (its prompt with the action and embodied-action tokens), as it builds them."""
+    inputs = policy._prepare_model_inputs(dict(batch), training=False)
+    model = policy.model
+    return model.qwen.build_inputs(
+        inputs["images"], inputs["instructions"], model.replace_prompt, model.embodied_replace_prompt
+    )
+
+
 def expected_pooling_mask(policy_type: str, batch: dict, policy) -> torch.Tensor:
-    """Which tokens of the hooked sequence are image or language tokens, from the model's documented layout."""
+    """Which tokens of the hooked sequence are pooled: a VLA's image and language tokens, from the model's
+    documented layout; VLA-JEPA's embodied-action tokens, by the id its model holds."""
+    if policy_type == "vla_jepa":
+        return vla_jepa_qwen_inputs(policy, batch)["input_ids"] == policy.model.embodied_action_token_id
     image, language = expected_token_groups(policy_type, batch, policy)
     return image | language
 
@@ -333,7 +357,7 @@ def test_vla_pooling_averages_exactly_the_image_and_language_tokens(policy_type,
         assert not torch.allclose(pooled[row], sequence[row].mean(dim=0))
 
 
-@pytest.mark.parametrize("policy_type", TOKEN_TYPES)
+@pytest.mark.parametrize("policy_type", TOKEN_GROUP_TYPES)
 def test_token_groups_split_feat_a_into_its_image_tokens_and_its_language_tokens(policy_type, tiny_policies):
     policy = tiny_policies(policy_type)
     batch = libero_batch(policy, batch_size=2, seed=2)
@@ -381,6 +405,42 @@ def test_a_type_without_token_groups_is_refused_by_name(tiny_policies):
         ValueError, match="policy type 'act' has no token groups: its feat A is a vision encoder"
     ):
         FeatureCapture(tiny_policies("act"), token_groups=True)
+    with pytest.raises(
+        ValueError,
+        match="policy type 'vla_jepa' has no token groups: feat A is the mean of its embodied-action",
+    ):
+        FeatureCapture(tiny_policies("vla_jepa"), token_groups=True)
+
+
+def test_vla_jepa_feat_a_is_the_mean_of_the_rows_its_action_head_reads(tiny_policies):
+    policy = tiny_policies("vla_jepa")
+    batch = libero_batch(policy, batch_size=2, seed=3)
+    (module,) = resolve_modules(policy, spec_of(policy).module_path)
+    assert module is policy.model.qwen.model.model.language_model.layers[-1]
+    inputs = policy._prepare_model_inputs(dict(batch), training=False)
+    embodied, _ = policy.model._encode_qwen(
+        inputs["images"], inputs["instructions"], need_action_tokens=False
+    )
+    assert embodied.shape[:2] == (2, policy.config.num_embodied_action_tokens_per_instruction)
+    torch.testing.assert_close(encode_features(policy, batch), embodied.float().mean(dim=1))
+
+
+def test_vla_jepa_left_padding_leaves_a_samples_vector_unchanged(tiny_policies):
+    policy = tiny_policies("vla_jepa")
+    batch = libero_batch(policy, batch_size=3, seed=2)
+    padding = ~vla_jepa_qwen_inputs(policy, batch)["attention_mask"].bool()
+    assert padding.any() and not padding[:, -1].any(), "instructions of different lengths, padded on the left"
+    padded = padding.any(dim=1).nonzero()[0].item()
+    alone = samples(batch, padded, padded + 1, batch_size=3)
+    torch.testing.assert_close(encode_features(policy, batch)[padded], encode_features(policy, alone)[0])
+
+
+def test_a_negative_segment_counts_children_from_the_end(tiny_policies):
+    policy = tiny_policies("act")
+    layers = policy.model.backbone
+    assert resolve_modules(policy, "model.backbone.-1") == [list(layers.children())[-1]]
+    with pytest.raises(ValueError, match="no module at 'model.backbone.-9'"):
+        resolve_modules(policy, "model.backbone.-9")
 
 
 def test_every_layer_of_the_sweep_fires_once_per_encode_only_forward(tiny):
