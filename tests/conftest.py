@@ -8,7 +8,10 @@ import pytest
 # Nothing in the tests may reach the Hugging Face Hub: what is not local fails at once.
 os.environ["HF_HUB_OFFLINE"] = "1"
 
-from lerobot_cknna.drivers.libero.record import record_libero_dataset  # noqa: E402
+from filelock import FileLock  # noqa: E402
+from lerobot.datasets.lerobot_dataset import LeRobotDataset  # noqa: E402
+
+from lerobot_cknna.drivers.libero.record import record_once  # noqa: E402
 from lerobot_cknna.testing.tiny_policies import build_tiny_policy, libero_batch  # noqa: E402
 from tests.utils import TINY_VARIANTS  # noqa: E402
 
@@ -16,12 +19,24 @@ RECORDED_REPO_ID = "local/libero_spatial_sim"
 
 
 @pytest.fixture(scope="session")
-def libero_dataset(tmp_path_factory):
-    """Two libero_spatial tasks x two scripted episodes x 10 frames, recorded once per session."""
-    root = tmp_path_factory.mktemp("libero") / "libero_spatial_sim"
-    return record_libero_dataset(
-        root, repo_id=RECORDED_REPO_ID, task_ids=(0, 1), episodes_per_task=2, n_steps=10
-    )
+def libero_dataset(tmp_path_factory, worker_id):
+    """Two libero_spatial tasks x two scripted episodes x 10 frames, recorded once per test run.
+
+    pytest-xdist's workers share it: the first to need it records it (over a minute of CPU) while
+    the others wait for it, and the tests only read it.
+    """
+    shared = tmp_path_factory.getbasetemp()
+    if worker_id != "master":
+        shared = shared.parent
+    with FileLock(shared / "libero_spatial_sim.lock"):
+        root = record_once(
+            shared / "libero_spatial_sim",
+            repo_id=RECORDED_REPO_ID,
+            task_ids=(0, 1),
+            episodes_per_task=2,
+            n_steps=10,
+        )
+    return LeRobotDataset(RECORDED_REPO_ID, root=root)
 
 
 @pytest.fixture(scope="session")

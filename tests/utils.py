@@ -1,6 +1,7 @@
 """Helpers the test modules share: features with a known structure, figure checks, command runners."""
 
 import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import numpy as np
 import torch
 import yaml
 from PIL import Image
+from safetensors.torch import load_file
 
 from lerobot_cknna.capture.hook_table import PI05, LayerTap
 from lerobot_cknna.capture.hooks import token_count_key, token_group_key
@@ -126,6 +128,23 @@ def deepening_layers(n_layers: int = 3) -> list[LayerFeatures]:
         tap = LayerTap(f"model.layers.{index}.input_layernorm", "input")
         layers.append(LayerFeatures(index, tap, dataclasses.replace(base, feat_a=feats)))
     return layers
+
+
+def assert_replayed_every_frame(run_dir: Path, dataset, policy_type: str) -> None:
+    """A replay run of ``policy_type`` has feat A for every frame of ``dataset``, beside the frame's own state."""
+    raw = load_file(str(run_dir / "features.safetensors"))  # readable without this package
+    n = dataset.num_frames
+    assert raw["feat_a"].shape[0] == n and raw["feat_b"].shape == (n, 8), policy_type
+    frames = dataset.hf_dataset.with_format("torch")
+    torch.testing.assert_close(raw["feat_b"], torch.stack(list(frames["observation.state"])))
+    assert torch.equal(raw["episode_index"], torch.stack(list(frames["episode_index"]))), policy_type
+    assert torch.equal(raw["frame_index"], torch.stack(list(frames["frame_index"]))), policy_type
+    record = json.loads((run_dir / "cknna.json").read_text())
+    assert record["n"] == n and record["n_episodes"] == dataset.num_episodes, policy_type
+    source = record["source"]
+    assert source["policy_type"] == policy_type and source["mode"] == "replay"
+    assert source["weights"] == "random" and source["hook_path"], policy_type
+    assert {group["name"] for group in record["groups"]["task"]} == set(dataset.meta.tasks.index)
 
 
 def assert_is_a_real_figure(path, min_size=(800, 400)):
