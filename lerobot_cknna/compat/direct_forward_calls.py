@@ -13,12 +13,13 @@ _DIRECT_CALL = re.compile(r"self\.([\w.]+)\.forward\(")
 
 @register("direct_forward_calls")
 class DirectForwardCalls(PolicyFix):
-    """SmolVLA, Pi0, Pi0.5, Pi0-FAST and GR00T call submodules as ``self.child.forward(...)``, which skips ``nn.Module.__call__`` and so every hook on them.
+    """SmolVLA, Pi0, Pi0.5, Pi0-FAST, GR00T and VLA-JEPA call submodules as ``self.child.forward(...)``, which skips ``nn.Module.__call__`` and so every hook on them.
 
     SmolVLA calls ``self.vlm_with_expert.forward(...)`` for the prefill and every denoising step
     (modeling_smolvla.py:712, :750, :796); the Pi family does the same with
     ``paligemma_with_expert`` and with PaliGemma's language model, GR00T with ``_groot_model``
-    in training. A hook placed on such a module never fires.
+    and VLA-JEPA with ``model`` (modeling_vla_jepa.py:429), both in training. A hook placed on
+    such a module never fires.
     """
 
     symptom = (
