@@ -1,8 +1,9 @@
 """Local stand-ins for the Hub assets that VLA policies load by name: tokenizers and VLM configs.
 
 SmolVLA calls ``AutoConfig`` / ``AutoProcessor`` on ``vlm_model_name``, X-VLA's processor
-loads a tokenizer by name, GR00T N1.7 reads a Qwen3-VL config and processor and EVO1 loads
-an InternVL3 (weights and tokenizer). Pointing those names at a directory written here lets
+loads a tokenizer by name, GR00T N1.7 reads a Qwen3-VL config and processor, EVO1 loads
+an InternVL3 (weights and tokenizer) and MolmoAct2 a whole checkpoint (weights, config, tokenizer and
+processor config). Pointing those names at a directory written here lets
 the real loading code run with no network. The word-level tokenizer is a vocabulary of every
 word in LIBERO's task descriptions (read from hf-libero's BDDL file names, without importing
 LIBERO), so every LIBERO instruction tokenizes without unknown words; Qwen3-VL's and
