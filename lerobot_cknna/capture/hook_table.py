@@ -690,11 +690,11 @@ def _molmoact2_prompt_tokens(policy, args, model_inputs) -> torch.Tensor:
 
     The mask is MolmoAct2's own for the action expert's cross-attention,
     ``_get_encoder_attention_mask(input_ids, attention_mask)`` (molmoact2_hf_model/modeling_molmoact2.py:2783,
-    called by ``generate_actions_from_inputs`` at :3037): the processor's attention mask (left padding
+    called by ``generate_actions_from_inputs`` at :3036): the processor's attention mask (left padding
     off), and for a checkpoint trained with ``action_mode="both"`` without its end-of-sequence tokens.
     The discretized state's tokens, strictly between ``<state_start>`` and ``<state_end>`` (the
     config's ``state_start_token_id`` and ``state_end_token_id``), are left out: one token per state
-    dimension, whose embedding is a lookup of the state's bin (processor_molmoact2.py:336-342), feat B
+    dimension, whose embedding is a lookup of the state's bin (processor_molmoact2.py:342-350), feat B
     itself, coarsely.
 
     Raises:
@@ -745,10 +745,10 @@ MOLMOACT2 = HookSpec(
 )
 """MolmoAct2: the final norm of its Molmo text model over the prompt, without the state's tokens.
 
-MolmoAct2's prompt (processor_molmoact2.py:300-325) is each camera's image tokens (``Image 1``, the
+MolmoAct2's prompt (processor_molmoact2.py:353-378) is each camera's image tokens (``Image 1``, the
 pooled patches between ``<im_start>`` and ``<im_end>``), then a user turn with the instruction,
 the setup, the discretized state (one ``<state_N>`` token per dimension, ``num_state_tokens``
-bins, :336-342) and the control mode, and the assistant's ``<action_output>``. In continuous
+bins, :342-350) and the control mode, and the assistant's ``<action_output>``. In continuous
 inference ``generate_actions_from_inputs`` runs the VLM once over that prompt with a KV cache and
 its action expert, one block per text-model layer, cross-attends to each layer's keys and values
 (molmoact2_hf_model/modeling_molmoact2.py:3021-3035, ``_extract_kv_states`` :2741) at every

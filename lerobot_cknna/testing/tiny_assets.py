@@ -450,7 +450,7 @@ def molmoact2_special_tokens() -> list[str]:
     """The tokens MolmoAct2's processor and prompt need as single tokens, in the order their ids are given.
 
     The image tokens its processor writes (``IMAGE_TOKENS``) and the image and video placeholders, the
-    prompt's role markers, the action, state, setup and control markers (processor_molmoact2.py:135-145),
+    prompt's role markers, the action, state, setup and control markers (processor_molmoact2.py:138-148),
     and one ``<state_N>`` token per state bin (``num_state_tokens``, 256 by default).
     """
     from lerobot.policies.molmoact2 import processor_molmoact2 as molmo
@@ -472,7 +472,7 @@ def write_tiny_molmoact2(directory: Path, image_size: int = 56, width: int = 32,
     """Write a tiny MolmoAct2 checkpoint (weights, config, tokenizer, processor config) that LeRobot loads offline.
 
     LeRobot's MolmoAct2 reads everything from one directory, its ``checkpoint_path``
-    (modeling_molmoact2.py:69-93, 489-540; processor_molmoact2.py:229-270): the model's config, its
+    (modeling_molmoact2.py:69-93, 551-606; processor_molmoact2.py:229-270): the model's config, its
     weights as ``model.safetensors`` (checked key by key against the model), ``processor_config.json``
     and the tokenizer. The model is LeRobot's own ``MolmoAct2ForConditionalGeneration`` with random
     weights: a one-layer SigLIP-style tower on ``image_size`` x ``image_size`` images in 14 x 14
