@@ -685,6 +685,96 @@ the tokens after it attend to it causally.
 """
 
 
+def _molmoact2_prompt_tokens(policy, args, model_inputs) -> torch.Tensor:
+    """``_model_inputs(batch)`` -> the prompt's tokens the action expert attends to, without the state tokens.
+
+    The mask is MolmoAct2's own for the action expert's cross-attention,
+    ``_get_encoder_attention_mask(input_ids, attention_mask)`` (molmoact2_hf_model/modeling_molmoact2.py:2783,
+    called by ``generate_actions_from_inputs`` at :3036): the processor's attention mask (left padding
+    off), and for a checkpoint trained with ``action_mode="both"`` without its end-of-sequence tokens.
+    The discretized state's tokens, strictly between ``<state_start>`` and ``<state_end>`` (the
+    config's ``state_start_token_id`` and ``state_end_token_id``), are left out: one token per state
+    dimension, whose embedding is a lookup of the state's bin (processor_molmoact2.py:342-350), feat B
+    itself, coarsely.
+
+    Raises:
+        ValueError: the checkpoint's config names no state start or end token.
+    """
+    model = policy._backbone()  # MolmoAct2Model, under LoRA's wrapper too
+    input_ids = model_inputs["input_ids"]
+    kept = model._get_encoder_attention_mask(input_ids, model_inputs.get("attention_mask"))
+    start_id, end_id = model.config.state_start_token_id, model.config.state_end_token_id
+    if start_id is None or end_id is None:
+        raise ValueError(
+            "MolmoAct2: the checkpoint's config names no state_start_token_id or state_end_token_id, so the "
+            "discretized state's tokens cannot be found by id and left out of feat A."
+        )
+    inside_state = (input_ids == start_id).int().cumsum(dim=1) - (input_ids == end_id).int().cumsum(dim=1)
+    return kept & ~((inside_state > 0) & (input_ids != start_id))
+
+
+def _molmoact2_image_tokens(policy, args, model_inputs) -> torch.Tensor:
+    """The prompt's ``<im_patch>`` tokens (the config's ``image_patch_id``), the ones a camera's pooled features are added to.
+
+    ``build_input_embeddings`` (molmoact2_hf_model/modeling_molmoact2.py:3402-3428) adds one pooled
+    patch feature to each of them; the image start, column and end tokens around them hold none.
+    """
+    return model_inputs["input_ids"] == policy._backbone().config.image_patch_id
+
+
+_MOLMOACT2_TEXT = "model.model.transformer"
+MOLMOACT2 = HookSpec(
+    module_path=f"{_MOLMOACT2_TEXT}.ln_f",
+    category=Category.VLA,
+    layout=_TOKENS,
+    # Continuous inference: once. Discrete inference: the prefill, then once per decoded token; the prefill is kept.
+    firings=None,
+    token_mask=TokenMask(
+        "_model_inputs",
+        _molmoact2_prompt_tokens,
+        _molmoact2_image_tokens,
+        groups_note='The language group holds the prompt\'s image labels ("Image 1"), the image start, column '
+        "and end tokens, the chat's role markers, the setup and control clauses and the state markers beside "
+        "the instruction's. The state's own tokens are left out, but the tokens after them (the rest of the "
+        "question and the assistant's header) attend to them; the image tokens come before them and do not.",
+        with_policy=True,
+    ),
+    # Each decoder block's input: the residual stream whose key and value projections that layer's
+    # action-expert block reads (pre-norm blocks normalize it first; post-norm ones attend to it as it is).
+    layer_path=_children(f"{_MOLMOACT2_TEXT}.blocks", read="input"),
+)
+"""MolmoAct2: the final norm of its Molmo text model over the prompt, without the state's tokens.
+
+MolmoAct2's prompt (processor_molmoact2.py:353-378) is each camera's image tokens (``Image 1``, the
+pooled patches between ``<im_start>`` and ``<im_end>``), then a user turn with the instruction,
+the setup, the discretized state (one ``<state_N>`` token per dimension, ``num_state_tokens``
+bins, :342-350) and the control mode, and the assistant's ``<action_output>``. In continuous
+inference ``generate_actions_from_inputs`` runs the VLM once over that prompt with a KV cache and
+its action expert, one block per text-model layer, cross-attends to each layer's keys and values
+(molmoact2_hf_model/modeling_molmoact2.py:3021-3035, ``_extract_kv_states`` :2741) at every
+flow-matching step. No single module outputs that per-layer condition, so, as for SmolVLA and the
+Pi family whose experts read the prefix's per-layer KV cache too, feat A is the prompt's last hidden
+states, the text model's final norm ``ln_f`` (``MolmoAct2RMSNorm``), which fires once per inference;
+the layer taps are each block's input, the residual stream that block's keys and values are
+projected from, so the sweep walks the condition layer by layer.
+
+The token mask is the one the action expert's cross-attention uses (``_get_encoder_attention_mask``,
+read off ``_model_inputs``'s return, the batch's model inputs, before the VLM runs), without the
+discretized state's tokens, as EO-1's and SmolVLA's state tokens are left out: they are feat B,
+binned, and in feat A they would make alignment with the state high by construction. The state
+still reaches feat A through the tokens after them (``reads_state``), as the action expert gets it.
+Left padding is masked; the rotary positions are not shifted back, but the valid tokens' relative
+positions are the same, so a sample's vector does not depend on its batch (to float rounding).
+
+With ``inference_action_mode="discrete"`` the actions are decoded as tokens instead, one more
+text-model forward per token after the same prefill (``_generate_discrete_actions_from_inputs``,
+modeling_molmoact2.py:1430-1460), so the module's later firings are dropped and the prefill kept,
+as for Pi0-FAST. With LoRA on the VLM (``enable_lora_vlm``) peft wraps the model
+(``_hf_model()``): the token mask follows it (``_backbone()``), the module path does not; name the
+norm under the wrapper, ``model.base_model.model.model.transformer.ln_f``, with ``--cknna.hook_path``.
+"""
+
+
 def _diffusion(config) -> HookSpec:
     return (
         DIFFUSION_ENCODER_PER_CAMERA
@@ -709,6 +799,7 @@ HOOK_TABLE: dict[str, HookSpec | Callable[[object], HookSpec]] = {
     "evo1": EVO1,
     "eo1": EO1,
     "vla_jepa": VLA_JEPA,
+    "molmoact2": MOLMOACT2,
 }
 
 # Used for a --cknna.hook_path on a policy type the table does not know.

@@ -1,8 +1,9 @@
 """Local stand-ins for the Hub assets that VLA policies load by name: tokenizers and VLM configs.
 
 SmolVLA calls ``AutoConfig`` / ``AutoProcessor`` on ``vlm_model_name``, X-VLA's processor
-loads a tokenizer by name, GR00T N1.7 reads a Qwen3-VL config and processor and EVO1 loads
-an InternVL3 (weights and tokenizer). Pointing those names at a directory written here lets
+loads a tokenizer by name, GR00T N1.7 reads a Qwen3-VL config and processor, EVO1 loads
+an InternVL3 (weights and tokenizer) and MolmoAct2 a whole checkpoint (weights, config, tokenizer and
+processor config). Pointing those names at a directory written here lets
 the real loading code run with no network. The word-level tokenizer is a vocabulary of every
 word in LIBERO's task descriptions (read from hf-libero's BDDL file names, without importing
 LIBERO), so every LIBERO instruction tokenizes without unknown words; Qwen3-VL's and
@@ -10,6 +11,7 @@ InternVL3's is a byte-level BPE trained on the same descriptions.
 """
 
 import importlib.util
+import json
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -176,10 +178,11 @@ QWEN3_VL_CHAT_TEMPLATE = (
 )
 
 
-def byte_level_bpe_tokenizer(vocab_size: int = 600) -> Qwen2TokenizerFast:
+def byte_level_bpe_tokenizer(vocab_size: int = 600, padding_side: str = "right") -> Qwen2TokenizerFast:
     """A Qwen2 byte-level BPE tokenizer trained on LIBERO's task descriptions, with Qwen3-VL's special tokens.
 
-    Any text tokenizes (byte-level); LIBERO words mostly become single tokens.
+    Any text tokenizes (byte-level); LIBERO words mostly become single tokens. ``padding_side`` is
+    saved with it.
     """
     backend = Tokenizer(models.BPE())
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -198,6 +201,7 @@ def byte_level_bpe_tokenizer(vocab_size: int = 600) -> Qwen2TokenizerFast:
         pad_token=QWEN_SPECIAL_TOKENS[0],
         eos_token="<|im_end|>",
         model_max_length=4096,
+        padding_side=padding_side,
     )
     tokenizer.add_special_tokens({"additional_special_tokens": list(QWEN_SPECIAL_TOKENS[1:])})
     tokenizer.chat_template = QWEN3_VL_CHAT_TEMPLATE
@@ -439,4 +443,100 @@ def write_tiny_internvl(directory: Path, image_size: int = 64, width: int = 64, 
             },
         )
     ).save_pretrained(directory)  # fmt: skip
+    return directory
+
+
+def molmoact2_special_tokens() -> list[str]:
+    """The tokens MolmoAct2's processor and prompt need as single tokens, in the order their ids are given.
+
+    The image tokens its processor writes (``IMAGE_TOKENS``) and the image and video placeholders, the
+    prompt's role markers, the action, state, setup and control markers (processor_molmoact2.py:138-148),
+    and one ``<state_N>`` token per state bin (``num_state_tokens``, 256 by default).
+    """
+    from lerobot.policies.molmoact2 import processor_molmoact2 as molmo
+    from lerobot.policies.molmoact2.molmoact2_hf_model import processing_molmoact2 as processing
+
+    markers = [
+        molmo.ACTION_OUTPUT_TOKEN, molmo.ACTION_START_TOKEN, molmo.ACTION_END_TOKEN, molmo.STATE_START_TOKEN,
+        molmo.STATE_END_TOKEN, molmo.SETUP_START_TOKEN, molmo.SETUP_END_TOKEN, molmo.CONTROL_START_TOKEN,
+        molmo.CONTROL_END_TOKEN,
+    ]  # fmt: skip
+    states = [
+        f"{molmo.STATE_TOKEN_PREFIX}{index}>" for index in range(molmo.MolmoAct2Config.num_state_tokens)
+    ]
+    placeholders = [processing.IMAGE_PROMPT, processing.VIDEO_PROMPT]
+    return [*processing.IMAGE_TOKENS, *placeholders, *markers, *states]
+
+
+def write_tiny_molmoact2(directory: Path, image_size: int = 56, width: int = 32, n_layers: int = 2) -> Path:
+    """Write a tiny MolmoAct2 checkpoint (weights, config, tokenizer, processor config) that LeRobot loads offline.
+
+    LeRobot's MolmoAct2 reads everything from one directory, its ``checkpoint_path``
+    (modeling_molmoact2.py:69-93, 551-606; processor_molmoact2.py:229-270): the model's config, its
+    weights as ``model.safetensors`` (checked key by key against the model), ``processor_config.json``
+    and the tokenizer. The model is LeRobot's own ``MolmoAct2ForConditionalGeneration`` with random
+    weights: a one-layer SigLIP-style tower on ``image_size`` x ``image_size`` images in 14 x 14
+    patches, pooled 2 x 2 into ``(image_size / 28)²`` tokens per camera (4 at 56 x 56, one crop:
+    ``crop_mode="resize"``), a ``n_layers``-layer text model of width ``width`` and the action expert
+    with one block per text layer, as MolmoAct2 requires. ``max_action_dim`` is 32, as LeRobot checks.
+    The tokenizer is :func:`byte_level_bpe_tokenizer` with :func:`molmoact2_special_tokens`, padding on
+    the left as MolmoAct2's processor expects (its ``insert_bos`` finds each row's first valid token by
+    the mask and, with right padding, would mark the padding after it valid too); its chat template (``chat_template.jinja``, Qwen3-VL's trimmed one) is loaded but never
+    rendered, since LeRobot writes MolmoAct2's prompt itself (``_build_robot_text``).
+
+    Returns:
+        ``directory``, absolute: MolmoAct2's ``checkpoint_path``.
+    """
+    from lerobot.policies.molmoact2.molmoact2_hf_model import configuration_molmoact2 as hf
+    from lerobot.policies.molmoact2.molmoact2_hf_model.modeling_molmoact2 import (
+        MolmoAct2ForConditionalGeneration,
+    )
+    from lerobot.policies.molmoact2.processor_molmoact2 import ACTION_END_TOKEN, STATE_TOKEN_PREFIX
+
+    directory = Path(directory).resolve()
+    tokenizer = byte_level_bpe_tokenizer(padding_side="left")
+    tokenizer.add_special_tokens({"additional_special_tokens": molmoact2_special_tokens()})
+    tokenizer.save_pretrained(directory)
+    ids = tokenizer.convert_tokens_to_ids
+    patch_size, heads = 14, 2
+    vision = {"num_attention_heads": heads, "num_key_value_heads": heads, "head_dim": width // heads}
+    config = hf.MolmoAct2Config(
+        vit_config=hf.MolmoAct2VitConfig(
+            hidden_size=width, intermediate_size=2 * width, num_hidden_layers=1, **vision,
+            image_default_input_size=(image_size, image_size), image_patch_size=patch_size,
+            image_num_pos=(image_size // patch_size) ** 2,
+        ),
+        adapter_config=hf.MolmoAct2AdapterConfig(
+            vit_layers=(-1,), hidden_size=width, intermediate_size=2 * width, text_hidden_size=width, **vision,
+        ),
+        text_config=hf.MolmoAct2TextConfig(
+            hidden_size=width, num_attention_heads=heads, num_key_value_heads=1, head_dim=width // heads,
+            vocab_size=len(tokenizer), additional_vocab_size=None, num_hidden_layers=n_layers,
+            intermediate_size=2 * width, max_position_embeddings=1024,
+        ),
+        action_expert_config=hf.MolmoAct2ActionExpertConfig(
+            hidden_size=width, num_layers=n_layers, num_heads=heads, ffn_multiple_of=16, timestep_embed_dim=16,
+        ),
+        image_start_token_id=ids("<im_start>"), low_res_image_start_token_id=ids("<low_res_im_start>"),
+        image_end_token_id=ids("<im_end>"), image_low_res_id=ids("<im_low>"), image_patch_id=ids("<im_patch>"),
+        image_col_id=ids("<im_col>"), frame_start_token_id=ids("<frame_start>"), frame_end_token_id=ids("<frame_end>"),
+        action_mode="continuous", max_action_dim=32, flow_matching_num_steps=2,
+        action_output_token_id=ids("<action_output>"), action_start_token_id=ids("<action_start>"),
+        action_end_token_id=ids(ACTION_END_TOKEN), state_start_token_id=ids("<state_start>"),
+        state_end_token_id=ids("<state_end>"), state_token_start_id=ids(f"{STATE_TOKEN_PREFIX}0>"),
+        num_state_tokens=256, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )  # fmt: skip
+    MolmoAct2ForConditionalGeneration(config).save_pretrained(directory)
+    image_processor = {
+        "size": {"height": image_size, "width": image_size}, "crop_mode": "resize", "max_crops": 1,
+        "patch_size": patch_size, "pooling_size": [2, 2], "image_mean": [0.5] * 3, "image_std": [0.5] * 3,
+    }  # fmt: skip
+    processor_config = {
+        "image_processor": image_processor,
+        "video_processor": {"size": {"height": image_size, "width": image_size}, "patch_size": patch_size},
+        "image_use_col_tokens": True,
+        "use_single_crop_col_tokens": None,
+        "use_single_crop_start_token": True,
+    }
+    (directory / "processor_config.json").write_text(json.dumps(processor_config, indent=2))
     return directory

@@ -27,6 +27,7 @@ from lerobot_cknna.testing.tiny_assets import (
     tiny_florence_config,
     write_tiny_clip,
     write_tiny_internvl,
+    write_tiny_molmoact2,
     write_tiny_qwen2_5_vl,
     write_tiny_qwen3_vl,
     write_tiny_smolvlm,
@@ -302,6 +303,23 @@ def _vla_jepa_config(assets: Path):
     )  # fmt: skip
 
 
+def _molmoact2_config(assets: Path):
+    """A tiny MolmoAct2 checkpoint written locally, in float32, continuous actions (flow matching) only.
+
+    Without discrete actions the processor loads no FAST action tokenizer
+    (``discrete_action_tokenizer``); two flow-matching steps.
+    """
+    from lerobot.policies.molmoact2.configuration_molmoact2 import MolmoAct2Config
+
+    inputs, outputs = libero_features()
+    return MolmoAct2Config(
+        input_features=inputs, output_features=outputs,
+        checkpoint_path=str(write_tiny_molmoact2(assets / "molmoact2")), action_mode="continuous",
+        inference_action_mode="continuous", model_dtype="float32", chunk_size=4, n_action_steps=4,
+        num_inference_steps=2, enable_inference_cuda_graph=False, device="cpu",
+    )  # fmt: skip
+
+
 TINY_CONFIGS: dict[str, Callable[[Path], object]] = {
     "act": _act_config,
     "diffusion": _diffusion_config,
@@ -318,6 +336,7 @@ TINY_CONFIGS: dict[str, Callable[[Path], object]] = {
     "evo1": _evo1_config,
     "eo1": _eo1_config,
     "vla_jepa": _vla_jepa_config,
+    "molmoact2": _molmoact2_config,
 }
 
 

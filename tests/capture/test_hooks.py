@@ -127,6 +127,7 @@ def test_table_paths_are_the_real_modules(tiny):
         "evo1": "Qwen2RMSNorm",
         "eo1": "Qwen2_5_VLRMSNorm",
         "vla_jepa": "Qwen3VLTextDecoderLayer",
+        "molmoact2": "MolmoAct2RMSNorm",
     }[policy_type]
     # Diffusion's encoders per camera (lerobot 0.6's default): one module per camera, in camera order.
     separate = getattr(policy.config, "use_separate_rgb_encoder_per_camera", False)
@@ -182,9 +183,14 @@ def test_unknown_policy_type_needs_a_hook_path():
 # Where a type's preprocessor puts the per-token tensors of its language sequence (ids first, mask second),
 # and on which side it pads. GR00T's Qwen3-VL processor pads its whole chat (images and instruction) on the left.
 # EVO1 has none: its embedder tokenizes the prompt inside the model, padding on the right to the batch's longest.
-# EO1's Qwen2.5-VL processor does too at inference (processor_eo1.py:187).
+# EO1's Qwen2.5-VL processor does too at inference (processor_eo1.py:187), and MolmoAct2's processor its
+# whole prompt (its insert_bos expects left padding).
 QWEN_CHAT_KEYS = (("input_ids", "attention_mask", "mm_token_type_ids"), "left")
-TOKEN_KEYS = {"groot": QWEN_CHAT_KEYS, "eo1": QWEN_CHAT_KEYS}
+TOKEN_KEYS = {
+    "groot": QWEN_CHAT_KEYS,
+    "eo1": QWEN_CHAT_KEYS,
+    "molmoact2": (("input_ids", "attention_mask", "token_type_ids"), "left"),
+}
 LANGUAGE_KEYS = (("observation.language.tokens", "observation.language.attention_mask"), "right")
 TOKENIZED_IN_MODEL = ("evo1",)
 
@@ -265,6 +271,8 @@ def tokens_per_camera(policy_type: str, policy, batch: dict) -> int:
     ):  # Qwen-VL patches (t x h x w) of one image, merged spatial_merge_size² to one
         merge = QWEN_VL_CONFIG[policy_type](policy).vision_config.spatial_merge_size
         return int(batch["image_grid_thw"][0].prod()) // merge**2
+    if policy_type == "molmoact2":  # one crop's patches pooled 2 x 2: the image grid's rows x columns
+        return int(batch["image_grids"][0][:2].prod())
     if policy_type == "evo1":  # InternVL patches without CLS, pixel-shuffled to downsample_ratio² of them
         config = policy.model.embedder.model.config
         side = config.vision_config.image_size[0] // config.vision_config.patch_size[0]
@@ -284,6 +292,8 @@ def expected_token_groups(policy_type: str, batch: dict, policy) -> tuple[torch.
         return image, kept & ~image
     if policy_type == "evo1":
         return evo1_token_groups(batch, policy)
+    if policy_type == "molmoact2":
+        return molmoact2_token_groups(batch, policy)
     language = batch["observation.language.attention_mask"].bool()
     rows, per_camera = language.shape[0], tokens_per_camera(policy_type, policy, batch)
     if policy_type == "smolvla":  # every camera's tokens, language, then the state token
@@ -318,6 +328,20 @@ def evo1_token_groups(batch: dict, policy) -> tuple[torch.Tensor, torch.Tensor]:
     context = tokens["input_ids"] == tokenizer.convert_tokens_to_ids("<IMG_CONTEXT>")
     image = context & (context.cumsum(dim=1) <= 2 * per_camera)
     kept = tokens["attention_mask"].bool() & ~(context & ~image)
+    return image, kept & ~image
+
+
+def molmoact2_token_groups(batch: dict, policy) -> tuple[torch.Tensor, torch.Tensor]:
+    """MolmoAct2's prompt as its processor writes it (processor_molmoact2.py, ``_build_robot_text``): per camera
+    ``Image i`` and its ``<im_patch>`` tokens among image start, column and end tokens, then the chat; the left
+    padding off, and the state's one token per dimension after ``<state_start>`` off."""
+    ids, config = batch["input_ids"], policy.model.model.config
+    after_start = torch.arange(ids.shape[1]) - (ids == config.state_start_token_id).int().argmax(
+        dim=1, keepdim=True
+    )
+    state = (after_start > 0) & (after_start <= batch["observation.state"].shape[1])
+    kept = batch["attention_mask"].bool() & ~state
+    image = kept & (ids == config.image_patch_id)
     return image, kept & ~image
 
 
@@ -606,5 +630,37 @@ def test_eo1_keeps_the_prefill_its_action_tokens_attend_to_not_the_denoising_ste
     kept = kwargs["attention_mask"].bool() & (batch["input_ids"][:, :act_start] != batch["state_token_id"])
     assert (kwargs["attention_mask"].sum(dim=1) - kept.sum(dim=1)).tolist() == [1, 1]
     expected = torch.stack([first[row][kept[row]].mean(dim=0) for row in range(2)])
+    torch.testing.assert_close(captured, expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(encode_features(policy, batch), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_molmoact2_feat_a_is_the_prompt_its_action_expert_reads_without_the_state_tokens(tiny_policies):
+    policy = tiny_policies("molmoact2")
+    batch = libero_batch(policy, batch_size=2, seed=3)
+    spec, backbone, contexts = spec_of(policy), policy._backbone(), []
+    expert = backbone.action_expert
+    prepare_context = expert.prepare_context
+
+    def recording(**kwargs):
+        contexts.append(kwargs)
+        return prepare_context(**kwargs)
+
+    tap = LayerTap(spec.module_path)
+    policy.reset()
+    with patched(expert, "prepare_context", recording), capture_features(policy) as capture:
+        firings = recorded_firings(policy, [tap], lambda: policy.select_action(dict(batch)))[tap.path]
+        captured = capture.pop(2)
+    # Continuous inference runs the text model once, over the whole prompt; the action expert reads every
+    # layer's keys and values with the processor's attention mask (left padding off).
+    ((sequence,), (context,)) = firings, contexts
+    assert sequence.shape[:2] == batch["input_ids"].shape
+    assert len(context["encoder_kv_states"]) == backbone.config.num_hidden_layers
+    attended = context["encoder_attention_mask"].cpu()
+    assert torch.equal(attended, batch["attention_mask"].bool()) and not attended.all()
+    # Pooled over those tokens without the state's, one per state dimension.
+    image, language = molmoact2_token_groups(batch, policy)
+    kept = image | language
+    assert (attended.sum(dim=1) - kept.sum(dim=1)).tolist() == [batch["observation.state"].shape[1]] * 2
+    expected = torch.stack([sequence[row][kept[row]].mean(dim=0) for row in range(2)])
     torch.testing.assert_close(captured, expected, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(encode_features(policy, batch), expected, rtol=1e-5, atol=1e-6)
