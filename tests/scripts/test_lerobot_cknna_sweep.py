@@ -42,7 +42,7 @@ def comparison_rows(out: Path, first_column: str) -> dict[str, list[str]]:
     return {row[columns.index("Run")]: row for row in rows}
 
 
-@pytest.mark.slow(346)
+@pytest.mark.slow(419)
 def test_the_tiny_study_runs_every_type_offline(offline_assets, tmp_path):
     out = tmp_path / "sweep"
     done = sweep(str(TINY_STUDY), f"--offline_assets={offline_assets}", f"--output_dir={out}", cwd=tmp_path)
