@@ -770,7 +770,8 @@ cross-attention context in both streams. The action stream's only view of the ob
 the self-attention KV cache: the video loop's last call (t = 0, ``update_cache=1``,
 modeling_lingbot_va.py:779-784) writes each block's keys and values of the denoised video
 tokens, and every action step attends to them (utils.py:634-665). The output of that call is
-discarded (the noise prediction is not used at the last step, :785). So feat A is taken where
+discarded (with the default ``video_exec_step=-1`` its noise prediction is not used, :785), and
+the last block's output reaches the action stream nowhere else. So feat A is taken where
 the cache is written: the input of the last block (``blocks.-1``) at that call, the residual
 stream its cached keys and values are projected from (after ``norm1`` and the step's
 modulation), mean-pooled over all the chunk's video tokens (every frame, both cameras side by
