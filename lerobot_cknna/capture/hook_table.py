@@ -15,14 +15,18 @@ An entry says:
   what the scores can be compared with;
 * ``output_key``: how to read the module's output (dict key, tuple index, ``None`` for a
   tensor);
+* ``read``: ``output`` (what the module returns) or ``input`` (its first tensor argument: the
+  residual stream entering a block, where that is what the action head reads);
 * ``layout``: an einops pattern from the rows of all firings of one forward (spatial maps
   mean-pooled over H x W first) to ``b s f``: samples, observation steps, features.
   Cameras batched into rows (``n``) are regrouped into features; the last observation step
-  is the current one and is kept;
+  is the current one and is kept (``kept_row`` says which entry of that axis is kept where it
+  is not the last);
 * ``firings``: how many times the module fires in one forward (per camera for ACT);
   ``None`` where it varies (Pi0-FAST's decode steps) or where the later firings are not
   feat A (EO1's denoising steps over the action tokens), and then only the first firing, the
-  prefill over the whole prefix, is kept;
+  prefill over the whole prefix, is kept, or the one ``kept_firing`` names (LingBot-VA's last
+  video denoising step);
 * ``token_mask``: for token sequences, where the mask of the tokens to average comes from
   (the policy method that builds the prefix padding mask; a hook cannot see it), and for the
   VLAs which of those tokens are image tokens (``--cknna.token_groups``: feat A's image tokens
@@ -44,6 +48,8 @@ An entry says:
 * ``blank_cameras``: the policy fills camera slots it has no camera for with blank images
   itself (LeRobot's ``empty_cameras``: ``observation.images.empty_camera_N``), so data without
   them still fits it (:func:`blank_camera_keys`);
+* ``episode_calls``: for a policy whose model calls within an episode depend on each other
+  and on chance (LingBot-VA), what a capture must do (:class:`EpisodeCalls`);
 * ``fixes``: the registered run-time fixes (:mod:`lerobot_cknna.compat`) of LeRobot defects that
   only this type has; fixes for defects any type may show are applied wherever they show.
 
@@ -152,6 +158,30 @@ class LayerTap:
 
 
 @dataclass(frozen=True)
+class EpisodeCalls:
+    """A policy whose model calls depend on the episode's earlier calls and on the noise they draw.
+
+    Such a policy (LingBot-VA) takes one sample per call and keeps state from one model call to the
+    next until ``reset``; its feat A is computed from noise drawn in the same forward. A capture
+    then refuses a batch of more than one sample before the policy runs, refuses a model call that
+    continues an episode (its feat A depends on the episode so far, which encode-only of one
+    observation cannot reproduce), and seeds torch's generators for each call, so that a sample's
+    feat A is a function of its observation. Encode-only runs a batch's samples one by one, each
+    from a reset policy. Simulation, whose rollouts continue episodes, is refused with ``why``.
+
+    Attributes:
+        why: why the type's features cannot be captured along an episode (said in the refusals).
+        continues: from the policy, whether its next ``select_action`` continues an episode.
+        noise_seed: the seed torch's generators get before each captured ``select_action``; they are
+            restored after it.
+    """
+
+    why: str
+    continues: Callable[[torch.nn.Module], bool]
+    noise_seed: int = 0
+
+
+@dataclass(frozen=True)
 class HookSpec:
     """Where and how one policy type's feat A is captured."""
 
@@ -159,14 +189,23 @@ class HookSpec:
     category: Category
     layout: str
     output_key: str | int | None = None
+    read: str = "output"
+    kept_row: int = -1
     firings: Callable[[object], int] | None = lambda config: 1
+    kept_firing: Callable[[object], int] = lambda config: 0
     token_mask: TokenMask | None = None
     attends_padding: bool = False
     reads_state: bool = True
     layer_path: Callable[[torch.nn.Module], list[LayerTap]] | None = None
     full_forward: str | None = None
     blank_cameras: bool = False
+    episode_calls: EpisodeCalls | None = None
     fixes: tuple[str, ...] = ()
+
+    @property
+    def tap(self) -> LayerTap:
+        """Feat A's module as a layer tap: the deepest of the sweep."""
+        return LayerTap(self.module_path, self.read, self.output_key)
 
 
 def layer_taps(spec: HookSpec, policy: torch.nn.Module) -> list[LayerTap]:
@@ -180,7 +219,7 @@ def layer_taps(spec: HookSpec, policy: torch.nn.Module) -> list[LayerTap]:
             f"No layer path for the module {spec.module_path!r}: the layers scored follow the hook table's "
             "own module of each type. Drop --cknna.hook_path, or --cknna.layers."
         )
-    return [*spec.layer_path(policy), LayerTap(spec.module_path, output_key=spec.output_key)]
+    return [*spec.layer_path(policy), spec.tap]
 
 
 def check_token_groups(spec: HookSpec, policy_type: str) -> None:
@@ -213,12 +252,16 @@ def token_group_types() -> list[str]:
     ]
 
 
-def _children(container_path: str, suffix: str = "", read: str = "output"):
-    """Taps on every child of the module list at ``container_path`` (or on ``suffix`` inside each)."""
+def _children(container_path: str, suffix: str = "", read: str = "output", drop_last: bool = False):
+    """Taps on every child of the module list at ``container_path`` (or on ``suffix`` inside each).
+
+    ``drop_last`` leaves the last child out (feat A's module itself).
+    """
 
     def taps(policy: torch.nn.Module) -> list[LayerTap]:
         container = resolve_modules(policy, container_path)[0]
         names = [name for name, _ in container.named_children()]
+        names = names[:-1] if drop_last else names
         return [LayerTap(".".join(filter(None, (container_path, name, suffix))), read) for name in names]
 
     return taps
@@ -775,6 +818,73 @@ norm under the wrapper, ``model.base_model.model.model.transformer.ln_f``, with 
 """
 
 
+def _lingbot_va_cache_writing_step(config) -> int:
+    """The firing, in a chunk from a reset policy, of the video loop's last step: the one that writes the KV cache.
+
+    ``_infer`` runs ``num_inference_steps`` denoising steps and one more at t = 0 (the timesteps padded
+    with 0), cut to the first ``video_exec_step`` when that is not -1 (modeling_lingbot_va.py:763-765);
+    its last call has ``update_cache=1`` (:779-784).
+    """
+    steps = config.num_inference_steps + 1
+    return (steps if config.video_exec_step == -1 else min(steps, config.video_exec_step)) - 1
+
+
+_WAN_BLOCKS = "transformer.blocks"
+LINGBOT_VA = HookSpec(
+    module_path=f"{_WAN_BLOCKS}.-1",
+    category=Category.VLA,
+    # Classifier-free guidance runs the prompt's rows, then the negative prompt's: the prompt's are kept.
+    layout="(g b) f -> b g f",
+    kept_row=0,
+    read="input",
+    firings=None,
+    kept_firing=_lingbot_va_cache_writing_step,
+    reads_state=False,
+    episode_calls=EpisodeCalls(
+        why="LingBot-VA keeps a KV cache across the model calls of an episode: from its second chunk on, the "
+        "video tokens its action stream reads were computed with the episode's earlier frames and its own "
+        "executed actions, which encode-only of one observation cannot reproduce, so features captured along "
+        "a rollout would not be the ones replay computes and replay parity could not hold",
+        continues=lambda policy: policy._started,
+    ),
+    # The residual stream entering each earlier block, at the same step: what that block's cached keys and
+    # values are computed from.
+    layer_path=_children(_WAN_BLOCKS, read="input", drop_last=True),
+)
+"""LingBot-VA: the video tokens its action stream attends to, entering the last transformer block.
+
+LingBot-VA is a world-action model, with no vision-language backbone: one dual-stream Wan
+transformer first denoises the chunk's video latents (the observation's VAE latent as frame 0,
+later frames generated), then, in the same blocks, the chunk's actions, with the UMT5 prompt as
+cross-attention context in both streams. The action stream's only view of the observation is
+the self-attention KV cache: the video loop's last call (t = 0, ``update_cache=1``,
+modeling_lingbot_va.py:779-784) writes each block's keys and values of the denoised video
+tokens, and every action step attends to them (utils.py:634-665). The output of that call is
+discarded (with the default ``video_exec_step=-1`` its noise prediction is not used, :785), and
+the last block's output reaches the action stream nowhere else. So feat A is taken where
+the cache is written: the input of the last block (``blocks.-1``) at that call, the residual
+stream its cached keys and values are projected from (after ``norm1`` and the step's
+modulation), mean-pooled over all the chunk's video tokens (every frame, both cameras side by
+side; all valid, no mask). That call is the ``num_inference_steps + 1``-th firing of a chunk
+from a reset policy (``kept_firing``); the action loop's firings after it are dropped.
+
+* The video tokens of the denoised chunk depend on the noise the video loop starts from
+  (``torch.randn`` at :756), and attention spreads it to frame 0 too: every captured call is
+  seeded (``EpisodeCalls.noise_seed``), so that a sample's feat A is a function of its
+  observation, the same in encode-only and in a real ``select_action``;
+* with classifier-free guidance the blocks see the prompt's rows, then the negative prompt's; the
+  action stream uses the prompt's (its guidance scale is 1 by default), which are kept;
+* one sample per call (``_infer`` draws noise for one, the prompt is ``task[0]``, :483), and
+  state across calls (the prompt's embedding, the KV cache of fed-back frames and executed
+  actions, :717-747): encode-only runs each sample from a reset policy, a capture refuses a batch
+  of several or a call that continues an episode, and simulation is refused (``EpisodeCalls``);
+* the state never reaches the model (``reads_state=False``): LingBot-VA reads the cameras and the
+  prompt only.
+
+Layer taps: the residual stream entering each earlier block at the same call, pooled alike.
+"""
+
+
 def _diffusion(config) -> HookSpec:
     return (
         DIFFUSION_ENCODER_PER_CAMERA
@@ -800,6 +910,7 @@ HOOK_TABLE: dict[str, HookSpec | Callable[[object], HookSpec]] = {
     "eo1": EO1,
     "vla_jepa": VLA_JEPA,
     "molmoact2": MOLMOACT2,
+    "lingbot_va": LINGBOT_VA,
 }
 
 # Used for a --cknna.hook_path on a policy type the table does not know.
@@ -809,6 +920,20 @@ GENERIC_SPEC = HookSpec(
     layout=_TOKENS,
     full_forward="a module of your choice may fire again later in the forward, which is an error",
 )
+
+
+def check_simulation(spec: HookSpec, policy_type: str) -> None:
+    """Check that ``policy_type``'s features can be captured along simulated episodes.
+
+    Raises:
+        ValueError: naming the type and why not (its ``episode_calls``), before anything is loaded.
+    """
+    if spec.episode_calls is None:
+        return
+    raise ValueError(
+        f"Policy type {policy_type!r} cannot be measured in simulation: {spec.episode_calls.why}. "
+        "Replay a dataset instead (--dataset.repo_id=...): each frame is encoded from a reset policy."
+    )
 
 
 def blank_camera_keys(spec: HookSpec, config) -> set[str]:

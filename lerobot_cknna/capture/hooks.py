@@ -158,8 +158,7 @@ class FeatureCapture:
         if token_groups:
             check_token_groups(self.spec, self.policy_type)
         self.token_groups = token_groups
-        main = LayerTap(self.spec.module_path, output_key=self.spec.output_key)
-        self.taps: list[LayerTap] = layer_taps(self.spec, policy) if with_layers else [main]
+        self.taps: list[LayerTap] = layer_taps(self.spec, policy) if with_layers else [self.spec.tap]
         self.stop = stop and self.spec.full_forward is None
         self._modules = {tap.path: resolve_modules(policy, tap.path) for tap in self.taps}
         self._firings: dict[str, list[torch.Tensor]] = {tap.path: [] for tap in self.taps}
@@ -170,9 +169,14 @@ class FeatureCapture:
     def _expected_firings(self) -> int | None:
         return None if self.spec.firings is None else self.spec.firings(self.policy.config)
 
+    def _kept_firings(self) -> slice:
+        """Where the count varies: the one firing of a forward that is feat A."""
+        kept = self.spec.kept_firing(self.policy.config)
+        return slice(kept, kept + 1)
+
     def _forward_is_complete(self) -> bool:
-        """Every tap has fired as often as one forward makes it (once, where the count varies)."""
-        needed = self._expected_firings() or 1
+        """Every tap has fired as often as one forward makes it (up to the kept firing, where the count varies)."""
+        needed = self._expected_firings() or self._kept_firings().stop
         return all(len(firings) >= needed for firings in self._firings.values())
 
     def _recorder(self, tap: LayerTap):
@@ -203,6 +207,32 @@ class FeatureCapture:
 
         return patched(owner, name, recording_method)
 
+    def _one_fresh_seeded_sample_per_call(self):
+        """``select_action`` under the entry's :class:`~lerobot_cknna.capture.hook_table.EpisodeCalls` rules."""
+        rules, policy, main = self.spec.episode_calls, self.policy, self._firings[self.spec.module_path]
+        select_action = policy.select_action
+
+        @functools.wraps(select_action)
+        def checked_select_action(batch, *args, **kwargs):
+            if batch_size_of(batch) != 1:
+                raise CaptureError(
+                    f"{self.policy_type} takes one sample per call (its noise and its prompt are one sample's), "
+                    f"got {batch_size_of(batch)}. Capture one sample at a time; encode_features runs a batch's "
+                    "samples one by one."
+                )
+            continues = rules.continues(policy)
+            with torch.random.fork_rng():
+                torch.manual_seed(rules.noise_seed)
+                action = select_action(batch, *args, **kwargs)
+            if continues and main:
+                raise CaptureError(
+                    f"{self.policy_type}: this model call continued an episode, so its feat A is not a function "
+                    f"of its observation: {rules.why}. Reset the policy before each captured call."
+                )
+            return action
+
+        return patched(policy, "select_action", checked_select_action)
+
     def __enter__(self) -> "FeatureCapture":
         with contextlib.ExitStack() as stack:
             for tap in self.taps:
@@ -215,6 +245,8 @@ class FeatureCapture:
                     stack.callback(register(self._recorder(tap)).remove)
             if self.spec.token_mask is not None:
                 stack.enter_context(self._token_mask_recorder())
+            if self.spec.episode_calls is not None:
+                stack.enter_context(self._one_fresh_seeded_sample_per_call())
             self._exit_stack = stack.pop_all()
         return self
 
@@ -265,7 +297,7 @@ class FeatureCapture:
         sizes = {"b": batch_size}
         if "n" in self.spec.layout:
             sizes["n"] = len(self.policy.config.image_features)
-        return einops.rearrange(rows, self.spec.layout, **sizes)[:, -1]
+        return einops.rearrange(rows, self.spec.layout, **sizes)[:, self.spec.kept_row]
 
     def pop_all(self, batch_size: int, required: bool = False) -> dict[str, torch.Tensor] | None:
         """Every tap's (batch_size, D) vectors of the forward since the last pop, keyed by module path.
@@ -298,7 +330,13 @@ class FeatureCapture:
             return None
         expected = self._expected_firings()
         if expected is None:
-            firings, masks = {path: tap_firings[:1] for path, tap_firings in firings.items()}, masks[:1]
+            kept = self._kept_firings()
+            if any(len(tap_firings) < kept.stop for tap_firings in firings.values()):
+                raise CaptureError(
+                    f"{self.policy_type}: feat A is firing {kept.start + 1} of a forward, but "
+                    f"{self.spec.module_path} fired {len(firings[self.spec.module_path])} times."
+                )
+            firings, masks = {path: tap_firings[kept] for path, tap_firings in firings.items()}, masks[:1]
         else:
             for path, tap_firings in firings.items():
                 if len(tap_firings) != expected:
@@ -378,9 +416,7 @@ def hook_names(policy: nn.Module) -> list[str]:
         ValueError: a policy type the hook table does not know.
     """
     spec = spec_for(policy.config.type, config=policy.config)
-    return [
-        tap.path for tap in (layer_taps(spec, policy) if spec.layer_path else [LayerTap(spec.module_path)])
-    ]
+    return [tap.path for tap in (layer_taps(spec, policy) if spec.layer_path else [spec.tap])]
 
 
 def _encode_taps(
@@ -390,18 +426,43 @@ def _encode_taps(
     with_layers: bool,
     token_groups: bool,
 ) -> dict[str, torch.Tensor]:
-    """Every tap's vectors for ``batch``, from ``select_action`` stopped at the last tap's firing."""
+    """Every tap's vectors for ``batch``, from ``select_action`` stopped at the last tap's firing.
+
+    A policy that takes one sample per call (:class:`~lerobot_cknna.capture.hook_table.EpisodeCalls`)
+    runs the batch's samples one by one, each from a reset policy.
+    """
     capture = FeatureCapture(policy, hook_path, with_layers, stop=True, token_groups=token_groups)
     was_training = policy.training
     policy.eval()
+    n_samples = batch_size_of(batch)
+    calls = (
+        [_sample(batch, index, n_samples) for index in range(n_samples)]
+        if capture.spec.episode_calls is not None
+        else [batch]
+    )
     try:
-        with capture, contextlib.suppress(StopForward):
-            policy.reset()
-            policy.select_action(dict(batch))
-        return capture.pop_all(batch_size_of(batch), required=True)
+        with capture:
+            popped = []
+            for call in calls:
+                with contextlib.suppress(StopForward):
+                    policy.reset()
+                    policy.select_action(dict(call))
+                popped.append(capture.pop_all(batch_size_of(call), required=True))
+        return {key: torch.cat([feats[key] for feats in popped]) for key in popped[0]}
     finally:
         policy.reset()
         policy.train(was_training)
+
+
+def _sample(batch: dict, index: int, batch_size: int) -> dict:
+    """Sample ``index`` of a batch: its row of every tensor and list of one entry per sample; other values as they are."""
+
+    def per_sample(value) -> bool:
+        if isinstance(value, torch.Tensor):
+            return value.ndim > 0 and value.shape[0] == batch_size
+        return isinstance(value, list) and len(value) == batch_size
+
+    return {key: value[index : index + 1] if per_sample(value) else value for key, value in batch.items()}
 
 
 def encode_features(

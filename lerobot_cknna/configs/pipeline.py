@@ -23,7 +23,7 @@ from lerobot.configs.eval import EvalPipelineConfig
 from lerobot.configs.types import FeatureType
 from lerobot.envs.configs import LiberoEnv
 
-from lerobot_cknna.capture.hook_table import check_token_groups, spec_for
+from lerobot_cknna.capture.hook_table import check_simulation, check_token_groups, spec_for
 from lerobot_cknna.configs.checkpoints import libero_suite_of, read_checkpoint_config
 from lerobot_cknna.configs.cknna import CKNNARunConfig
 from lerobot_cknna.configs.mode import Mode, check_mode_options, choose_mode
@@ -109,6 +109,9 @@ class CKNNAPipelineConfig(EvalPipelineConfig):
             check_token_groups(
                 spec_for(self.policy.type, self.cknna.hook_path, self.policy), self.policy.type
             )
+        if mode is Mode.SIMULATION:
+            # Refused before the policy, the envs or the data are loaded.
+            check_simulation(spec_for(self.policy.type, self.cknna.hook_path, self.policy), self.policy.type)
         if mode is Mode.SIMULATION and self.env is None:
             self._simulate_the_checkpoints_libero_suite()
         if self.env is not None and getattr(self.env, "max_parallel_tasks", 1) > 1:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from accelerate import PartialState
 
-from lerobot_cknna.capture.hook_table import spec_for
+from lerobot_cknna.capture.hook_table import check_simulation, spec_for
 from lerobot_cknna.compat import apply_policy_fixes, eval_fixes, make_pre_post_processors
 from lerobot_cknna.compat.policy_construction import policy_construction
 from lerobot_cknna.configs.cknna import CKNNARunConfig
@@ -187,8 +187,9 @@ def instrument_eval_policy_all(
             envs = {share.suite: {} for share in shares}
             for share in shares:
                 envs[share.suite][share.task_id] = share.env
-        apply_policy_fixes(policy)
         spec = spec_for(policy.config.type, cfg.hook_path, policy.config)
+        check_simulation(spec, policy.config.type)  # lerobot-eval with the plugin: before any rollout
+        apply_policy_fixes(policy)
         recorder = SimulationRecorder(
             FeatureBuffer(features_dir, cfg.flush_every_s),
             n_episodes,

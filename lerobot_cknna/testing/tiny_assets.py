@@ -540,3 +540,47 @@ def write_tiny_molmoact2(directory: Path, image_size: int = 56, width: int = 32,
     }
     (directory / "processor_config.json").write_text(json.dumps(processor_config, indent=2))
     return directory
+
+
+# LingBot-VA's video latents: Wan2.2's VAE, 48 channels, which the policy hard-codes (modeling_lingbot_va.py:756).
+WAN_LATENT_CHANNELS = 48
+
+
+def write_tiny_wan(directory: Path, text_width: int = 16) -> Path:
+    """Write a tiny Wan2.2 base (VAE, UMT5 text encoder, T5 tokenizer) that LingBot-VA loads offline.
+
+    LingBot-VA loads its frozen parts from ``wan_pretrained_path`` on its first inference, each from
+    a diffusers-style subfolder: ``AutoencoderKLWan`` from ``vae/``, ``UMT5EncoderModel`` from
+    ``text_encoder/`` and ``T5TokenizerFast`` from ``tokenizer/`` (modeling_lingbot_va.py:107-138).
+    The VAE is Wan2.2's layout (residual blocks, 2 x 2 input patches, 16x spatial and 4x temporal
+    compression, 48 latent channels) with 8 base channels; its latents are standardised with mean
+    0 and standard deviation 1. The tokenizer is T5's (a unigram model over SentencePiece pieces,
+    ``</s>`` appended) with LIBERO's words as its pieces; the models have random weights.
+
+    Args:
+        directory: where to write.
+        text_width: the UMT5 width, LingBot-VA's ``text_dim``.
+
+    Returns:
+        ``directory``, absolute: LingBot-VA's ``wan_pretrained_path``.
+    """
+    from diffusers import AutoencoderKLWan
+    from transformers import T5TokenizerFast, UMT5Config, UMT5EncoderModel
+
+    directory = Path(directory).resolve()
+    # T5's first pieces, then one piece per LIBERO word (SentencePiece marks a word's start with "▁").
+    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -2.0)]
+    tokenizer = T5TokenizerFast(vocab=pieces + [(f"▁{word}", -1.0) for word in libero_words()], extra_ids=0)
+    tokenizer.save_pretrained(directory / "tokenizer")
+    UMT5EncoderModel(
+        UMT5Config(
+            vocab_size=len(tokenizer), d_model=text_width, d_kv=8, d_ff=2 * text_width, num_layers=1,
+            num_heads=2, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+        )
+    ).save_pretrained(directory / "text_encoder")  # fmt: skip
+    AutoencoderKLWan(
+        base_dim=8, decoder_base_dim=8, z_dim=WAN_LATENT_CHANNELS, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+        temperal_downsample=[False, True, True], is_residual=True, in_channels=12, out_channels=12, patch_size=2,
+        scale_factor_spatial=16, latents_mean=[0.0] * WAN_LATENT_CHANNELS, latents_std=[1.0] * WAN_LATENT_CHANNELS,
+    ).save_pretrained(directory / "vae")  # fmt: skip
+    return directory

@@ -31,6 +31,7 @@ from lerobot_cknna.testing.tiny_assets import (
     write_tiny_qwen2_5_vl,
     write_tiny_qwen3_vl,
     write_tiny_smolvlm,
+    write_tiny_wan,
     write_word_tokenizer,
 )
 from lerobot_cknna.testing.tiny_pi import (
@@ -320,6 +321,25 @@ def _molmoact2_config(assets: Path):
     )  # fmt: skip
 
 
+def _lingbot_va_config(assets: Path):
+    """A tiny Wan base (VAE, UMT5, tokenizer), a 2-block dual-stream transformer, both cameras at 32 x 32.
+
+    Each camera's 32 x 32 frame is one 2 x 2 latent, one token per frame after the transformer's
+    2 x 2 patches: a chunk of 2 latent frames is 4 video tokens (the cameras side by side), then
+    4 actions per frame. One denoising step each for video and actions (two calls each: the step,
+    then the call at t = 0 that writes the cache). Float32; prompts of at most 16 tokens.
+    """
+    from lerobot.policies.lingbot_va.configuration_lingbot_va import LingBotVAConfig
+
+    inputs, outputs = libero_features()
+    return LingBotVAConfig(
+        input_features=inputs, output_features=outputs, wan_pretrained_path=str(write_tiny_wan(assets / "wan")),
+        num_attention_heads=2, attention_head_dim=12, text_dim=16, freq_dim=16, ffn_dim=32, num_layers=2,
+        dtype="float32", height=32, width=32, frame_chunk_size=2, action_per_frame=4, attn_window=4,
+        num_inference_steps=1, action_num_inference_steps=1, max_sequence_length=16, device="cpu",
+    )  # fmt: skip
+
+
 TINY_CONFIGS: dict[str, Callable[[Path], object]] = {
     "act": _act_config,
     "diffusion": _diffusion_config,
@@ -337,6 +357,7 @@ TINY_CONFIGS: dict[str, Callable[[Path], object]] = {
     "eo1": _eo1_config,
     "vla_jepa": _vla_jepa_config,
     "molmoact2": _molmoact2_config,
+    "lingbot_va": _lingbot_va_config,
 }
 
 

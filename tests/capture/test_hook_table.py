@@ -58,18 +58,21 @@ def test_variants_differ_from_their_base_only_where_the_architecture_does():
     }  # fmt: skip
 
 
-def test_the_vlas_and_only_they_split_feat_a_into_token_groups_but_vla_jepa_whose_feat_a_has_neither():
+def test_the_vlas_and_only_they_split_feat_a_into_token_groups_but_those_whose_feat_a_has_neither():
     vlas = {
         name
         for name, entry in HOOK_TABLE.items()
         if isinstance(entry, HookSpec) and entry.category is Category.VLA
     }
-    # VLA-JEPA's feat A pools its embodied-action tokens, which are neither image nor language tokens.
+    # VLA-JEPA's feat A pools its embodied-action tokens, which are neither image nor language tokens;
+    # LingBot-VA's, video tokens (the prompt reaches them by cross-attention).
     assert (
         set(token_group_types())
-        == vlas - {"vla_jepa"}
+        == vlas - {"vla_jepa", "lingbot_va"}
         == {"smolvla", "xvla", "pi0", "pi05", "pi0_fast", "groot", "evo1", "eo1", "molmoact2"}
     )
+    with pytest.raises(ValueError, match="'lingbot_va' has no token groups: the hook table has no split"):
+        check_token_groups(HOOK_TABLE["lingbot_va"], "lingbot_va")
     with pytest.raises(
         ValueError, match="'vla_jepa' has no token groups: feat A is the mean of its embodied-action"
     ):

@@ -8,6 +8,7 @@ from lerobot_cknna.capture.hook_table import (
     HOOK_TABLE,
     HookSpec,
     LayerTap,
+    check_simulation,
     layer_taps,
     spec_for,
     token_group_types,
@@ -34,20 +35,40 @@ def tiny(request, tiny_policies):
     return TINY_VARIANTS[request.param][0], tiny_policies(request.param)
 
 
+# The variants whose model calls are independent of each other: LingBot-VA's continue its episode,
+# and its own test checks what a capture of it refuses.
+INDEPENDENT_CALLS = sorted(
+    variant
+    for variant, (policy_type, _) in TINY_VARIANTS.items()
+    if getattr(HOOK_TABLE[policy_type], "episode_calls", None) is None
+)
+
+
+@pytest.fixture(params=INDEPENDENT_CALLS)
+def tiny_independent_calls(request, tiny_policies):
+    return tiny_policies(request.param)
+
+
 def spec_of(policy):
     return spec_for(policy.config.type, config=policy.config)
 
 
+def samples_per_call(policy, wanted: int) -> int:
+    """``wanted``, or one for a policy that takes one sample per call (LingBot-VA)."""
+    return 1 if spec_of(policy).episode_calls is not None else wanted
+
+
 def test_select_action_capture_equals_encode_only(tiny):
     policy_type, policy = tiny
-    batch = libero_batch(policy, batch_size=3)
+    n_samples = samples_per_call(policy, 3)
+    batch = libero_batch(policy, batch_size=n_samples)
     hooks_before = hook_count(policy)
     policy.reset()
     with capture_features(policy) as capture:
         policy.select_action(dict(batch))
-        captured = capture.pop(3)
+        captured = capture.pop(n_samples)
     encoded = encode_features(policy, batch)
-    assert captured.shape == encoded.shape and captured.shape[0] == 3
+    assert captured.shape == encoded.shape and captured.shape[0] == n_samples
     assert captured.dtype == torch.float32 and torch.isfinite(captured).all()
     torch.testing.assert_close(captured, encoded, rtol=1e-5, atol=1e-6)
     assert hook_count(policy) == hooks_before
@@ -82,8 +103,8 @@ def test_one_vector_per_sample_and_samples_are_independent(tiny):
     assert not torch.allclose(together[0], together[1])
 
 
-def test_capture_pairs_firings_with_the_observations_that_ran_the_model(tiny):
-    _, policy = tiny
+def test_capture_pairs_firings_with_the_observations_that_ran_the_model(tiny_independent_calls):
+    policy = tiny_independent_calls
     hooks_before = hook_count(policy)
     policy.reset()
     fired = []
@@ -128,6 +149,7 @@ def test_table_paths_are_the_real_modules(tiny):
         "eo1": "Qwen2_5_VLRMSNorm",
         "vla_jepa": "Qwen3VLTextDecoderLayer",
         "molmoact2": "MolmoAct2RMSNorm",
+        "lingbot_va": "WanTransformerBlock",
     }[policy_type]
     # Diffusion's encoders per camera (lerobot 0.6's default): one module per camera, in camera order.
     separate = getattr(policy.config, "use_separate_rgb_encoder_per_camera", False)
@@ -479,9 +501,13 @@ def test_every_layer_of_the_sweep_fires_once_per_encode_only_forward(tiny):
     seen = recorded_firings(
         policy, taps, lambda: layers.update(encode_features(policy, batch, with_layers=True))
     )
-    firings_per_forward = spec.firings(policy.config) if spec.firings is not None else 1
+    # Where the count varies, the forward stops at the kept firing; LingBot-VA runs one forward per sample.
+    firings_per_forward = (
+        spec.firings(policy.config) if spec.firings is not None else spec.kept_firing(policy.config) + 1
+    )
+    forwards = 3 if spec.episode_calls is not None else 1
     assert {path: len(tensors) for path, tensors in seen.items()} == {
-        tap.path: firings_per_forward for tap in taps
+        tap.path: forwards * firings_per_forward for tap in taps
     }
     assert list(layers) == [tap.path for tap in taps]
     assert all(feats.shape[0] == 3 and torch.isfinite(feats).all() for feats in layers.values())
@@ -498,7 +524,13 @@ def expected_layer_vector(policy_type: str, policy, batch: dict, firings: list[t
     Image encoders see every observation step in the policy's queue (``n_obs_steps``); the
     current one, the last, is feat A.
     """
-    if firings[0].ndim == 3 and spec_of(policy).token_mask is not None:  # mean over image and language tokens
+    spec = spec_of(policy)
+    if spec.episode_calls is not None:  # one forward per sample, each up to its kept firing: the prompt's row
+        per_forward = spec.kept_firing(policy.config) + 1
+        return torch.stack(
+            [firing[0].float().mean(dim=0) for firing in firings[per_forward - 1 :: per_forward]]
+        )
+    if firings[0].ndim == 3 and spec.token_mask is not None:  # mean over image and language tokens
         mask = expected_pooling_mask(policy_type, batch, policy)
         (sequence,) = firings
         return torch.stack([sequence[row][mask[row]].float().mean(dim=0) for row in range(len(sequence))])
@@ -664,3 +696,72 @@ def test_molmoact2_feat_a_is_the_prompt_its_action_expert_reads_without_the_stat
     expected = torch.stack([sequence[row][kept[row]].mean(dim=0) for row in range(2)])
     torch.testing.assert_close(captured, expected, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(encode_features(policy, batch), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_lingbot_va_feat_a_is_the_video_tokens_its_action_stream_reads_from_the_kv_cache(tiny_policies):
+    policy = tiny_policies("lingbot_va")
+    batch = libero_batch(policy, batch_size=1, seed=3)
+    spec, transformer = spec_of(policy), policy.transformer
+    last_block = transformer.blocks[-1]
+    calls, block_inputs, cache_read_by_actions = [], [], []
+
+    def on_transformer_call(module, args, kwargs):
+        calls.append((kwargs["update_cache"], kwargs["action_mode"]))
+        if kwargs["action_mode"] and not cache_read_by_actions:  # the action loop's first step
+            cache = last_block.attn1.attn_caches["pos"]
+            cache_read_by_actions.append(
+                (cache["v"][:, cache["mask"]].clone(), cache["is_pred"][cache["mask"]])
+            )
+
+    handles = [
+        transformer.register_forward_pre_hook(on_transformer_call, with_kwargs=True),
+        last_block.register_forward_pre_hook(lambda module, args: block_inputs.append(args)),
+    ]
+    try:
+        policy.reset()
+        with capture_features(policy) as capture:
+            policy.select_action(dict(batch))
+            captured = capture.pop(1)
+    finally:
+        for handle in handles:
+            handle.remove()
+        policy.reset()
+    kept = spec.kept_firing(policy.config)
+    # The video loop: num_inference_steps steps, then the call at t = 0 that writes the cache; then the actions.
+    assert calls[: kept + 1] == [(0, False)] * kept + [(1, False)]
+    assert calls[kept + 1 :] == [(0, True)] * policy.config.action_num_inference_steps + [(1, True)]
+    hidden, _, step_modulation, _ = block_inputs[kept]
+    # One token per camera per latent frame (a 32 x 32 frame is one 2 x 2 latent, one 2 x 2 patch).
+    n_video_tokens = policy.config.frame_chunk_size * 2
+    assert hidden.shape[:2] == (2, n_video_tokens)  # the prompt's row, then the negative prompt's (guidance)
+    # The values every action step reads are projected from the kept firing's input, and only those.
+    shift, scale = (last_block.scale_shift_table[None] + step_modulation.float())[:, :, :2].unbind(dim=2)
+    attended = last_block.norm1(hidden.float()) * (1 + scale) + shift
+    values = last_block.attn1.to_v(attended).unflatten(2, (last_block.attn1.heads, -1))
+    (cached_values, predicted), *_ = cache_read_by_actions
+    assert predicted.all()
+    torch.testing.assert_close(cached_values, values, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(captured, hidden[:1].mean(dim=1), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(encode_features(policy, batch), captured, rtol=0, atol=0)
+
+
+def test_lingbot_va_refuses_what_it_cannot_pair_and_its_noise_is_seeded(tiny_policies):
+    policy = tiny_policies("lingbot_va")
+    rng_before = torch.random.get_rng_state()
+    first = encode_features(policy, libero_batch(policy, batch_size=1, seed=5))
+    assert torch.equal(torch.random.get_rng_state(), rng_before), "the caller's generator is left as it was"
+    assert torch.equal(encode_features(policy, libero_batch(policy, batch_size=1, seed=5)), first)
+    policy.reset()
+    with capture_features(policy) as capture:
+        with pytest.raises(CaptureError, match="takes one sample per call"):
+            policy.select_action(libero_batch(policy, batch_size=2))
+        assert not policy._started, "refused before the policy ran"
+        with pytest.raises(CaptureError, match="continued an episode"):
+            for step in range(policy.config.chunk_size):
+                policy.select_action(libero_batch(policy, batch_size=1, seed=step))
+                capture.pop(1)
+    policy.reset()
+    with pytest.raises(
+        ValueError, match="'lingbot_va' cannot be measured in simulation: LingBot-VA keeps a KV"
+    ):
+        check_simulation(spec_of(policy), "lingbot_va")

@@ -89,6 +89,17 @@ def test_removed_policy_types_are_refused_with_what_to_do(policy_dirs, monkeypat
     assert not (tmp_path / "outputs").exists()
 
 
+@pytest.mark.parametrize("env", [["--env.type=libero"], []], ids=["libero", "the_checkpoints_suite"])
+def test_lingbot_va_simulation_is_refused_with_the_reason_before_anything_loads(
+    env, monkeypatch, capsys, tmp_path
+):
+    monkeypatch.chdir(tmp_path)
+    status, stderr = run_lerobot_cknna(monkeypatch, capsys, "--policy.type=lingbot_va", *env)
+    assert status == 2 and "Traceback" not in stderr, stderr[-2000:]
+    assert "'lingbot_va' cannot be measured in simulation: LingBot-VA keeps a KV cache" in stderr
+    assert "Replay a dataset instead" in stderr and not (tmp_path / "outputs").exists()
+
+
 def test_an_unknown_policy_type_is_a_clear_error(monkeypatch, capsys, tmp_path):
     monkeypatch.chdir(tmp_path)
     status, stderr = run_lerobot_cknna(

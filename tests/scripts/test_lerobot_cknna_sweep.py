@@ -43,7 +43,7 @@ def comparison_rows(out: Path, first_column: str) -> dict[str, list[str]]:
     return {row[columns.index("Run")]: row for row in rows}
 
 
-@pytest.mark.slow(422)
+@pytest.mark.slow(495)
 def test_the_tiny_study_runs_every_type_offline(offline_assets, libero_dataset, tmp_path):
     out = tmp_path / "sweep"
     done = sweep(str(TINY_STUDY), f"--offline_assets={offline_assets}", f"--output_dir={out}", cwd=tmp_path)

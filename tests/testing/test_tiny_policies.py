@@ -9,6 +9,7 @@ from lerobot.configs.policies import PreTrainedConfig
 from lerobot.envs.configs import LiberoEnv
 from lerobot.policies.factory import make_policy
 
+from lerobot_cknna.capture.hook_table import spec_for
 from lerobot_cknna.capture.hooks import capture_features, encode_features
 from lerobot_cknna.compat import apply_policy_fixes, make_pre_post_processors
 from lerobot_cknna.compat.policy_construction import TINY_BUILD_MARKER
@@ -38,11 +39,13 @@ def test_saved_tiny_policy_loads_through_the_policy_path_code(variant, tmp_path)
     ):
         assert torch.equal(loaded, built), name
     assert type(policy) is type(saved)
-    batch = preprocessor(libero_observation(policy, batch_size=2, seed=3))
+    # LingBot-VA takes one sample per call.
+    n_samples = 1 if spec_for(policy_type, config=policy.config).episode_calls is not None else 2
+    batch = preprocessor(libero_observation(policy, batch_size=n_samples, seed=3))
     policy.reset()
     with capture_features(policy) as capture:
         policy.select_action(dict(batch))
-        captured = capture.pop(2)
+        captured = capture.pop(n_samples)
     torch.testing.assert_close(captured, encode_features(policy, batch), rtol=1e-5, atol=1e-6)
 
 
