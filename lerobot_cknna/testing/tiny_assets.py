@@ -1,8 +1,9 @@
 """Local stand-ins for the Hub assets that VLA policies load by name: tokenizers and VLM configs.
 
 SmolVLA calls ``AutoConfig`` / ``AutoProcessor`` on ``vlm_model_name``, X-VLA's processor
-loads a tokenizer by name, GR00T N1.7 reads a Qwen3-VL config and processor and EVO1 loads
-an InternVL3 (weights and tokenizer). Pointing those names at a directory written here lets
+loads a tokenizer by name, GR00T N1.7 reads a Qwen3-VL config and processor, EVO1 loads
+an InternVL3 (weights and tokenizer) and FastWAM the UMT5 encoder, tokenizer and Wan VAE of a
+Wan2.2 diffusers repository. Pointing those names at a directory written here lets
 the real loading code run with no network. The word-level tokenizer is a vocabulary of every
 word in LIBERO's task descriptions (read from hf-libero's BDDL file names, without importing
 LIBERO), so every LIBERO instruction tokenizes without unknown words; Qwen3-VL's and
@@ -10,6 +11,7 @@ InternVL3's is a byte-level BPE trained on the same descriptions.
 """
 
 import importlib.util
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -119,9 +121,9 @@ def write_tiny_smolvlm(directory: Path, image_size: int = 512) -> Path:
     return directory
 
 
-def write_word_tokenizer(directory: Path) -> PreTrainedTokenizerFast:
+def write_word_tokenizer(directory: Path, extra_words: Iterable[str] = ()) -> PreTrainedTokenizerFast:
     """Save :func:`word_tokenizer` to ``directory``, loadable with ``AutoTokenizer`` (X-VLA's ``tokenizer_name``)."""
-    tokenizer = word_tokenizer()
+    tokenizer = word_tokenizer(extra_words=extra_words)
     tokenizer.save_pretrained(directory)
     return tokenizer
 
@@ -439,4 +441,44 @@ def write_tiny_internvl(directory: Path, image_size: int = 64, width: int = 64, 
             },
         )
     ).save_pretrained(directory)  # fmt: skip
+    return directory
+
+
+def write_tiny_wan_diffusers(directory: Path, prompt: str = "", text_width: int = 32) -> Path:
+    """Write a tiny Wan2.2 diffusers repository (``tokenizer/``, ``text_encoder/``, ``vae/``) that FastWAM loads offline.
+
+    The layout and classes are those of ``Wan-AI/Wan2.2-TI2V-5B-Diffusers``: a UMT5 encoder
+    (``UMT5EncoderModel``, random weights) and the Wan2.2 VAE (``AutoencoderKLWan`` with TI2V-5B's
+    geometry: 48 latent channels, 2 x 2 patches, residual blocks and three downsampling stages,
+    so 16x spatial and 4x temporal compression, the factors FastWAM's ``WanVideoVAE38`` assumes),
+    with tiny widths and no latent standardization (means 0, deviations 1). The tokenizer is
+    :func:`word_tokenizer` with ``prompt``'s words too (FastWAM's prompt template wraps each task).
+
+    Args:
+        directory: where to write.
+        prompt: text beyond LIBERO's task descriptions the tokenizer must know.
+        text_width: the UMT5 width, FastWAM's ``text_dim``.
+
+    Returns:
+        ``directory``, absolute: FastWAM's ``text_encoder_model_id``, and with ``/tokenizer`` its
+        ``tokenizer_model_id``.
+    """
+    from diffusers import AutoencoderKLWan
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    directory = Path(directory).resolve()
+    words = re.findall(r"[a-z]+", prompt.lower())
+    tokenizer = write_word_tokenizer(directory / "tokenizer", extra_words=words)
+    UMT5EncoderModel(
+        UMT5Config(
+            vocab_size=len(tokenizer), d_model=text_width, d_kv=8, d_ff=2 * text_width, num_layers=1,
+            num_heads=2, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+        )
+    ).save_pretrained(directory / "text_encoder")  # fmt: skip
+    z_dim = 48
+    AutoencoderKLWan(
+        base_dim=8, decoder_base_dim=8, z_dim=z_dim, dim_mult=[1, 1, 1, 1], num_res_blocks=1, is_residual=True,
+        in_channels=12, out_channels=12, patch_size=2, scale_factor_spatial=16, latents_mean=[0.0] * z_dim,
+        latents_std=[1.0] * z_dim,
+    ).save_pretrained(directory / "vae")  # fmt: skip
     return directory

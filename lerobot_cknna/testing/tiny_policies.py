@@ -30,6 +30,7 @@ from lerobot_cknna.testing.tiny_assets import (
     write_tiny_qwen2_5_vl,
     write_tiny_qwen3_vl,
     write_tiny_smolvlm,
+    write_tiny_wan_diffusers,
     write_word_tokenizer,
 )
 from lerobot_cknna.testing.tiny_pi import (
@@ -43,9 +44,11 @@ IMAGE_SHAPE = (3, 256, 256)
 STATE_DIM, ACTION_DIM = 8, 7
 
 
-def libero_features(n_cameras: int = 2) -> tuple[dict[str, PolicyFeature], dict[str, PolicyFeature]]:
-    """Input and output features of a LIBERO policy with ``n_cameras`` cameras."""
-    inputs = {key: PolicyFeature(FeatureType.VISUAL, IMAGE_SHAPE) for key in CAMERAS[:n_cameras]}
+def libero_features(
+    n_cameras: int = 2, image_shape: tuple[int, int, int] = IMAGE_SHAPE
+) -> tuple[dict[str, PolicyFeature], dict[str, PolicyFeature]]:
+    """Input and output features of a LIBERO policy with ``n_cameras`` cameras, declared at ``image_shape``."""
+    inputs = {key: PolicyFeature(FeatureType.VISUAL, image_shape) for key in CAMERAS[:n_cameras]}
     inputs["observation.state"] = PolicyFeature(FeatureType.STATE, (STATE_DIM,))
     return inputs, {"action": PolicyFeature(FeatureType.ACTION, (ACTION_DIM,))}
 
@@ -302,6 +305,31 @@ def _vla_jepa_config(assets: Path):
     )  # fmt: skip
 
 
+def _fastwam_config(assets: Path):
+    """FastWAM's two experts two layers deep, 32 wide, on a tiny local Wan2.2 repository (UMT5, tokenizer, VAE).
+
+    Each camera is declared at 64 x 64 (FastWAM's ``image_size`` split between the cameras, as
+    LeRobot's ``set_dataset_feature_metadata`` declares them; the policy resizes LIBERO's frames
+    itself), so the first frame is a 4 x 8 latent: 8 video tokens of 2 x 2 latent patches. The
+    video expert keeps LeRobot's default masks and timestep modes; 4 actions per chunk (the
+    smallest horizon 4 video transitions divide), two denoising steps; no base checkpoint.
+    """
+    from lerobot.policies.fastwam.configuration_fastwam import FastWAMConfig, default_video_dit_config
+
+    inputs, outputs = libero_features(image_shape=(3, 64, 64))
+    wan = write_tiny_wan_diffusers(assets / "wan2_2_diffusers", prompt=FastWAMConfig.prompt_template)
+    shared = {"num_heads": 2, "attn_head_dim": 16, "num_layers": 2, "text_dim": 32, "freq_dim": 32}
+    return FastWAMConfig(
+        input_features=inputs, output_features=outputs, image_size=(64, 128), action_dim=ACTION_DIM,
+        proprio_dim=STATE_DIM, action_horizon=4, n_action_steps=4, num_video_frames=5, action_video_freq_ratio=1,
+        tokenizer_model_id=str(wan / "tokenizer"), text_encoder_model_id=str(wan), base_model_id=None,
+        tokenizer_max_len=48, torch_dtype="float32", num_inference_steps=2,
+        video_dit_config=default_video_dit_config(ACTION_DIM) | {"hidden_dim": 32, "ffn_dim": 64, **shared},
+        action_dit_config={"action_dim": ACTION_DIM, "hidden_dim": 32, "ffn_dim": 64, "eps": 1e-6, **shared},
+        device="cpu",
+    )  # fmt: skip
+
+
 TINY_CONFIGS: dict[str, Callable[[Path], object]] = {
     "act": _act_config,
     "diffusion": _diffusion_config,
@@ -318,6 +346,7 @@ TINY_CONFIGS: dict[str, Callable[[Path], object]] = {
     "evo1": _evo1_config,
     "eo1": _eo1_config,
     "vla_jepa": _vla_jepa_config,
+    "fastwam": _fastwam_config,
 }
 
 

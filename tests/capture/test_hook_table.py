@@ -58,19 +58,27 @@ def test_variants_differ_from_their_base_only_where_the_architecture_does():
     }  # fmt: skip
 
 
-def test_the_vlas_and_only_they_split_feat_a_into_token_groups_but_vla_jepa_whose_feat_a_has_neither():
+def test_the_vlas_and_only_they_split_feat_a_into_token_groups_but_those_whose_feat_a_has_no_language_tokens():
     vlas = {
         name
         for name, entry in HOOK_TABLE.items()
         if isinstance(entry, HookSpec) and entry.category is Category.VLA
     }
-    # VLA-JEPA's feat A pools its embodied-action tokens, which are neither image nor language tokens.
+    # VLA-JEPA's feat A pools its embodied-action tokens, which are neither image nor language tokens;
+    # FastWAM's its first-frame video tokens, which read the instruction by cross-attention.
     assert (
         set(token_group_types())
-        == vlas - {"vla_jepa"}
+        == vlas - {"vla_jepa", "fastwam"}
         == {"smolvla", "xvla", "pi0", "pi05", "pi0_fast", "groot", "evo1", "eo1"}
     )
     with pytest.raises(
         ValueError, match="'vla_jepa' has no token groups: feat A is the mean of its embodied-action"
     ):
         check_token_groups(HOOK_TABLE["vla_jepa"], "vla_jepa")
+    with pytest.raises(ValueError, match="'fastwam' has no token groups: feat A pools FastWAM's first-frame"):
+        check_token_groups(HOOK_TABLE["fastwam"], "fastwam")
+
+
+def test_an_entry_counted_per_sample_fires_a_known_number_of_times():
+    # Where the count varies, only the first firing of the whole batch is kept, not one per sample.
+    assert all(spec.firings is not None for spec in entries() if spec.per_sample)

@@ -3,6 +3,7 @@ import math
 
 import pytest
 import torch
+from lerobot.policies.fastwam.wan.video_dit import modulate
 
 from lerobot_cknna.capture.hook_table import (
     HOOK_TABLE,
@@ -127,6 +128,7 @@ def test_table_paths_are_the_real_modules(tiny):
         "evo1": "Qwen2RMSNorm",
         "eo1": "Qwen2_5_VLRMSNorm",
         "vla_jepa": "Qwen3VLTextDecoderLayer",
+        "fastwam": "WanLayerNorm",
     }[policy_type]
     # Diffusion's encoders per camera (lerobot 0.6's default): one module per camera, in camera order.
     separate = getattr(policy.config, "use_separate_rgb_encoder_per_camera", False)
@@ -410,6 +412,10 @@ def test_a_type_without_token_groups_is_refused_by_name(tiny_policies):
         match="policy type 'vla_jepa' has no token groups: feat A is the mean of its embodied-action",
     ):
         FeatureCapture(tiny_policies("vla_jepa"), token_groups=True)
+    with pytest.raises(
+        ValueError, match="'fastwam' has no token groups: feat A pools FastWAM's first-frame video"
+    ):
+        FeatureCapture(tiny_policies("fastwam"), token_groups=True)
 
 
 def test_vla_jepa_feat_a_is_the_mean_of_the_rows_its_action_head_reads(tiny_policies):
@@ -456,6 +462,8 @@ def test_every_layer_of_the_sweep_fires_once_per_encode_only_forward(tiny):
         policy, taps, lambda: layers.update(encode_features(policy, batch, with_layers=True))
     )
     firings_per_forward = spec.firings(policy.config) if spec.firings is not None else 1
+    if spec.per_sample:  # FastWAM: one inference per sample
+        firings_per_forward *= 3
     assert {path: len(tensors) for path, tensors in seen.items()} == {
         tap.path: firings_per_forward for tap in taps
     }
@@ -474,6 +482,8 @@ def expected_layer_vector(policy_type: str, policy, batch: dict, firings: list[t
     Image encoders see every observation step in the policy's queue (``n_obs_steps``); the
     current one, the last, is feat A.
     """
+    if spec_of(policy).per_sample:  # FastWAM: one firing per sample, all its first-frame tokens averaged
+        return torch.cat([firing.float().mean(dim=1) for firing in firings])
     if firings[0].ndim == 3 and spec_of(policy).token_mask is not None:  # mean over image and language tokens
         mask = expected_pooling_mask(policy_type, batch, policy)
         (sequence,) = firings
@@ -608,3 +618,43 @@ def test_eo1_keeps_the_prefill_its_action_tokens_attend_to_not_the_denoising_ste
     expected = torch.stack([first[row][kept[row]].mean(dim=0) for row in range(2)])
     torch.testing.assert_close(captured, expected, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(encode_features(policy, batch), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_fastwam_feat_a_is_each_samples_first_frame_as_its_action_tokens_read_it(tiny_policies):
+    policy = tiny_policies("fastwam")
+    batch = libero_batch(policy, batch_size=2, seed=3)
+    last_layer, model, events = policy.model.mot.layers[-1], policy.model, []
+    build_mask = model._build_mot_attention_mask
+
+    def recording_mask(**kwargs):
+        events.append(("mask", kwargs["video_seq_len"], build_mask(**kwargs)))
+        return events[-1][2]
+
+    handle = last_layer.register_forward_hook(
+        lambda module, args, kwargs, output: events.append((kwargs["mode"], kwargs, output)), with_kwargs=True
+    )
+    tap = LayerTap(spec_of(policy).module_path)
+    try:
+        policy.reset()
+        with patched(model, "_build_mot_attention_mask", recording_mask), capture_features(policy) as capture:
+            firings = recorded_firings(policy, [tap], lambda: policy.select_action(dict(batch)))[tap.path]
+            captured = capture.pop(2)
+    finally:
+        handle.remove()
+    # One sample at a time: its mask, its prefill, then one action-only call per denoising step.
+    steps = policy.config.num_inference_steps
+    assert [event[0] for event in events] == (["mask", "video_prefill"] + ["action_cached"] * steps) * 2
+    assert len(firings) == 2 and all(firing.shape[0] == 1 for firing in firings)
+    for sample, firing in enumerate(firings):
+        (_, video_tokens, mask), (_, kwargs, (_, _, values)), *_ = events[sample * (steps + 2) :]
+        # The prefill holds the first frame alone, and every action token attends to all of its tokens.
+        assert firing.shape[1] == video_tokens and mask[video_tokens:, :video_tokens].all()
+        # The values the action tokens read: the last layer's projection of feat A's tokens, modulated
+        # by the timestep (0 for the first frame, so the same map for every sample).
+        block = last_layer.blocks["video"]
+        shift, scale, *_ = last_layer._split_modulation(block, kwargs["t_mod"])
+        torch.testing.assert_close(block.self_attn.v(modulate(firing, shift, scale)), values)
+        torch.testing.assert_close(captured[sample], firing[0].mean(dim=0), rtol=0, atol=0)
+        alone = encode_features(policy, samples(batch, sample, sample + 1, batch_size=2))
+        torch.testing.assert_close(alone[0], captured[sample], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(encode_features(policy, batch), captured, rtol=0, atol=0)
