@@ -3,8 +3,8 @@
 Each builder returns a randomly initialised policy whose module tree (and so its hook path
 and module classes) is the real one, with small widths so that it runs on a CPU in
 seconds. Inputs follow LIBERO as LeRobot's processor builds them: two (3, 256, 256)
-cameras (one where the type accepts only one), an 8-D ``observation.state``, a 7-D action.
-No pretrained vision weights are loaded (``pretrained_backbone_weights=None``).
+cameras (one where the type accepts only one; FastWAM declares them at its own per-camera size
+and resizes LIBERO's frames itself), an 8-D ``observation.state``, a 7-D action. No pretrained vision weights are loaded (``pretrained_backbone_weights=None``).
 """
 
 import contextlib
