@@ -27,10 +27,14 @@ An entry says:
   feat A (EO1's denoising steps over the action tokens), and then only the first firing, the
   prefill over the whole prefix, is kept, or the one ``kept_firing`` names (LingBot-VA's last
   video denoising step);
+* ``per_sample``: the policy runs its batch one sample at a time (FastWAM), so ``firings``
+  counts one sample's firings, each firing holds one sample's rows, in batch order, and
+  encode-only stops at the last sample's;
 * ``token_mask``: for token sequences, where the mask of the tokens to average comes from
   (the policy method that builds the prefix padding mask; a hook cannot see it), and for the
   VLAs which of those tokens are image tokens (``--cknna.token_groups``: feat A's image tokens
-  and language tokens pooled apart);
+  and language tokens pooled apart); ``why_no_token_groups``: for a VLA without one, why its feat
+  A has no image and language tokens apart (said when ``--cknna.token_groups`` is refused);
 * ``attends_padding``: the model lets valid tokens attend to padding (X-VLA's Florence
   encoder gets an all-ones mask), so feat A depends on how far the instruction was padded;
   padding stays out of the mean but still shifts the valid tokens;
@@ -193,7 +197,9 @@ class HookSpec:
     kept_row: int = -1
     firings: Callable[[object], int] | None = lambda config: 1
     kept_firing: Callable[[object], int] = lambda config: 0
+    per_sample: bool = False
     token_mask: TokenMask | None = None
+    why_no_token_groups: str | None = None
     attends_padding: bool = False
     reads_state: bool = True
     layer_path: Callable[[torch.nn.Module], list[LayerTap]] | None = None
@@ -234,6 +240,8 @@ def check_token_groups(spec: HookSpec, policy_type: str) -> None:
         why = "its feat A is a vision encoder's output, with no language tokens"
     elif spec.token_mask is not None and spec.token_mask.groups_note:
         why = spec.token_mask.groups_note
+    elif spec.why_no_token_groups:
+        why = spec.why_no_token_groups
     else:
         why = "the hook table has no split of its feat A's tokens into image and language tokens"
     raise ValueError(
@@ -885,6 +893,58 @@ Layer taps: the residual stream entering each earlier block at the same call, po
 """
 
 
+_MOT_LAYERS = "model.mot.layers"
+_VIDEO_NORM1 = "blocks.video.norm1"
+FASTWAM = HookSpec(
+    module_path=f"{_MOT_LAYERS}.-1.{_VIDEO_NORM1}",
+    category=Category.VLA,
+    layout=_TOKENS,
+    per_sample=True,
+    why_no_token_groups="feat A pools FastWAM's first-frame video tokens, each a latent patch of the cameras "
+    "that has read the instruction by cross-attention; no token is a language token",
+    fixes=("fastwam_vae_repo",),
+    layer_path=_children(_MOT_LAYERS, suffix=_VIDEO_NORM1, drop_last=True),
+)
+"""FastWAM: the first-frame video tokens its action tokens attend to, normalized as the last MoT layer reads them.
+
+FastWAM is a world-action model with no VLM output for an action head to read: a Wan2.2 video
+DiT and an action DiT, mixed layer by layer (MoT). Its inference (``infer_action``,
+modular.py:1787-1871) encodes the first frame (the cameras side by side) with the Wan VAE and
+prefills its latent patches once through the video expert (``mot.prefill_video_cache``,
+:695-735), every layer cross-attending to the UMT5 instruction with a proprio token appended
+(``_prepare_infer_context``, :1621-1638, 1039-1058). Each denoising step then runs the action
+tokens alone: in every layer they attend to the cached keys and values of those video tokens
+(``_forward_action_cached``, :560-597; the mask lets actions see the first frame's tokens only,
+:1233, and the first frame is all the prefill holds) and cross-attend to the same context.
+
+So what the action stream takes of the observation is, in each layer, keys and values
+projected from the video tokens entering that layer after the layer's ``norm1`` (a LayerNorm
+without weights) and the timestep's modulation (:375-377), a fixed affine map here, since the
+first frame's timestep is always 0. Feat A is the deepest of these: the output of the last
+layer's video ``norm1`` (a module call, so hooked; ``layers.-1``, whatever the depth), averaged
+over the first-frame tokens:
+
+* not the last layer's output (``MoTLayer`` output 0 in ``video_prefill`` mode): the prefill
+  computes it, and nothing reads it (only each layer's keys and values are kept);
+* not the keys or values themselves: both are linear maps of this output after the fixed
+  modulation (the keys RMS-normalized and rotated by their token position), so this output is
+  what the action tokens read at that depth, before the head-specific projections;
+* no token mask: every token of the prefill is a first-frame latent patch, none is padding, and
+  the mask lets every action token attend to all of them (a test checks it on the mask itself);
+* no token groups (refused, with the reason): the instruction is not among these tokens, it
+  enters every one of them through cross-attention;
+* the state is read (``reads_state``): the proprio token is part of the context every video
+  layer cross-attends to;
+* ``predict_action_chunk`` runs its batch one sample at a time (modeling_fastwam.py:220-231)
+  and the video blocks run only in the prefill (the denoising steps run the action blocks
+  alone), so this norm fires once per sample, in batch order (``per_sample``); encode-only stops
+  at the last sample's, before any denoising step of it.
+
+Layer taps: the same ``norm1`` output of every shallower MoT layer: the first-frame tokens whose
+keys and values the action tokens attend to at that depth.
+"""
+
+
 def _diffusion(config) -> HookSpec:
     return (
         DIFFUSION_ENCODER_PER_CAMERA
@@ -911,6 +971,7 @@ HOOK_TABLE: dict[str, HookSpec | Callable[[object], HookSpec]] = {
     "vla_jepa": VLA_JEPA,
     "molmoact2": MOLMOACT2,
     "lingbot_va": LINGBOT_VA,
+    "fastwam": FASTWAM,
 }
 
 # Used for a --cknna.hook_path on a policy type the table does not know.

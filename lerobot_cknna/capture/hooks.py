@@ -131,6 +131,8 @@ class FeatureCapture:
         stop: raise :class:`StopForward` as soon as every tap has fired as often as one forward
             makes it fire (see :func:`encode_features`), unless the entry says why it cannot
             (``full_forward``).
+        batch_size: samples in the forward to stop, which a policy that runs its batch one sample
+            at a time (the entry's ``per_sample``) needs, to stop at the last one's.
 
     Attributes:
         policy_type: the policy's registered type (``policy.config.type``).
@@ -145,12 +147,14 @@ class FeatureCapture:
         with_layers: bool = False,
         stop: bool = False,
         token_groups: bool = False,
+        batch_size: int | None = None,
     ):
         """Resolve the modules to hook (nothing is hooked before the context is entered).
 
         Raises:
             ValueError: a module path that does not resolve, ``with_layers`` without a layer path,
-                or ``token_groups`` for an entry without token groups.
+                ``token_groups`` for an entry without token groups, or ``stop`` without the
+                ``batch_size`` of a policy that runs its batch one sample at a time.
         """
         self.policy = policy
         self.policy_type = policy.config.type
@@ -160,14 +164,24 @@ class FeatureCapture:
         self.token_groups = token_groups
         self.taps: list[LayerTap] = layer_taps(self.spec, policy) if with_layers else [self.spec.tap]
         self.stop = stop and self.spec.full_forward is None
+        if self.stop and self.spec.per_sample and batch_size is None:
+            raise ValueError(
+                f"{self.policy_type} runs its batch one sample at a time: stopping after the last sample "
+                "needs the batch size."
+            )
+        self.batch_size = batch_size
         self._modules = {tap.path: resolve_modules(policy, tap.path) for tap in self.taps}
         self._firings: dict[str, list[torch.Tensor]] = {tap.path: [] for tap in self.taps}
         # Per firing of the token mask's method: the kept tokens, and which are image tokens (token groups).
         self._masks: list[tuple[torch.Tensor, torch.Tensor | None]] = []
         self._exit_stack: contextlib.ExitStack | None = None
 
-    def _expected_firings(self) -> int | None:
-        return None if self.spec.firings is None else self.spec.firings(self.policy.config)
+    def _expected_firings(self, batch_size: int) -> int | None:
+        """How often each tap fires in one forward of ``batch_size`` samples; ``None`` where it varies."""
+        if self.spec.firings is None:
+            return None
+        firings = self.spec.firings(self.policy.config)
+        return firings * batch_size if self.spec.per_sample else firings
 
     def _kept_firings(self) -> slice:
         """Where the count varies: the one firing of a forward that is feat A."""
@@ -176,7 +190,7 @@ class FeatureCapture:
 
     def _forward_is_complete(self) -> bool:
         """Every tap has fired as often as one forward makes it (up to the kept firing, where the count varies)."""
-        needed = self._expected_firings() or self._kept_firings().stop
+        needed = self._expected_firings(self.batch_size or 1) or self._kept_firings().stop
         return all(len(firings) >= needed for firings in self._firings.values())
 
     def _recorder(self, tap: LayerTap):
@@ -328,7 +342,7 @@ class FeatureCapture:
                     "choose a module it does call with --cknna.hook_path."
                 )
             return None
-        expected = self._expected_firings()
+        expected = self._expected_firings(batch_size)
         if expected is None:
             kept = self._kept_firings()
             if any(len(tap_firings) < kept.stop for tap_firings in firings.values()):
@@ -431,10 +445,12 @@ def _encode_taps(
     A policy that takes one sample per call (:class:`~lerobot_cknna.capture.hook_table.EpisodeCalls`)
     runs the batch's samples one by one, each from a reset policy.
     """
-    capture = FeatureCapture(policy, hook_path, with_layers, stop=True, token_groups=token_groups)
+    n_samples = batch_size_of(batch)
+    capture = FeatureCapture(
+        policy, hook_path, with_layers, stop=True, token_groups=token_groups, batch_size=n_samples
+    )
     was_training = policy.training
     policy.eval()
-    n_samples = batch_size_of(batch)
     calls = (
         [_sample(batch, index, n_samples) for index in range(n_samples)]
         if capture.spec.episode_calls is not None

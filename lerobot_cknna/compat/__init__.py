@@ -12,6 +12,7 @@ from lerobot_cknna.compat import (  # noqa: F401  (each module registers its fix
     eval_recording_features,
     eval_recording_rollouts,
     eval_recording_timeouts,
+    fastwam_vae_repo,
     groot_backbone_processor,
     sac_policy_type,
     stale_config_keys,

@@ -165,6 +165,12 @@ def groot_backbone_processor(work_dir: Path, fixed: bool) -> None:
     assert policy.select_action(preprocessor(libero_observation(policy, batch_size=2))).shape == (2, 7)
 
 
+def fastwam_vae_repo(work_dir: Path, fixed: bool) -> None:
+    """A FastWAM whose Wan2.2 repository (UMT5, tokenizer, VAE) is local is built offline and acts."""
+    policy = build_tiny_policy("fastwam", assets=work_dir, apply_fixes=fixed)
+    assert _act(policy).shape == (2, 7)
+
+
 # Steps of each LIBERO episode in the evaluation scenarios (a tiny policy never succeeds in so few).
 _EPISODE_LENGTH = 3
 
@@ -276,6 +282,7 @@ DEFECTS: dict[str, Defect] = {
         "Failed to instantiate processor step 'action_tokenizer_processor'",
     ),
     "groot_backbone_processor": Defect(groot_backbone_processor, OSError, "huggingface.co"),
+    "fastwam_vae_repo": Defect(fastwam_vae_repo, OSError, "Wan-AI/Wan2.2-TI2V-5B-Diffusers"),
     "eval_recording_features": Defect(
         eval_recording_features, ValueError, "Feature names should not contain '/'"
     ),

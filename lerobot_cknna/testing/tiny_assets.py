@@ -2,8 +2,9 @@
 
 SmolVLA calls ``AutoConfig`` / ``AutoProcessor`` on ``vlm_model_name``, X-VLA's processor
 loads a tokenizer by name, GR00T N1.7 reads a Qwen3-VL config and processor, EVO1 loads
-an InternVL3 (weights and tokenizer) and MolmoAct2 a whole checkpoint (weights, config, tokenizer and
-processor config). Pointing those names at a directory written here lets
+an InternVL3 (weights and tokenizer), MolmoAct2 a whole checkpoint (weights, config, tokenizer and
+processor config), and LingBot-VA and FastWAM a Wan2.2 base (UMT5 encoder, T5 tokenizer, VAE).
+Pointing those names at a directory written here lets
 the real loading code run with no network. The word-level tokenizer is a vocabulary of every
 word in LIBERO's task descriptions (read from hf-libero's BDDL file names, without importing
 LIBERO), so every LIBERO instruction tokenizes without unknown words; Qwen3-VL's and
@@ -121,9 +122,9 @@ def write_tiny_smolvlm(directory: Path, image_size: int = 512) -> Path:
     return directory
 
 
-def write_word_tokenizer(directory: Path) -> PreTrainedTokenizerFast:
+def write_word_tokenizer(directory: Path, extra_words: Iterable[str] = ()) -> PreTrainedTokenizerFast:
     """Save :func:`word_tokenizer` to ``directory``, loadable with ``AutoTokenizer`` (X-VLA's ``tokenizer_name``)."""
-    tokenizer = word_tokenizer()
+    tokenizer = word_tokenizer(extra_words=extra_words)
     tokenizer.save_pretrained(directory)
     return tokenizer
 
@@ -542,35 +543,42 @@ def write_tiny_molmoact2(directory: Path, image_size: int = 56, width: int = 32,
     return directory
 
 
-# LingBot-VA's video latents: Wan2.2's VAE, 48 channels, which the policy hard-codes (modeling_lingbot_va.py:756).
+# Wan2.2's VAE latents: 48 channels, which LingBot-VA (modeling_lingbot_va.py:756) and FastWAM
+# (adapters.py:38) hard-code.
 WAN_LATENT_CHANNELS = 48
 
 
-def write_tiny_wan(directory: Path, text_width: int = 16) -> Path:
-    """Write a tiny Wan2.2 base (VAE, UMT5 text encoder, T5 tokenizer) that LingBot-VA loads offline.
+def write_tiny_wan(directory: Path, text_width: int = 16, extra_words: Iterable[str] = ()) -> Path:
+    """Write a tiny Wan2.2 base in diffusers' layout (VAE, UMT5 text encoder, T5 tokenizer).
 
-    LingBot-VA loads its frozen parts from ``wan_pretrained_path`` on its first inference, each from
-    a diffusers-style subfolder: ``AutoencoderKLWan`` from ``vae/``, ``UMT5EncoderModel`` from
-    ``text_encoder/`` and ``T5TokenizerFast`` from ``tokenizer/`` (modeling_lingbot_va.py:107-138).
-    The VAE is Wan2.2's layout (residual blocks, 2 x 2 input patches, 16x spatial and 4x temporal
-    compression, 48 latent channels) with 8 base channels; its latents are standardised with mean
-    0 and standard deviation 1. The tokenizer is T5's (a unigram model over SentencePiece pieces,
-    ``</s>`` appended) with LIBERO's words as its pieces; the models have random weights.
+    Both world-action models load their frozen parts from one such folder:
+    ``AutoencoderKLWan`` from ``vae/``, ``UMT5EncoderModel`` from ``text_encoder/`` and the
+    tokenizer from ``tokenizer/``. LingBot-VA reads it at ``wan_pretrained_path`` on its first
+    inference (modeling_lingbot_va.py:107-138); FastWAM names it by ``text_encoder_model_id`` and
+    ``tokenizer_model_id`` (the folder and its ``tokenizer/``), and its VAE, hard-coded to the Hub's
+    ``Wan-AI/Wan2.2-TI2V-5B-Diffusers``, comes from the same folder under the ``fastwam_vae_repo``
+    fix. The VAE is Wan2.2's layout (residual blocks, 2 x 2 input patches, 16x spatial and 4x
+    temporal compression, 48 latent channels) with 8 base channels; its latents are standardised
+    with mean 0 and standard deviation 1. The tokenizer is T5's, as Wan's UMT5 is (a unigram model
+    over SentencePiece pieces, ``</s>`` appended) with LIBERO's words as its pieces; the models
+    have random weights.
 
     Args:
         directory: where to write.
-        text_width: the UMT5 width, LingBot-VA's ``text_dim``.
+        text_width: the UMT5 width (LingBot-VA's and FastWAM's ``text_dim``).
+        extra_words: words beyond LIBERO's that a policy's prompt template adds.
 
     Returns:
-        ``directory``, absolute: LingBot-VA's ``wan_pretrained_path``.
+        ``directory``, absolute.
     """
     from diffusers import AutoencoderKLWan
     from transformers import T5TokenizerFast, UMT5Config, UMT5EncoderModel
 
     directory = Path(directory).resolve()
-    # T5's first pieces, then one piece per LIBERO word (SentencePiece marks a word's start with "▁").
+    # T5's first pieces, then one piece per word (SentencePiece marks a word's start with "▁").
     pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -2.0)]
-    tokenizer = T5TokenizerFast(vocab=pieces + [(f"▁{word}", -1.0) for word in libero_words()], extra_ids=0)
+    words = sorted({*libero_words(), *extra_words})
+    tokenizer = T5TokenizerFast(vocab=pieces + [(f"▁{word}", -1.0) for word in words], extra_ids=0)
     tokenizer.save_pretrained(directory / "tokenizer")
     UMT5EncoderModel(
         UMT5Config(

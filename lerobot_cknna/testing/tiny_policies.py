@@ -3,14 +3,15 @@
 Each builder returns a randomly initialised policy whose module tree (and so its hook path
 and module classes) is the real one, with small widths so that it runs on a CPU in
 seconds. Inputs follow LIBERO as LeRobot's processor builds them: two (3, 256, 256)
-cameras (one where the type accepts only one), an 8-D ``observation.state``, a 7-D action.
-No pretrained vision weights are loaded (``pretrained_backbone_weights=None``).
+cameras (one where the type accepts only one; FastWAM declares them at its own per-camera size
+and resizes LIBERO's frames itself), an 8-D ``observation.state``, a 7-D action. No pretrained vision weights are loaded (``pretrained_backbone_weights=None``).
 """
 
 import contextlib
 import dataclasses
 import json
 import os
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -45,9 +46,11 @@ IMAGE_SHAPE = (3, 256, 256)
 STATE_DIM, ACTION_DIM = 8, 7
 
 
-def libero_features(n_cameras: int = 2) -> tuple[dict[str, PolicyFeature], dict[str, PolicyFeature]]:
-    """Input and output features of a LIBERO policy with ``n_cameras`` cameras."""
-    inputs = {key: PolicyFeature(FeatureType.VISUAL, IMAGE_SHAPE) for key in CAMERAS[:n_cameras]}
+def libero_features(
+    n_cameras: int = 2, image_shape: tuple[int, int, int] = IMAGE_SHAPE
+) -> tuple[dict[str, PolicyFeature], dict[str, PolicyFeature]]:
+    """Input and output features of a LIBERO policy with ``n_cameras`` cameras, declared at ``image_shape``."""
+    inputs = {key: PolicyFeature(FeatureType.VISUAL, image_shape) for key in CAMERAS[:n_cameras]}
     inputs["observation.state"] = PolicyFeature(FeatureType.STATE, (STATE_DIM,))
     return inputs, {"action": PolicyFeature(FeatureType.ACTION, (ACTION_DIM,))}
 
@@ -340,6 +343,32 @@ def _lingbot_va_config(assets: Path):
     )  # fmt: skip
 
 
+def _fastwam_config(assets: Path):
+    """FastWAM's two experts two layers deep, 32 wide, on a tiny local Wan2.2 repository (UMT5, tokenizer, VAE).
+
+    Each camera is declared at 64 x 64 (FastWAM's ``image_size`` split between the cameras, as
+    LeRobot's ``set_dataset_feature_metadata`` declares them; the policy resizes LIBERO's frames
+    itself), so the first frame is a 4 x 8 latent: 8 video tokens of 2 x 2 latent patches. The
+    video expert keeps LeRobot's default masks and timestep modes; 4 actions per chunk (the
+    smallest horizon 4 video transitions divide), two denoising steps; no base checkpoint.
+    """
+    from lerobot.policies.fastwam.configuration_fastwam import FastWAMConfig, default_video_dit_config
+
+    inputs, outputs = libero_features(image_shape=(3, 64, 64))
+    prompt_words = re.findall(r"[a-z]+", FastWAMConfig.prompt_template.lower())
+    wan = write_tiny_wan(assets / "wan_fastwam", text_width=32, extra_words=prompt_words)
+    shared = {"num_heads": 2, "attn_head_dim": 16, "num_layers": 2, "text_dim": 32, "freq_dim": 32}
+    return FastWAMConfig(
+        input_features=inputs, output_features=outputs, image_size=(64, 128), action_dim=ACTION_DIM,
+        proprio_dim=STATE_DIM, action_horizon=4, n_action_steps=4, num_video_frames=5, action_video_freq_ratio=1,
+        tokenizer_model_id=str(wan / "tokenizer"), text_encoder_model_id=str(wan), base_model_id=None,
+        tokenizer_max_len=48, torch_dtype="float32", num_inference_steps=2,
+        video_dit_config=default_video_dit_config(ACTION_DIM) | {"hidden_dim": 32, "ffn_dim": 64, **shared},
+        action_dit_config={"action_dim": ACTION_DIM, "hidden_dim": 32, "ffn_dim": 64, "eps": 1e-6, **shared},
+        device="cpu",
+    )  # fmt: skip
+
+
 TINY_CONFIGS: dict[str, Callable[[Path], object]] = {
     "act": _act_config,
     "diffusion": _diffusion_config,
@@ -358,6 +387,7 @@ TINY_CONFIGS: dict[str, Callable[[Path], object]] = {
     "vla_jepa": _vla_jepa_config,
     "molmoact2": _molmoact2_config,
     "lingbot_va": _lingbot_va_config,
+    "fastwam": _fastwam_config,
 }
 
 

@@ -58,17 +58,17 @@ def test_variants_differ_from_their_base_only_where_the_architecture_does():
     }  # fmt: skip
 
 
-def test_the_vlas_and_only_they_split_feat_a_into_token_groups_but_those_whose_feat_a_has_neither():
+def test_the_vlas_and_only_they_split_feat_a_into_token_groups_but_those_whose_feat_a_has_no_language_tokens():
     vlas = {
         name
         for name, entry in HOOK_TABLE.items()
         if isinstance(entry, HookSpec) and entry.category is Category.VLA
     }
     # VLA-JEPA's feat A pools its embodied-action tokens, which are neither image nor language tokens;
-    # LingBot-VA's, video tokens (the prompt reaches them by cross-attention).
+    # LingBot-VA's and FastWAM's video tokens (the prompt reaches them by cross-attention).
     assert (
         set(token_group_types())
-        == vlas - {"vla_jepa", "lingbot_va"}
+        == vlas - {"vla_jepa", "lingbot_va", "fastwam"}
         == {"smolvla", "xvla", "pi0", "pi05", "pi0_fast", "groot", "evo1", "eo1", "molmoact2"}
     )
     with pytest.raises(ValueError, match="'lingbot_va' has no token groups: the hook table has no split"):
@@ -77,3 +77,10 @@ def test_the_vlas_and_only_they_split_feat_a_into_token_groups_but_those_whose_f
         ValueError, match="'vla_jepa' has no token groups: feat A is the mean of its embodied-action"
     ):
         check_token_groups(HOOK_TABLE["vla_jepa"], "vla_jepa")
+    with pytest.raises(ValueError, match="'fastwam' has no token groups: feat A pools FastWAM's first-frame"):
+        check_token_groups(HOOK_TABLE["fastwam"], "fastwam")
+
+
+def test_an_entry_counted_per_sample_fires_a_known_number_of_times():
+    # Where the count varies, only the first firing of the whole batch is kept, not one per sample.
+    assert all(spec.firings is not None for spec in entries() if spec.per_sample)

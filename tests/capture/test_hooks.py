@@ -3,6 +3,7 @@ import math
 
 import pytest
 import torch
+from lerobot.policies.fastwam.wan.video_dit import modulate
 
 from lerobot_cknna.capture.hook_table import (
     HOOK_TABLE,
@@ -150,6 +151,7 @@ def test_table_paths_are_the_real_modules(tiny):
         "vla_jepa": "Qwen3VLTextDecoderLayer",
         "molmoact2": "MolmoAct2RMSNorm",
         "lingbot_va": "WanTransformerBlock",
+        "fastwam": "WanLayerNorm",
     }[policy_type]
     # Diffusion's encoders per camera (lerobot 0.6's default): one module per camera, in camera order.
     separate = getattr(policy.config, "use_separate_rgb_encoder_per_camera", False)
@@ -456,6 +458,10 @@ def test_a_type_without_token_groups_is_refused_by_name(tiny_policies):
         match="policy type 'vla_jepa' has no token groups: feat A is the mean of its embodied-action",
     ):
         FeatureCapture(tiny_policies("vla_jepa"), token_groups=True)
+    with pytest.raises(
+        ValueError, match="'fastwam' has no token groups: feat A pools FastWAM's first-frame video"
+    ):
+        FeatureCapture(tiny_policies("fastwam"), token_groups=True)
 
 
 def test_vla_jepa_feat_a_is_the_mean_of_the_rows_its_action_head_reads(tiny_policies):
@@ -501,10 +507,13 @@ def test_every_layer_of_the_sweep_fires_once_per_encode_only_forward(tiny):
     seen = recorded_firings(
         policy, taps, lambda: layers.update(encode_features(policy, batch, with_layers=True))
     )
-    # Where the count varies, the forward stops at the kept firing; LingBot-VA runs one forward per sample.
+    # Where the count varies, the forward stops at the kept firing; LingBot-VA runs one forward per sample,
+    # FastWAM one inference per sample within its forward.
     firings_per_forward = (
         spec.firings(policy.config) if spec.firings is not None else spec.kept_firing(policy.config) + 1
     )
+    if spec.per_sample:
+        firings_per_forward *= 3
     forwards = 3 if spec.episode_calls is not None else 1
     assert {path: len(tensors) for path, tensors in seen.items()} == {
         tap.path: forwards * firings_per_forward for tap in taps
@@ -530,6 +539,8 @@ def expected_layer_vector(policy_type: str, policy, batch: dict, firings: list[t
         return torch.stack(
             [firing[0].float().mean(dim=0) for firing in firings[per_forward - 1 :: per_forward]]
         )
+    if spec.per_sample:  # FastWAM: one firing per sample, all its first-frame tokens averaged
+        return torch.cat([firing.float().mean(dim=1) for firing in firings])
     if firings[0].ndim == 3 and spec.token_mask is not None:  # mean over image and language tokens
         mask = expected_pooling_mask(policy_type, batch, policy)
         (sequence,) = firings
@@ -765,3 +776,43 @@ def test_lingbot_va_refuses_what_it_cannot_pair_and_its_noise_is_seeded(tiny_pol
         ValueError, match="'lingbot_va' cannot be measured in simulation: LingBot-VA keeps a KV"
     ):
         check_simulation(spec_of(policy), "lingbot_va")
+
+
+def test_fastwam_feat_a_is_each_samples_first_frame_as_its_action_tokens_read_it(tiny_policies):
+    policy = tiny_policies("fastwam")
+    batch = libero_batch(policy, batch_size=2, seed=3)
+    last_layer, model, events = policy.model.mot.layers[-1], policy.model, []
+    build_mask = model._build_mot_attention_mask
+
+    def recording_mask(**kwargs):
+        events.append(("mask", kwargs["video_seq_len"], build_mask(**kwargs)))
+        return events[-1][2]
+
+    handle = last_layer.register_forward_hook(
+        lambda module, args, kwargs, output: events.append((kwargs["mode"], kwargs, output)), with_kwargs=True
+    )
+    tap = LayerTap(spec_of(policy).module_path)
+    try:
+        policy.reset()
+        with patched(model, "_build_mot_attention_mask", recording_mask), capture_features(policy) as capture:
+            firings = recorded_firings(policy, [tap], lambda: policy.select_action(dict(batch)))[tap.path]
+            captured = capture.pop(2)
+    finally:
+        handle.remove()
+    # One sample at a time: its mask, its prefill, then one action-only call per denoising step.
+    steps = policy.config.num_inference_steps
+    assert [event[0] for event in events] == (["mask", "video_prefill"] + ["action_cached"] * steps) * 2
+    assert len(firings) == 2 and all(firing.shape[0] == 1 for firing in firings)
+    for sample, firing in enumerate(firings):
+        (_, video_tokens, mask), (_, kwargs, (_, _, values)), *_ = events[sample * (steps + 2) :]
+        # The prefill holds the first frame alone, and every action token attends to all of its tokens.
+        assert firing.shape[1] == video_tokens and mask[video_tokens:, :video_tokens].all()
+        # The values the action tokens read: the last layer's projection of feat A's tokens, modulated
+        # by the timestep (0 for the first frame, so the same map for every sample).
+        block = last_layer.blocks["video"]
+        shift, scale, *_ = last_layer._split_modulation(block, kwargs["t_mod"])
+        torch.testing.assert_close(block.self_attn.v(modulate(firing, shift, scale)), values)
+        torch.testing.assert_close(captured[sample], firing[0].mean(dim=0), rtol=0, atol=0)
+        alone = encode_features(policy, samples(batch, sample, sample + 1, batch_size=2))
+        torch.testing.assert_close(alone[0], captured[sample], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(encode_features(policy, batch), captured, rtol=0, atol=0)
