@@ -30,6 +30,7 @@ from lerobot_cknna.testing.tiny_assets import (
     write_tiny_qwen2_5_vl,
     write_tiny_qwen3_vl,
     write_tiny_smolvlm,
+    write_tiny_wall_x,
     write_word_tokenizer,
 )
 from lerobot_cknna.testing.tiny_pi import (
@@ -302,6 +303,23 @@ def _vla_jepa_config(assets: Path):
     )  # fmt: skip
 
 
+def _wall_x_config(assets: Path):
+    """A tiny Wall-X base checkpoint (random weights) as ``pretrained_name_or_path``, in diffusion mode.
+
+    Diffusion mode loads no action tokenizer (``action_tokenizer_path`` is set to ``None``). Wall-X
+    casts its model to bfloat16 itself (its layer norms and action head stay float32) and reads each
+    camera at 252 x 252 (its fixed 256 px resolution, rounded to 28 px): 81 image tokens. Its ten
+    Euler steps are fixed (``predict``'s default, which the policy does not pass).
+    """
+    from lerobot.policies.wall_x.configuration_wall_x import WallXConfig
+
+    inputs, outputs = libero_features()
+    return WallXConfig(
+        input_features=inputs, output_features=outputs, pretrained_name_or_path=str(write_tiny_wall_x(assets / "wall_x")),
+        prediction_mode="diffusion", chunk_size=4, n_action_steps=4, device="cpu",
+    )  # fmt: skip
+
+
 TINY_CONFIGS: dict[str, Callable[[Path], object]] = {
     "act": _act_config,
     "diffusion": _diffusion_config,
@@ -318,6 +336,7 @@ TINY_CONFIGS: dict[str, Callable[[Path], object]] = {
     "evo1": _evo1_config,
     "eo1": _eo1_config,
     "vla_jepa": _vla_jepa_config,
+    "wall_x": _wall_x_config,
 }
 
 

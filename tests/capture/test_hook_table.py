@@ -68,7 +68,7 @@ def test_the_vlas_and_only_they_split_feat_a_into_token_groups_but_vla_jepa_whos
     assert (
         set(token_group_types())
         == vlas - {"vla_jepa"}
-        == {"smolvla", "xvla", "pi0", "pi05", "pi0_fast", "groot", "evo1", "eo1"}
+        == {"smolvla", "xvla", "pi0", "pi05", "pi0_fast", "groot", "evo1", "eo1", "wall_x"}
     )
     with pytest.raises(
         ValueError, match="'vla_jepa' has no token groups: feat A is the mean of its embodied-action"
