@@ -42,7 +42,7 @@ def comparison_rows(out: Path, first_column: str) -> dict[str, list[str]]:
     return {row[columns.index("Run")]: row for row in rows}
 
 
-@pytest.mark.slow(346)
+@pytest.mark.slow(393)
 def test_the_tiny_study_runs_every_type_offline(offline_assets, tmp_path):
     out = tmp_path / "sweep"
     done = sweep(str(TINY_STUDY), f"--offline_assets={offline_assets}", f"--output_dir={out}", cwd=tmp_path)
@@ -76,7 +76,7 @@ def test_the_tiny_study_runs_every_type_offline(offline_assets, tmp_path):
 
 # One LIBERO run per type (about a minute each on 2 cores): past the suite's 20-minute guard at about 20 types.
 @pytest.mark.timeout(2400)
-@pytest.mark.slow(950)
+@pytest.mark.slow(1048)
 def test_the_tiny_simulation_study_runs_every_type_in_libero(offline_assets, tmp_path):
     out = tmp_path / "sweep_sim"
     done = sweep(
