@@ -307,9 +307,10 @@ def _wall_x_config(assets: Path):
     """A tiny Wall-X base checkpoint (random weights) as ``pretrained_name_or_path``, in diffusion mode.
 
     Diffusion mode loads no action tokenizer (``action_tokenizer_path`` is set to ``None``). Wall-X
-    casts its model to bfloat16 itself (its layer norms and action head stay float32) and reads each
-    camera at 252 x 252 (its fixed 256 px resolution, rounded to 28 px): 81 image tokens. Its ten
-    Euler steps are fixed (``predict``'s default, which the policy does not pass).
+    casts its model to bfloat16 itself (its layer norms and action head stay float32) and resizes each
+    camera to 252 x 252 (its fixed 256 px resolution, rounded to 28 px), which the tiny processor
+    shrinks to 112 x 112: 16 image tokens. Its ten Euler steps are fixed (``predict``'s default,
+    which the policy does not pass).
     """
     from lerobot.policies.wall_x.configuration_wall_x import WallXConfig
 
