@@ -24,9 +24,9 @@ An entry says:
   is not the last);
 * ``firings``: how many times the module fires in one forward (per camera for ACT);
   ``None`` where it varies (Pi0-FAST's decode steps) or where the later firings are not
-  feat A (EO1's denoising steps over the action tokens), and then only the first firing, the
-  prefill over the whole prefix, is kept, or the one ``kept_firing`` names (LingBot-VA's last
-  video denoising step);
+  feat A (EO1's denoising steps over the action tokens; Wall-X's, which repeat the prompt's rows),
+  and then only the first firing, the prefill over the whole prefix, is kept, or the one
+  ``kept_firing`` names (LingBot-VA's last video denoising step);
 * ``per_sample``: the policy runs its batch one sample at a time (FastWAM), so ``firings``
   counts one sample's firings, each firing holds one sample's rows, in batch order, and
   encode-only stops at the last sample's;
@@ -945,6 +945,67 @@ keys and values the action tokens attend to at that depth.
 """
 
 
+def _wall_x_prompt_tokens(policy, args, model_inputs) -> torch.Tensor:
+    """``preprocess_inputs`` -> Wall-X's model inputs: the prompt's tokens but the action and proprioception ones.
+
+    Its ``attention_mask`` is the tokenizer's (padding off), ``moe_token_types`` marks the
+    ``<|action|>`` tokens (modeling_wall_x.py:2024-2025), the prompt's last valid tokens
+    (utils.py:526), and the ``<|propri|>`` token (the id ``define_action_token_id`` found,
+    :559-581) holds the projected state in place of its embedding (:1246-1254): feat B itself,
+    so it is left out.
+    """
+    propri_token_id = policy.model.action_token_id_set["propri_token_id"]
+    kept = model_inputs["attention_mask"].bool() & ~model_inputs["moe_token_types"].bool()
+    return kept & (model_inputs["input_ids"] != propri_token_id)
+
+
+def _wall_x_image_tokens(policy, args, model_inputs) -> torch.Tensor:
+    """The prompt's tokens holding Qwen2.5-VL's ``image_token_id``, which Wall-X fills with the cameras' features."""
+    return model_inputs["input_ids"] == policy.model.config.image_token_id
+
+
+_WALL_X_TEXT = "model.model"
+WALL_X = HookSpec(
+    module_path=f"{_WALL_X_TEXT}.norm",
+    category=Category.VLA,
+    layout=_TOKENS,
+    # One firing per Euler step, each over the whole sequence; the prompt's rows are the same in every one.
+    firings=None,
+    token_mask=TokenMask(
+        "preprocess_inputs",
+        _wall_x_prompt_tokens,
+        _wall_x_image_tokens,
+        groups_note="The language group holds the chat template's tokens (system message, role headers, the "
+        "cameras' names, vision start and end tokens, the fixed 'Predict the next action in robot action.' and "
+        "'Proprioception:' lines) beside the instruction's. The proprioception token is left out, but the "
+        "tokens after it (the end of the user turn and the assistant header) attend to it; the image tokens "
+        "and the instruction come before it and do not.",
+        with_policy=True,
+    ),
+    layer_path=_decoder_layer_inputs(_WALL_X_TEXT),
+)
+"""Wall-X: the prompt's rows of its Qwen2.5-VL-MoE text model's final norm, in the first Euler step.
+
+Wall-X has no action expert of its own: the action tokens are the last tokens of the same
+Qwen2.5-VL prompt (utils.py:448-530: a system message, the cameras' images, the instruction,
+``Proprioception: <|propri|>``, then the assistant header and one ``<|action|>`` per chunk step),
+routed to their own expert MLP in each decoder layer (``moe_token_types``). There is no KV
+cache: each of the ten Euler steps (``predict``'s ``num_inference_timesteps``, which the policy
+does not pass) writes the noisy actions into the action tokens' embeddings and reruns the whole
+sequence (modeling_wall_x.py:1425-1482). The mask is causal but for the action tokens, which
+also attend to each other (the action "islands", qwen2_5_vl_moe.py:346-353). So the prompt's
+rows come before every action token and never see them: they are the same in every step
+(tested, bit for bit), and they are what each action token reads. The final norm's output over
+those rows is feat A, kept from the first firing (later firings repeat them beside new action
+rows; with right padding, the padding rows after the action tokens change too).
+
+The token mask is the tokenizer's attention mask without the action tokens and without the
+``<|propri|>`` token, read from what ``preprocess_inputs`` (which tokenizes inside the policy)
+returns, before the model runs. The state enters the prompt as that one token, projected by the
+action head's ``propri_proj`` (``reads_state``); the tokens after it attend to it causally.
+"""
+
+
 def _diffusion(config) -> HookSpec:
     return (
         DIFFUSION_ENCODER_PER_CAMERA
@@ -972,6 +1033,7 @@ HOOK_TABLE: dict[str, HookSpec | Callable[[object], HookSpec]] = {
     "molmoact2": MOLMOACT2,
     "lingbot_va": LINGBOT_VA,
     "fastwam": FASTWAM,
+    "wall_x": WALL_X,
 }
 
 # Used for a --cknna.hook_path on a policy type the table does not know.

@@ -2,13 +2,13 @@
 
 SmolVLA calls ``AutoConfig`` / ``AutoProcessor`` on ``vlm_model_name``, X-VLA's processor
 loads a tokenizer by name, GR00T N1.7 reads a Qwen3-VL config and processor, EVO1 loads
-an InternVL3 (weights and tokenizer), MolmoAct2 a whole checkpoint (weights, config, tokenizer and
-processor config), and LingBot-VA and FastWAM a Wan2.2 base (UMT5 encoder, T5 tokenizer, VAE).
-Pointing those names at a directory written here lets
-the real loading code run with no network. The word-level tokenizer is a vocabulary of every
-word in LIBERO's task descriptions (read from hf-libero's BDDL file names, without importing
-LIBERO), so every LIBERO instruction tokenizes without unknown words; Qwen3-VL's and
-InternVL3's is a byte-level BPE trained on the same descriptions.
+an InternVL3 (weights and tokenizer), MolmoAct2 and Wall-X a whole checkpoint (config, processor,
+tokenizer, weights), and LingBot-VA and FastWAM a Wan2.2 base (UMT5 encoder, T5 tokenizer, VAE).
+Pointing those names at a directory written here lets the real loading code run with no
+network. The word-level tokenizer is a vocabulary of every word in LIBERO's task descriptions
+(read from hf-libero's BDDL file names, without importing LIBERO), so every LIBERO instruction
+tokenizes without unknown words; the Qwen-VL models' and InternVL3's is a byte-level BPE trained
+on the same descriptions.
 """
 
 import importlib.util
@@ -179,11 +179,14 @@ QWEN3_VL_CHAT_TEMPLATE = (
 )
 
 
-def byte_level_bpe_tokenizer(vocab_size: int = 600, padding_side: str = "right") -> Qwen2TokenizerFast:
+def byte_level_bpe_tokenizer(
+    vocab_size: int = 600, padding_side: str = "right", extra_texts: Iterable[str] = ()
+) -> Qwen2TokenizerFast:
     """A Qwen2 byte-level BPE tokenizer trained on LIBERO's task descriptions, with Qwen3-VL's special tokens.
 
-    Any text tokenizes (byte-level); LIBERO words mostly become single tokens. ``padding_side`` is
-    saved with it.
+    Any text tokenizes (byte-level); LIBERO words mostly become single tokens, and so do the words of
+    ``extra_texts`` (a prompt template a policy writes around the instruction), trained on too.
+    ``padding_side`` is saved with it.
     """
     backend = Tokenizer(models.BPE())
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -194,7 +197,9 @@ def byte_level_bpe_tokenizer(vocab_size: int = 600, padding_side: str = "right")
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    backend.train_from_iterator([*libero_task_descriptions(), "Perform the task.", "user assistant"], trainer)
+    backend.train_from_iterator(
+        [*libero_task_descriptions(), "Perform the task.", "user assistant", *extra_texts], trainer
+    )
     tokenizer = Qwen2TokenizerFast(
         tokenizer_object=backend,
         unk_token=None,
@@ -210,11 +215,17 @@ def byte_level_bpe_tokenizer(vocab_size: int = 600, padding_side: str = "right")
 
 
 def _write_qwen_vl_processor(
-    directory: Path, processor_class, video_processor_class, patch_size: int, tokenizer: Qwen2TokenizerFast
+    directory: Path,
+    processor_class,
+    video_processor_class,
+    patch_size: int,
+    tokenizer: Qwen2TokenizerFast,
+    max_pixels: int = 512 * 512,
 ) -> dict[str, int]:
     """Save a Qwen-VL processor and ``tokenizer`` with its own chat template.
 
-    Images and videos are cut into ``patch_size`` patches, merged 2 x 2, temporal patch 2, normalised to [-1, 1].
+    Images and videos are resized to at most ``max_pixels`` pixels, cut into ``patch_size`` patches,
+    merged 2 x 2, temporal patch 2, normalised to [-1, 1].
 
     Returns:
         The ids of :data:`QWEN_SPECIAL_TOKENS`.
@@ -223,7 +234,7 @@ def _write_qwen_vl_processor(
 
     geometry = {"patch_size": patch_size, "temporal_patch_size": 2, "merge_size": 2}
     pixels = {
-        "size": {"shortest_edge": 64 * 64, "longest_edge": 512 * 512},
+        "size": {"shortest_edge": 64 * 64, "longest_edge": max_pixels},
         "image_mean": [0.5] * 3,
         "image_std": [0.5] * 3,
     }
@@ -307,6 +318,23 @@ def write_tiny_qwen3_vl(directory: Path, width: int = 64, n_layers: int = 3, wei
     return directory
 
 
+# Qwen2.5-VL's rotary sections, summing to the tiny head_dim / 2 (:func:`_qwen_vl_config`).
+QWEN2_5_VL_ROPE = {"mrope_section": [4, 2, 2]}
+
+
+def _qwen2_5_vl_vision_config(width: int) -> dict:
+    """A tiny Qwen2.5-VL vision tower with Qwen2.5-VL's geometry, merging into ``width``-wide image tokens.
+
+    Patch 14, spatial merge 2, temporal patch 2; window attention (112 px windows) in its first
+    block and full attention in its second.
+    """
+    return {
+        "depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": width,
+        "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "window_size": 112,
+        "fullatt_block_indexes": [1],
+    }  # fmt: skip
+
+
 def write_tiny_qwen2_5_vl(
     directory: Path, extra_tokens: Iterable[str] = (), width: int = 64, n_layers: int = 3
 ) -> Path:
@@ -316,9 +344,7 @@ def write_tiny_qwen2_5_vl(
     directory (its ``vlm_base``), and its processor adds its own special tokens to the tokenizer
     at run time (processor_eo1.py:178): as Qwen2.5-VL's vocabulary is larger than its
     tokenizer's, the tiny model's covers ``extra_tokens`` beyond the tokenizer's, so the ids the
-    processor gives them exist. Images keep Qwen2.5-VL's geometry (patch 14, spatial merge 2,
-    temporal patch 2); the vision tower's window attention (112 px windows) runs in its first
-    block and full attention in its second.
+    processor gives them exist. The vision tower is :func:`_qwen2_5_vl_vision_config`'s.
 
     Args:
         directory: where to write.
@@ -340,17 +366,70 @@ def write_tiny_qwen2_5_vl(
     tokenizer = byte_level_bpe_tokenizer()
     ids = _write_qwen_vl_processor(directory, Qwen2_5_VLProcessor, Qwen2VLVideoProcessor, 14, tokenizer)
     vocab_size = len(tokenizer) + len(list(extra_tokens))
-    rope = {"mrope_section": [4, 2, 2]}
+    config = _qwen_vl_config(
+        ids, vocab_size, tokenizer.pad_token_id, tokenizer.eos_token_id, width, n_layers, QWEN2_5_VL_ROPE
+    )
     Qwen2_5_VLForConditionalGeneration(
-        Qwen2_5_VLConfig(
-            **_qwen_vl_config(ids, vocab_size, tokenizer.pad_token_id, tokenizer.eos_token_id, width, n_layers, rope),
-            vision_config={
-                "depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": width,
-                "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "window_size": 112,
-                "fullatt_block_indexes": [1],
-            },
-        )
-    ).save_pretrained(directory)  # fmt: skip
+        Qwen2_5_VLConfig(**config, vision_config=_qwen2_5_vl_vision_config(width))
+    ).save_pretrained(directory)
+    return directory
+
+
+# The placeholders of Wall-X's prompt (utils.py:448-530) that its model finds by id (modeling_wall_x.py:559-581):
+# the proprioception token, which holds the projected state, and the action tokens, one per step of the chunk.
+WALL_X_SPECIAL_TOKENS = ("<|propri|>", "<|action|>")
+
+
+def write_tiny_wall_x(
+    directory: Path, width: int = 64, n_layers: int = 2, action_dim: int = 20, state_dim: int = 20
+) -> Path:
+    """Write a tiny Wall-X base checkpoint (config, processor, random weights) that ``WallXPolicy`` loads offline.
+
+    ``Qwen2_5_VLMoEForAction.from_pretrained`` reads Wall-X's own ``Qwen2_5_VLConfig``, an
+    ``AutoProcessor`` and ``model.safetensors`` from one directory, its ``pretrained_name_or_path``
+    (modeling_wall_x.py:372-469). The weights are the real class's, randomly initialised: a
+    Qwen2.5-VL whose text decoder layers route each token to one of two expert MLPs by its type
+    (prompt tokens to the first, action tokens to the second), and Wall-X's action head. The
+    tokenizer is :func:`byte_level_bpe_tokenizer`, trained on Wall-X's prompt template too, with
+    :data:`WALL_X_SPECIAL_TOKENS` added, padding on the right; the vision tower is :func:`_qwen2_5_vl_vision_config`'s.
+
+    Args:
+        directory: where to write.
+        width: the text width (each expert's too).
+        n_layers: text decoder layers.
+        action_dim: the action head's action width, ``WallXConfig.max_action_dim`` (its ``dof_config``).
+        state_dim: its proprioception width, ``WallXConfig.max_state_dim`` (its ``agent_pos_config``).
+
+    Returns:
+        ``directory``, absolute: Wall-X's ``pretrained_name_or_path``.
+    """
+    from lerobot.policies.wall_x.modeling_wall_x import Qwen2_5_VLMoEForAction
+    from lerobot.policies.wall_x.qwen_model import Qwen2_5_VLConfig
+    from lerobot.policies.wall_x.utils import get_wallx_normal_text
+    from transformers import AutoProcessor, Qwen2_5_VLProcessor, Qwen2VLVideoProcessor
+
+    directory = Path(directory).resolve()
+    # Trained on Wall-X's own prompt template too, which would otherwise take a token per character or two.
+    template, _ = get_wallx_normal_text({"instruction": ""}, action_chunk_size=1, frame_idx=0)
+    tokenizer = byte_level_bpe_tokenizer(extra_texts=[template])
+    tokenizer.add_special_tokens({"additional_special_tokens": list(WALL_X_SPECIAL_TOKENS)})
+    # Wall-X hands the processor 252 x 252 images, which it shrinks to 112 x 112: 16 image tokens a camera.
+    ids = _write_qwen_vl_processor(
+        directory, Qwen2_5_VLProcessor, Qwen2VLVideoProcessor, 14, tokenizer, max_pixels=112 * 112
+    )
+    config = _qwen_vl_config(
+        ids, len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id, width, n_layers, QWEN2_5_VL_ROPE
+    )
+    expert = {"hidden_size": width, "intermediate_size": 2 * width, "hidden_act": "silu"}
+    config["text_config"] |= {
+        "mlp_moe": True, "num_experts": 2, "experts": [expert, expert], "dim_inputs": (width, width),
+        "dof_config": {"action": action_dim},
+    }  # fmt: skip
+    config = Qwen2_5_VLConfig(
+        **config, vision_config=_qwen2_5_vl_vision_config(width), agent_pos_config={"state": state_dim}
+    )
+    processor = AutoProcessor.from_pretrained(directory)
+    Qwen2_5_VLMoEForAction(config, processor=processor).save_pretrained(directory)
     return directory
 
 

@@ -33,6 +33,7 @@ from lerobot_cknna.testing.tiny_assets import (
     write_tiny_qwen3_vl,
     write_tiny_smolvlm,
     write_tiny_wan,
+    write_tiny_wall_x,
     write_word_tokenizer,
 )
 from lerobot_cknna.testing.tiny_pi import (
@@ -369,6 +370,24 @@ def _fastwam_config(assets: Path):
     )  # fmt: skip
 
 
+def _wall_x_config(assets: Path):
+    """A tiny Wall-X base checkpoint (random weights) as ``pretrained_name_or_path``, in diffusion mode.
+
+    Diffusion mode loads no action tokenizer (``action_tokenizer_path`` is set to ``None``). Wall-X
+    casts its model to bfloat16 itself (its layer norms and action head stay float32) and resizes each
+    camera to 252 x 252 (its fixed 256 px resolution, rounded to 28 px), which the tiny processor
+    shrinks to 112 x 112: 16 image tokens. Its ten Euler steps are fixed (``predict``'s default,
+    which the policy does not pass).
+    """
+    from lerobot.policies.wall_x.configuration_wall_x import WallXConfig
+
+    inputs, outputs = libero_features()
+    return WallXConfig(
+        input_features=inputs, output_features=outputs, pretrained_name_or_path=str(write_tiny_wall_x(assets / "wall_x")),
+        prediction_mode="diffusion", chunk_size=4, n_action_steps=4, device="cpu",
+    )  # fmt: skip
+
+
 TINY_CONFIGS: dict[str, Callable[[Path], object]] = {
     "act": _act_config,
     "diffusion": _diffusion_config,
@@ -388,6 +407,7 @@ TINY_CONFIGS: dict[str, Callable[[Path], object]] = {
     "molmoact2": _molmoact2_config,
     "lingbot_va": _lingbot_va_config,
     "fastwam": _fastwam_config,
+    "wall_x": _wall_x_config,
 }
 
 

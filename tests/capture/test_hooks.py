@@ -152,6 +152,7 @@ def test_table_paths_are_the_real_modules(tiny):
         "molmoact2": "MolmoAct2RMSNorm",
         "lingbot_va": "WanTransformerBlock",
         "fastwam": "WanLayerNorm",
+        "wall_x": "Qwen2_5_VLRMSNorm",
     }[policy_type]
     # Diffusion's encoders per camera (lerobot 0.6's default): one module per camera, in camera order.
     separate = getattr(policy.config, "use_separate_rgb_encoder_per_camera", False)
@@ -216,14 +217,19 @@ TOKEN_KEYS = {
     "molmoact2": (("input_ids", "attention_mask", "token_type_ids"), "left"),
 }
 LANGUAGE_KEYS = (("observation.language.tokens", "observation.language.attention_mask"), "right")
-TOKENIZED_IN_MODEL = ("evo1",)
+# The tokenizers of the types that tokenize inside the policy: Wall-X's in its preprocess_inputs, padding on the
+# right after the action tokens.
+TOKENIZED_IN_MODEL = {
+    "evo1": lambda policy: policy.model.embedder.tokenizer,
+    "wall_x": lambda policy: policy.model.processor.tokenizer,
+}
 
 
 def language_mask(batch: dict, policy) -> torch.Tensor:
-    """(B, L) the instructions' tokens, where the type's preprocessor or (EVO1) its own tokenizer puts them."""
+    """(B, L) the instructions' tokens, where the type's preprocessor or its own tokenizer puts them."""
     if policy.config.type in TOKENIZED_IN_MODEL:
-        tokens = policy.model.embedder.tokenizer(batch["task"], padding=True, return_tensors="pt")
-        return tokens["attention_mask"]
+        tokenizer = TOKENIZED_IN_MODEL[policy.config.type](policy)
+        return tokenizer(batch["task"], padding=True, return_tensors="pt")["attention_mask"]
     (_, mask_key, *_), _ = TOKEN_KEYS.get(policy.config.type, LANGUAGE_KEYS)
     return batch[mask_key]
 
@@ -231,7 +237,7 @@ def language_mask(batch: dict, policy) -> torch.Tensor:
 def with_padded_language(batch: dict, extra: int, policy_type: str = "") -> dict:
     """The same samples with at least ``extra`` more padding tokens after every instruction, where the type pads.
 
-    A type that tokenizes inside the model (EVO1) pads to the batch's longest prompt: one more sample, a
+    A type that tokenizes inside the model (EVO1, Wall-X) pads to the batch's longest prompt: one more sample, a
     copy of the first with an instruction ``extra`` words longer than the longest, pads the others by at
     least that much. It comes last, so the first rows are the same samples.
     """
@@ -275,11 +281,18 @@ def test_padding_tokens_change_a_pooled_vla_vector_only_where_the_model_attends_
         torch.testing.assert_close(capture.pop(batch_size_of(padded_batch))[:3], plain, rtol=1e-5, atol=1e-6)
 
 
-# The Qwen-VL config of the types whose processor writes a Qwen-VL chat (GR00T's Qwen3-VL, EO1's Qwen2.5-VL).
+# The Qwen-VL config of the types whose processor writes a Qwen-VL chat (GR00T's Qwen3-VL, EO1's and Wall-X's
+# Qwen2.5-VL).
 QWEN_VL_CONFIG = {
     "groot": lambda policy: policy._groot_model.backbone.model.config,
     "eo1": lambda policy: policy.model.vlm_backbone.config,
+    "wall_x": lambda policy: policy.model.config,
 }
+
+
+def qwen_chat(policy_type: str, policy, batch: dict) -> dict:
+    """The tokenized Qwen-VL chat of ``batch``: the preprocessor's, or the one Wall-X builds in its policy."""
+    return policy.preprocess_inputs(dict(batch)) if policy_type == "wall_x" else batch
 
 
 def tokens_per_camera(policy_type: str, policy, batch: dict) -> int:
@@ -294,7 +307,7 @@ def tokens_per_camera(policy_type: str, policy, batch: dict) -> int:
         policy_type in QWEN_VL_CONFIG
     ):  # Qwen-VL patches (t x h x w) of one image, merged spatial_merge_size² to one
         merge = QWEN_VL_CONFIG[policy_type](policy).vision_config.spatial_merge_size
-        return int(batch["image_grid_thw"][0].prod()) // merge**2
+        return int(qwen_chat(policy_type, policy, batch)["image_grid_thw"][0].prod()) // merge**2
     if policy_type == "molmoact2":  # one crop's patches pooled 2 x 2: the image grid's rows x columns
         return int(batch["image_grids"][0][:2].prod())
     if policy_type == "evo1":  # InternVL patches without CLS, pixel-shuffled to downsample_ratio² of them
@@ -307,11 +320,14 @@ def tokens_per_camera(policy_type: str, policy, batch: dict) -> int:
 
 def expected_token_groups(policy_type: str, batch: dict, policy) -> tuple[torch.Tensor, torch.Tensor]:
     """The (image, language) masks of the hooked sequence's kept tokens, from the model's documented layout."""
-    if policy_type in QWEN_VL_CONFIG:  # one token per Qwen-VL token (images + chat), left padding off
-        ids, kept = batch["input_ids"], batch["attention_mask"].bool()
+    if policy_type in QWEN_VL_CONFIG:  # one token per Qwen-VL token (images + chat), padding off
+        chat = qwen_chat(policy_type, policy, batch)
+        ids, kept = chat["input_ids"], chat["attention_mask"].bool()
         if policy_type == "eo1":  # the prefix before the first action token, without the state token
             prefix = int((ids[0] == batch["action_token_id"]).int().argmax())
             ids, kept = ids[:, :prefix], kept[:, :prefix] & (ids[:, :prefix] != batch["state_token_id"])
+        if policy_type == "wall_x":  # without the action tokens and the proprioception token
+            kept &= ~torch.isin(ids, torch.tensor(wall_x_token_ids(policy)))
         image = kept & (ids == QWEN_VL_CONFIG[policy_type](policy).image_token_id)
         return image, kept & ~image
     if policy_type == "evo1":
@@ -816,3 +832,38 @@ def test_fastwam_feat_a_is_each_samples_first_frame_as_its_action_tokens_read_it
         alone = encode_features(policy, samples(batch, sample, sample + 1, batch_size=2))
         torch.testing.assert_close(alone[0], captured[sample], rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(encode_features(policy, batch), captured, rtol=0, atol=0)
+
+
+def wall_x_token_ids(policy) -> tuple[int, int]:
+    """The ids of Wall-X's ``<|propri|>`` and ``<|action|>`` tokens, from its tokenizer."""
+    return tuple(policy.model.processor.tokenizer.convert_tokens_to_ids(["<|propri|>", "<|action|>"]))
+
+
+def test_wall_x_keeps_the_prompt_rows_that_every_euler_step_repeats(tiny_policies):
+    policy = tiny_policies("wall_x")
+    batch = libero_batch(policy, batch_size=2, seed=3)
+    chat = policy.preprocess_inputs(dict(batch))
+    tap = LayerTap(spec_of(policy).module_path)
+    policy.reset()
+    with capture_features(policy) as capture:
+        firings = recorded_firings(policy, [tap], lambda: policy.select_action(dict(batch)))[tap.path]
+        captured = capture.pop(2)
+    propri_token_id, action_token_id = wall_x_token_ids(policy)
+    actions, valid = chat["input_ids"] == action_token_id, chat["attention_mask"].bool()
+    assert actions.sum(dim=1).tolist() == [policy.config.chunk_size] * 2
+    # No KV cache: each of the ten Euler steps runs the whole sequence again, the action tokens last but padding.
+    assert len(firings) == 10 and all(firing.shape[:2] == chat["input_ids"].shape for firing in firings)
+    last_valid = valid.sum(dim=1) - 1
+    assert actions[torch.arange(2), last_valid].all() and (valid & ~actions).any(dim=1).all()
+    # The prompt comes before every action token and attends causally: its rows are the same in every step,
+    # while the action tokens' rows follow the noisy actions.
+    prompt = valid & ~actions
+    first, *later = firings
+    assert all(torch.equal(step[prompt], first[prompt]) for step in later)
+    assert not any(torch.equal(step[actions], first[actions]) for step in later)
+    # Pooled over the prompt without the proprioception token, which holds the projected state (feat B).
+    kept = prompt & (chat["input_ids"] != propri_token_id)
+    assert (prompt.sum(dim=1) - kept.sum(dim=1)).tolist() == [1, 1]
+    expected = torch.stack([first[row][kept[row]].float().mean(dim=0) for row in range(2)])
+    torch.testing.assert_close(captured, expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(encode_features(policy, batch), expected, rtol=1e-5, atol=1e-6)
