@@ -32,8 +32,8 @@ from lerobot_cknna.testing.tiny_assets import (
     write_tiny_qwen2_5_vl,
     write_tiny_qwen3_vl,
     write_tiny_smolvlm,
-    write_tiny_wan,
     write_tiny_wall_x,
+    write_tiny_wan,
     write_word_tokenizer,
 )
 from lerobot_cknna.testing.tiny_pi import (
