@@ -848,6 +848,8 @@ LINGBOT_VA = HookSpec(
     firings=None,
     kept_firing=_lingbot_va_cache_writing_step,
     reads_state=False,
+    why_no_token_groups="feat A pools LingBot-VA's video tokens, the chunk's latent patches of the cameras, "
+    "which read the prompt by cross-attention; no token is a language token",
     episode_calls=EpisodeCalls(
         why="LingBot-VA keeps a KV cache across the model calls of an episode: from its second chunk on, the "
         "video tokens its action stream reads were computed with the episode's earlier frames and its own "

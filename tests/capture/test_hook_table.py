@@ -71,7 +71,9 @@ def test_the_vlas_and_only_they_split_feat_a_into_token_groups_but_those_whose_f
         == vlas - {"vla_jepa", "lingbot_va", "fastwam"}
         == {"smolvla", "xvla", "pi0", "pi05", "pi0_fast", "groot", "evo1", "eo1", "molmoact2", "wall_x"}
     )
-    with pytest.raises(ValueError, match="'lingbot_va' has no token groups: the hook table has no split"):
+    with pytest.raises(
+        ValueError, match="'lingbot_va' has no token groups: feat A pools LingBot-VA's video tokens"
+    ):
         check_token_groups(HOOK_TABLE["lingbot_va"], "lingbot_va")
     with pytest.raises(
         ValueError, match="'vla_jepa' has no token groups: feat A is the mean of its embodied-action"
