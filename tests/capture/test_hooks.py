@@ -658,6 +658,15 @@ def test_evo1_pooled_to_one_token_keeps_that_token_and_has_no_token_groups(tmp_p
         encode_features(policy, batch, token_groups=True)
 
 
+def assert_feat_a_pools(
+    policy, batch: dict, captured: torch.Tensor, sequence: torch.Tensor, kept: torch.Tensor
+):
+    """Feat A, captured in ``select_action`` and by encode-only, is ``sequence`` averaged over each row's ``kept`` tokens."""
+    expected = torch.stack([sequence[row][kept[row]].float().mean(dim=0) for row in range(len(sequence))])
+    torch.testing.assert_close(captured, expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(encode_features(policy, batch), expected, rtol=1e-5, atol=1e-6)
+
+
 def test_eo1_keeps_the_prefill_its_action_tokens_attend_to_not_the_denoising_steps(tiny_policies):
     policy = tiny_policies("eo1")
     batch = libero_batch(policy, batch_size=2, seed=3)
@@ -688,9 +697,7 @@ def test_eo1_keeps_the_prefill_its_action_tokens_attend_to_not_the_denoising_ste
     # Pooled over the prefill's attention mask without the state token, which holds the projected state.
     kept = kwargs["attention_mask"].bool() & (batch["input_ids"][:, :act_start] != batch["state_token_id"])
     assert (kwargs["attention_mask"].sum(dim=1) - kept.sum(dim=1)).tolist() == [1, 1]
-    expected = torch.stack([first[row][kept[row]].mean(dim=0) for row in range(2)])
-    torch.testing.assert_close(captured, expected, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(encode_features(policy, batch), expected, rtol=1e-5, atol=1e-6)
+    assert_feat_a_pools(policy, batch, captured, first, kept)
 
 
 def test_molmoact2_feat_a_is_the_prompt_its_action_expert_reads_without_the_state_tokens(tiny_policies):
@@ -720,9 +727,7 @@ def test_molmoact2_feat_a_is_the_prompt_its_action_expert_reads_without_the_stat
     image, language = molmoact2_token_groups(batch, policy)
     kept = image | language
     assert (attended.sum(dim=1) - kept.sum(dim=1)).tolist() == [batch["observation.state"].shape[1]] * 2
-    expected = torch.stack([sequence[row][kept[row]].mean(dim=0) for row in range(2)])
-    torch.testing.assert_close(captured, expected, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(encode_features(policy, batch), expected, rtol=1e-5, atol=1e-6)
+    assert_feat_a_pools(policy, batch, captured, sequence, kept)
 
 
 def test_lingbot_va_feat_a_is_the_video_tokens_its_action_stream_reads_from_the_kv_cache(tiny_policies):
@@ -864,6 +869,4 @@ def test_wall_x_keeps_the_prompt_rows_that_every_euler_step_repeats(tiny_policie
     # Pooled over the prompt without the proprioception token, which holds the projected state (feat B).
     kept = prompt & (chat["input_ids"] != propri_token_id)
     assert (prompt.sum(dim=1) - kept.sum(dim=1)).tolist() == [1, 1]
-    expected = torch.stack([first[row][kept[row]].float().mean(dim=0) for row in range(2)])
-    torch.testing.assert_close(captured, expected, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(encode_features(policy, batch), expected, rtol=1e-5, atol=1e-6)
+    assert_feat_a_pools(policy, batch, captured, first, kept)
