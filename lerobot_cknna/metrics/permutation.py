@@ -13,8 +13,14 @@ shift when there is a window). Then, for each k:
   computed (:func:`lerobot_cknna.metrics.rank_terms.cross_terms` with ``sigma``);
 * otherwise, when every row's list is long enough to hold the whole tie group at
   ``max(ks)``, the relabelled lists are re-sorted by (value, new index);
-* otherwise, and for every pairing that is not such a permutation (episodes of unequal
-  lengths), the graph is rebuilt as before.
+* otherwise the graph is rebuilt as before.
+
+A pairing of episodes of unequal lengths repeats some rows of ``b`` and drops others. Where
+feat B is searched with the k-d tree (float64, few dimensions) and the exclusion is carried,
+row ``i`` of the pairing's graph is read off graph B as well (:func:`_expanded`): the rows
+holding ``sigma[i]``'s neighbours, each neighbour expanded to every row that holds it, and the
+other rows holding ``sigma[i]`` itself, ranked by (value, row). A row whose ``max(ks)``-th value
+does not beat the last of ``sigma[i]``'s list is searched again, alone.
 
 Feat A's self term does not depend on the pairing and is computed once per k.
 
@@ -35,7 +41,16 @@ from lerobot_cknna.metrics.alignment import (
     cknna_from_terms,
     self_hsic,
 )
-from lerobot_cknna.metrics.knn import NeighborExclusion, NeighborGraph, _order, admissible_counts, knn_graph
+from lerobot_cknna.metrics.knn import (
+    NeighborExclusion,
+    NeighborGraph,
+    _float64_similarities,
+    _order,
+    _tree_search_applies,
+    admissible_counts,
+    knn_graph,
+    knn_rows,
+)
 from lerobot_cknna.metrics.neighbour_order import ORDER_METRIC_VALUES
 from lerobot_cknna.metrics.observed import Observed
 from lerobot_cknna.metrics.rank_terms import RankedGraph, cross_terms
@@ -90,6 +105,46 @@ def _relabelled(graph_b: NeighborGraph, sigma: torch.Tensor, k_max: int) -> Neig
     inverse[sigma] = torch.arange(len(sigma), device=sigma.device)
     values, indices = _order(graph_b.similarities[sigma], inverse[graph_b.indices[sigma]])
     return NeighborGraph(indices[:, :k_max], values[:, :k_max])
+
+
+def _expanded(
+    b: torch.Tensor,
+    graph_b: NeighborGraph,
+    sigma: torch.Tensor,
+    k_max: int,
+    exclusion: NeighborExclusion | None,
+) -> NeighborGraph:
+    """The graph of ``b[sigma]`` from graph B of ``b``, for a row map that repeats or drops rows.
+
+    Every sample outside ``sigma[i]``'s list in graph B is at or below the list's last value,
+    so where row ``i``'s ``k_max``-th neighbour is above it the candidates held the whole top
+    ``k_max``; the values are graph B's (the self pairs' computed by the same formula), so they
+    are the ones a search of ``b[sigma]`` computes. The other rows are searched in ``b[sigma]``.
+    """
+    n, device = len(sigma), sigma.device
+    sources = torch.cat([sigma[:, None], graph_b.indices[sigma]], dim=1)
+    self_values = _float64_similarities(b, sigma[:, None], sigma)
+    source_values = torch.cat([self_values, graph_b.similarities[sigma]], dim=1)
+    # The rows holding each sample of b: rows_by_source[start[s] : start[s] + count[s]].
+    count = torch.bincount(sigma, minlength=b.shape[0])
+    start = count.cumsum(dim=0) - count
+    rows_by_source = torch.argsort(sigma, stable=True)
+    copy = torch.arange(int(count.max()), device=device)
+    held = copy < count[sources][..., None]
+    candidates = rows_by_source[(start[sources][..., None] + copy).clamp(max=n - 1)]
+    queries = torch.arange(n, device=device)[:, None]
+    struck = ~held | (candidates == queries[..., None])
+    candidates, struck = candidates.flatten(1), struck.flatten(1)
+    if exclusion is not None:
+        struck |= exclusion.pair_mask(queries.squeeze(1), candidates)
+    values = source_values[..., None].expand(*held.shape).flatten(1).masked_fill(struck, float("-inf"))
+    values, indices = _order(values, candidates.masked_fill(struck, n))
+    values, indices = values[:, :k_max].contiguous(), indices[:, :k_max].contiguous()
+    unsure = (values[:, k_max - 1] <= graph_b.similarities[sigma, -1]).nonzero()[:, 0]
+    if len(unsure):
+        searched = knn_rows(b[sigma], unsure, k_max, exclusion)
+        values[unsure], indices[unsure] = searched.similarities, searched.indices
+    return NeighborGraph(indices, values)
 
 
 def null_samples(observed: Observed, pairings: list[torch.Tensor]) -> tuple[dict[str, np.ndarray], int]:
@@ -170,6 +225,7 @@ def null_samples_of_sets(
     ranks_are_carried = not bool(_boundary_ties(graph_b, ks, admissible).any())
     ranked_b = RankedGraph.build(graph_b.truncate(k_max)) if ranks_are_carried else None
     ties_can_be_resorted = _whole_tie_groups(graph_b, k_max, admissible)
+    expands = _tree_search_applies(b) and graph_b.k > k_max
     principal_b = PrincipalSide.of(b) if with_svcca else None
 
     values = [observed.empty_values(len(pairings)) for observed in sets]
@@ -177,7 +233,8 @@ def null_samples_of_sets(
     for row, sigma in enumerate(pairings):
         sigma = sigma.to(device)
         permutes = _is_permutation(sigma)
-        relabels = permutes and _carries_exclusion(exclusion, sigma)
+        carried = _carries_exclusion(exclusion, sigma)
+        relabels = permutes and carried
         if with_svcca:
             side_b = principal_b.permuted(sigma) if permutes else PrincipalSide.of(b[sigma])
         graph = None
@@ -188,6 +245,8 @@ def null_samples_of_sets(
         else:
             if relabels and ties_can_be_resorted:
                 graph = _relabelled(graph_b, sigma, k_max)
+            elif not permutes and carried and expands:
+                graph = _expanded(b, graph_b, sigma, k_max, exclusion)
             else:
                 graph = knn_graph(b[sigma], k_max, exclusion)
             paired_b = RankedGraph.build(graph)

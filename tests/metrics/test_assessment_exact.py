@@ -45,8 +45,8 @@ def make_case(name: str):
     if "quantized" in name:  # exact ties everywhere, tie groups longer than any list
         a, b = torch.round(walks(lengths, 4, gen)), torch.round(walks(lengths, 3, gen) / 2)
     if "duplicated" in name:  # tie groups of two, across every k
-        b[1::2] = b[0::2]
-        a[3::4] = a[2::4]
+        b[1::2] = b[0::2][: len(b[1::2])]
+        a[3::4] = a[2::4][: len(a[3::4])]
     if "float32" in name:
         a, b = a.float(), b.float()
     options = {"ks": (3, 5, 10), "n_permutations": 30, "interval_level": 0.9, "seed": 7}
@@ -71,6 +71,8 @@ CASES = [
     "quantized episode exclusion",
     "duplicated",
     "duplicated window",
+    "unequal lengths",
+    "unequal lengths duplicated episode exclusion",
     "unequal lengths window",
     "unequal lengths quantized float32",
     "row null",
@@ -152,7 +154,12 @@ def test_extra_metrics_under_every_route_equal_the_reference(case):
 
 
 def _route_counts(monkeypatch) -> dict[str, int]:
-    counts = {"rebuilt pairings": 0, "re-sorted pairings": 0, "jackknife rows searched": 0}
+    counts = {
+        "rebuilt pairings": 0,
+        "re-sorted pairings": 0,
+        "expanded pairings": 0,
+        "jackknife rows searched": 0,
+    }
 
     def counted(name, function, size=lambda *args: 1):
         def wrapper(*args, **kwargs):
@@ -166,6 +173,9 @@ def _route_counts(monkeypatch) -> dict[str, int]:
     )
     monkeypatch.setattr(
         permutation_module, "_relabelled", counted("re-sorted pairings", permutation_module._relabelled)
+    )
+    monkeypatch.setattr(
+        permutation_module, "_expanded", counted("expanded pairings", permutation_module._expanded)
     )
     monkeypatch.setattr(
         jackknife_module,
@@ -186,7 +196,10 @@ def _route_counts(monkeypatch) -> dict[str, int]:
         ("duplicated", "re-sorted pairings"),
         ("duplicated window", "re-sorted pairings"),
         ("quantized", "rebuilt pairings"),
+        ("unequal lengths", "expanded pairings"),
+        ("unequal lengths duplicated episode exclusion", "expanded pairings"),
         ("unequal lengths window", "rebuilt pairings"),
+        ("unequal lengths quantized float32", "rebuilt pairings"),
         ("row null", "relabelled"),
         ("row null quantized", "rebuilt pairings"),
     ],
@@ -195,10 +208,29 @@ def test_each_null_route_is_taken_where_it_is_exact(monkeypatch, case, route):
     a, b, options = make_case(case)
     counts = _route_counts(monkeypatch)
     assess(a, b, **options)
-    taken = {name for name in ("rebuilt pairings", "re-sorted pairings") if counts[name]}
+    taken = {name for name in ("rebuilt pairings", "re-sorted pairings", "expanded pairings") if counts[name]}
     assert taken == (set() if route == "relabelled" else {route})
     if route != "relabelled":
         assert counts[route] == options["n_permutations"]
+
+
+@pytest.mark.parametrize(
+    "case", ["unequal lengths", "unequal lengths duplicated episode exclusion", "unequal lengths quantized"]
+)
+def test_a_pairing_of_unequal_episodes_reads_feat_bs_graph_as_a_search_would_build_it(case):
+    a, b, options = make_case(case)
+    k_max, exclusion = max(options["ks"]), options.get("exclusion")
+    graph_b = _graph(b, k_max, exclusion, k_max)
+    rows = _episode_rows(options["episode_index"], options["frame_index"])
+    pairings, _ = _pairings("episode", rows, len(b), 30, np.random.default_rng(0))
+    for sigma in pairings:
+        assert len(sigma.unique()) < len(sigma)  # rows repeated, others dropped
+        expanded, searched = (
+            permutation_module._expanded(b, graph_b, sigma, k_max, exclusion),
+            knn_graph(b[sigma], k_max, exclusion),
+        )
+        assert torch.equal(expanded.indices, searched.indices)
+        assert torch.equal(expanded.similarities, searched.similarities)
 
 
 def test_jackknife_searches_again_only_the_rows_that_lost_their_list(monkeypatch):
