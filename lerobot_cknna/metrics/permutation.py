@@ -116,31 +116,53 @@ def _expanded(
 ) -> NeighborGraph:
     """The graph of ``b[sigma]`` from graph B of ``b``, for a row map that repeats or drops rows.
 
-    Every sample outside ``sigma[i]``'s list in graph B is at or below the list's last value,
-    so where row ``i``'s ``k_max``-th neighbour is above it the candidates held the whole top
-    ``k_max``; the values are graph B's (the self pairs' computed by the same formula), so they
-    are the ones a search of ``b[sigma]`` computes. The other rows are searched in ``b[sigma]``.
+    Row ``i``'s candidates are the samples of ``sigma[i]``'s list in graph B, already ranked by
+    value, with ``sigma[i]`` itself put in its place by its own value; each expands to the rows
+    that hold it, in row order, which is the order of a search where no two samples tie. Every
+    sample outside the list is at or below the list's last value, so where row ``i``'s
+    ``k_max``-th neighbour is above it the candidates held the whole top ``k_max`` (only as many
+    as can fill ``k_max`` places are expanded, bounded alike by the first left out). The values
+    are graph B's (the self pairs' computed by the same formula), those a search of ``b[sigma]``
+    computes. Rows whose top ``k_max`` the list does not bound, or holds two tied samples, are
+    searched in ``b[sigma]``.
     """
     n, device = len(sigma), sigma.device
-    sources = torch.cat([sigma[:, None], graph_b.indices[sigma]], dim=1)
-    self_values = _float64_similarities(b, sigma[:, None], sigma)
-    source_values = torch.cat([self_values, graph_b.similarities[sigma]], dim=1)
+    listed = graph_b.similarities[sigma]
+    own = _float64_similarities(b, sigma[:, None], sigma)
+    # sigma[i] goes after the listed samples above it: a tie with one of them is searched.
+    place = (listed > own).sum(dim=1, keepdim=True)
+    slots = torch.arange(listed.shape[1] + 1, device=device)
+    from_list = (slots - (slots > place).long()).clamp(max=listed.shape[1] - 1)
+    is_own = slots == place
+    sources = torch.where(is_own, sigma[:, None], graph_b.indices[sigma].gather(1, from_list))
+    source_values = torch.where(is_own, own, listed.gather(1, from_list))
     # The rows holding each sample of b: rows_by_source[start[s] : start[s] + count[s]].
     count = torch.bincount(sigma, minlength=b.shape[0])
+    # Only the first samples whose rows fill k_max places are expanded (sigma[i]'s own may all be struck);
+    # every sample after them is at or below the first one left out.
+    filled = count[sources].cumsum(dim=1) - count[sigma][:, None]
+    width = int((filled < k_max).sum(dim=1).max()) + 1
+    bound = source_values[:, width] if width < sources.shape[1] else listed[:, -1]
+    sources, source_values = sources[:, :width], source_values[:, :width]
     start = count.cumsum(dim=0) - count
     rows_by_source = torch.argsort(sigma, stable=True)
     copy = torch.arange(int(count.max()), device=device)
     held = copy < count[sources][..., None]
-    candidates = rows_by_source[(start[sources][..., None] + copy).clamp(max=n - 1)]
-    queries = torch.arange(n, device=device)[:, None]
-    struck = ~held | (candidates == queries[..., None])
-    candidates, struck = candidates.flatten(1), struck.flatten(1)
+    candidates = rows_by_source[(start[sources][..., None] + copy).clamp(max=n - 1)].flatten(1)
+    queries = torch.arange(n, device=device)
+    held = held.flatten(1) & (candidates != queries[:, None])
     if exclusion is not None:
-        struck |= exclusion.pair_mask(queries.squeeze(1), candidates)
-    values = source_values[..., None].expand(*held.shape).flatten(1).masked_fill(struck, float("-inf"))
-    values, indices = _order(values, candidates.masked_fill(struck, n))
-    values, indices = values[:, :k_max].contiguous(), indices[:, :k_max].contiguous()
-    unsure = (values[:, k_max - 1] <= graph_b.similarities[sigma, -1]).nonzero()[:, 0]
+        held &= ~exclusion.pair_mask(queries, candidates)
+    values = source_values[..., None].expand(-1, -1, len(copy)).flatten(1)
+    rank = held.cumsum(dim=1) - 1
+    short = held.sum(dim=1) < k_max
+    first_slots = torch.arange(held.shape[1], device=device) < k_max  # a short row's stand-ins, searched
+    kept = torch.where(short[:, None], first_slots, held & (rank < k_max))
+    indices, values = candidates[kept].view(n, k_max), values[kept].view(n, k_max)
+    ties = ((source_values[:, 1:] == source_values[:, :-1]) & (source_values[:, 1:] >= values[:, -1:])).any(
+        dim=1
+    )
+    unsure = (short | ties | (values[:, -1] <= bound)).nonzero()[:, 0]
     if len(unsure):
         searched = knn_rows(b[sigma], unsure, k_max, exclusion)
         values[unsure], indices[unsure] = searched.similarities, searched.indices
