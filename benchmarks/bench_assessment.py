@@ -12,7 +12,9 @@ asked, the previous one (the direct loops of
 * the complete assessment (the sum) as a multiple of one bare ``cknna(a, b, k=10)``;
 * the ratio previous / this per component, and the largest difference of any null
   sample or interval end between the two;
-* peak RSS of the process after this implementation ran (before the previous one).
+* memory: the resident set before this implementation's assessment (features built, one bare
+  CKNNA done), its peak while the assessment runs (sampled every 10 ms), and the process's
+  peak so far (``ru_maxrss``, which no sampling can miss), all before the previous one runs.
 
 Usage::
 
@@ -22,9 +24,11 @@ Usage::
 
 import argparse
 import resource
+import threading
 import time
 
 import numpy as np
+import psutil
 import torch
 from bench_metrics import make_features
 
@@ -79,8 +83,12 @@ def assessment(a, b, estimators, unequal: bool = False) -> tuple[dict[str, float
     seconds: dict[str, float] = {}
     graph_a = _timed(seconds, "feat A graph", lambda: _graph(a, k_max, None, spare))
     graph_b = _timed(seconds, "feat B graph", lambda: _graph(b, k_max, None, spare))
-    observed = _timed(seconds, "k sweep", lambda: _scores(graph_a, graph_b, KS, None, EPS))
     observed_data = Observed(a, b, graph_a, graph_b, KS, None, EPS)
+    observed = _timed(
+        seconds,
+        "k sweep",
+        lambda: _scores(graph_a, graph_b, KS, None, EPS, self_terms=observed_data.self_terms),
+    )
     pairings, _ = _timed(
         seconds, "null", lambda: _pairings("episode", episodes, n, N_PERMUTATIONS, np.random.default_rng(0))
     )
@@ -105,16 +113,39 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+class SampledPeakRSS:
+    """The largest resident set of this process while the block runs, in MB, sampled every 10 ms."""
+
+    def __enter__(self) -> "SampledPeakRSS":
+        self._process = psutil.Process()
+        self.before_mb = self.peak_mb = self._process.memory_info().rss / 2**20
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.01):
+            self.peak_mb = max(self.peak_mb, self._process.memory_info().rss / 2**20)
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def run(n: int, with_old: bool, unequal: bool) -> None:
     a, b = make_features(n, torch.float64, "cpu")
     start = time.perf_counter()
     cknna(a, b, k=10)
     bare = time.perf_counter() - start
-    new, new_numbers = assessment(a, b, FAST_ESTIMATORS, unequal)
+    with SampledPeakRSS() as memory:
+        new, new_numbers = assessment(a, b, FAST_ESTIMATORS, unequal)
     peak = _peak_mb()
     old, old_numbers = assessment(a, b, REFERENCE_ESTIMATORS, unequal) if with_old else (None, None)
     print(
-        f"\nN={n}: one bare cknna(a, b, k=10): {bare:.2f} s; peak RSS after the new assessment: {peak:.0f} MB"
+        f"\nN={n}: one bare cknna(a, b, k=10): {bare:.2f} s; RSS before the new assessment "
+        f"{memory.before_mb:.0f} MB, its sampled peak {memory.peak_mb:.0f} MB; process peak so far "
+        f"(ru_maxrss) {peak:.0f} MB"
     )
     print(f"{'component':<14} {'new s':>9} {'x bare':>7} | {'old s':>9} {'x bare':>7} | {'old/new':>8}")
     for name in (*COMPONENTS, "complete"):

@@ -34,18 +34,27 @@ D_A, D_B, K = 2048, 8, 10
 DENSE_MATRICES = 12
 
 
-def make_features(n: int, dtype, device: str, seed: int = 0):
-    """A shared 4-D latent seen through feat A (d=2048) and feat B (d=8), plus noise, L2-normalized."""
+def make_features(n: int, dtype, device: str, seed: int = 0, rows_per_chunk: int = 8192):
+    """A shared 4-D latent seen through feat A (d=2048) and feat B (d=8), plus noise, L2-normalized.
+
+    Built ``rows_per_chunk`` rows at a time straight into the output dtype, so that making the
+    features never holds more than the features themselves plus one chunk; the numbers are
+    those of making each feature in one piece (the generator's draws come in the same order).
+    """
     import torch
 
     gen = torch.Generator().manual_seed(seed)
     latent = torch.randn(n, 4, generator=gen)
     feats = []
     for dim, noise in ((D_A, 2.0), (D_B, 0.5)):
-        x = latent @ torch.randn(4, dim, generator=gen)
-        x.add_(torch.randn(n, dim, generator=gen), alpha=noise)
-        x.div_(x.norm(dim=1, keepdim=True))
-        feats.append(x.to(device, dtype))
+        projection = torch.randn(4, dim, generator=gen)
+        x = torch.empty(n, dim, dtype=dtype, device=device)
+        for start in range(0, n, rows_per_chunk):
+            rows = slice(start, min(start + rows_per_chunk, n))
+            chunk = latent[rows] @ projection
+            chunk.add_(torch.randn(chunk.shape, generator=gen), alpha=noise)
+            x[rows] = chunk.div_(chunk.norm(dim=1, keepdim=True))
+        feats.append(x)
     return feats
 
 

@@ -197,8 +197,13 @@ def self_hsic(graph: NeighborGraph, n: int) -> float:
     return _masked_hsic(_pair_keys(graph, n), sims, sims, n)
 
 
-def hsic_terms(graph_a: NeighborGraph, graph_b: NeighborGraph, n: int) -> HSICTerms:
-    """The CKNNA HSIC terms from two neighbour graphs over the same ``n`` samples."""
+def hsic_terms(
+    graph_a: NeighborGraph, graph_b: NeighborGraph, n: int, self_terms: tuple[float, float] | None = None
+) -> HSICTerms:
+    """The CKNNA HSIC terms from two neighbour graphs over the same ``n`` samples.
+
+    ``self_terms``: ``kk`` and ``ll`` where they are already known (they depend on one graph each).
+    """
     keys_a, keys_b = _pair_keys(graph_a, n), _pair_keys(graph_b, n)
     sims_a, sims_b = graph_a.similarities.flatten(), graph_b.similarities.flatten()
     shared = torch.isin(keys_a, keys_b)
@@ -206,8 +211,8 @@ def hsic_terms(graph_a: NeighborGraph, graph_b: NeighborGraph, n: int) -> HSICTe
     in_b = order_b[torch.searchsorted(sorted_b, keys_a[shared])]
     return HSICTerms(
         kl=_masked_hsic(keys_a[shared], sims_a[shared], sims_b[in_b], n),
-        kk=self_hsic(graph_a, n),
-        ll=self_hsic(graph_b, n),
+        kk=self_hsic(graph_a, n) if self_terms is None else self_terms[0],
+        ll=self_hsic(graph_b, n) if self_terms is None else self_terms[1],
     )
 
 
@@ -270,10 +275,11 @@ def cknna_from_graphs(
     k: int,
     eps: float = REFERENCE_EPS,
     exclusion: NeighborExclusion | None = None,
+    self_terms: tuple[float, float] | None = None,
 ) -> AlignmentResult:
-    """CKNNA at ``k`` from neighbour graphs built with at least ``k`` neighbours."""
+    """CKNNA at ``k`` from neighbour graphs built with at least ``k`` neighbours (``self_terms``: see :func:`hsic_terms`)."""
     n = graph_a.indices.shape[0]
-    terms = hsic_terms(graph_a.truncate(k), graph_b.truncate(k), n)
+    terms = hsic_terms(graph_a.truncate(k), graph_b.truncate(k), n, self_terms)
     result = AlignmentResult(
         metric="cknna",
         value=cknna_from_terms(terms, eps),

@@ -84,7 +84,7 @@ class _Survivors:
 
     @classmethod
     def of(cls, graph: NeighborGraph, kept: torch.Tensor, k: int) -> "_Survivors":
-        stays = kept[graph.indices] & kept[:, None]
+        stays = kept.index_select(0, graph.indices.flatten()).view(graph.indices.shape) & kept[:, None]
         rank = stays.cumsum(dim=1) - 1
         complete = bool((stays.sum(dim=1)[kept] >= k).all())
         return cls((stays & (rank < k)).flatten(), rank.flatten(), complete)
@@ -92,8 +92,8 @@ class _Survivors:
     def rank_at(self, rows: torch.Tensor, positions: torch.Tensor, length: int, absent: int) -> torch.Tensor:
         """Subset rank of the entries at ``positions`` (``length``: none) of ``rows``; else ``absent``."""
         flat = rows * length + positions.clamp(max=length - 1)
-        inside = (positions < length) & self.inside[flat]
-        return torch.where(inside, self.rank[flat], absent)
+        inside = (positions < length) & self.inside.index_select(0, flat)
+        return torch.where(inside, self.rank.index_select(0, flat), absent)
 
 
 def _terms_from_lists(
@@ -110,24 +110,25 @@ def _terms_from_lists(
     for full, alive in zip((full_a, full_b), survivors, strict=True):
         ranked = full.ranked
         at = alive.inside.nonzero()[:, 0]
-        reverse = alive.rank_at(ranked.cols[at], ranked.reverse_rank[at], ranked.k, k_max)
-        entries.append((at, reverse))
+        rows, cols = ranked.rows.index_select(0, at), ranked.cols.index_select(0, at)
+        reverse = alive.rank_at(cols, ranked.reverse_rank.index_select(0, at), ranked.k, k_max)
+        entries.append((at, rows, cols, reverse))
     self_ab = [
         hsic_by_rank(
-            new_index[full.ranked.rows[at]],
-            new_index[full.ranked.cols[at]],
-            alive.rank[at],
+            new_index.index_select(0, rows),
+            new_index.index_select(0, cols),
+            alive.rank.index_select(0, at),
             reverse,
-            full.ranked.similarities[at],
-            full.ranked.similarities[at],
+            full.ranked.similarities.index_select(0, at),
+            full.ranked.similarities.index_select(0, at),
             ks,
             n,
         )
-        for full, alive, (at, reverse) in zip((full_a, full_b), survivors, entries, strict=True)
+        for full, alive, (at, rows, cols, reverse) in zip((full_a, full_b), survivors, entries, strict=True)
     ]
-    (at_a, reverse_a), (alive_a, alive_b) = entries[0], survivors
-    rows, cols, length_b = full_a.ranked.rows[at_a], full_a.ranked.cols[at_a], full_b.ranked.k
-    position_b = full_a.position_in_other[at_a]
+    (at_a, rows, cols, reverse_a), (alive_a, alive_b) = entries[0], survivors
+    length_b = full_b.ranked.k
+    position_b = full_a.position_in_other.index_select(0, at_a)
     rank_b = alive_b.rank_at(rows, position_b, length_b, k_max)
     shared = (rank_b < k_max).nonzero()[:, 0]
     at_b = rows[shared] * length_b + position_b[shared]

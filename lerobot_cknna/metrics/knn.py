@@ -17,7 +17,8 @@ import torch
 from lerobot_cknna.metrics.low_dim_knn import InnerProductTree
 
 DEFAULT_BLOCK_SIZE = 2048
-GATHER_ELEMENTS = 2**21
+# Float64 elements gathered at once for re-ranking: 4 MB, which stays in cache.
+GATHER_ELEMENTS = 2**19
 # Float64 CPU features of at most this many dimensions are searched with a k-d tree.
 LOW_DIM_MAX = 16
 TREE_QUERY_ELEMENTS = 2**20
@@ -128,20 +129,24 @@ class NeighborGraph:
 
 
 def _block_top_k(sims: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-k (values, column indices) per row; among values tied at the k-th place, lower columns win."""
-    k = min(k, sims.shape[1])
-    values, indices = sims.topk(min(k + 1, sims.shape[1]), dim=1)
-    has_tie = values[:, k - 1] == values[:, -1] if values.shape[1] > k else None
-    values, indices = values[:, :k], indices[:, :k]
-    if has_tie is not None and has_tie.any():
+    """Top-k (values, column indices) per row, in no order; among values tied at the k-th place, lower columns win."""
+    if k >= sims.shape[1]:
+        return sims, torch.arange(sims.shape[1], device=sims.device).expand_as(sims)
+    values, indices = sims.topk(k + 1, dim=1, sorted=False)
+    smallest, smallest_at = values.min(dim=1, keepdim=True)
+    has_tie = (values == smallest).sum(dim=1) > 1
+    # Without a tie at the k-th place, the top k are the top k + 1 less their smallest.
+    keep = torch.ones_like(values, dtype=torch.bool).scatter_(1, smallest_at, False)
+    values, indices = values[keep].view(-1, k), indices[keep].view(-1, k)
+    if has_tie.any():
         tied_rows = sims[has_tie]
-        threshold = values[has_tie, -1:]
+        threshold = smallest[has_tie]
         above = tied_rows > threshold
         tied = tied_rows == threshold
         still_needed = k - above.sum(dim=1, keepdim=True)
-        keep = above | (tied & (tied.cumsum(dim=1) <= still_needed))
-        indices[has_tie] = keep.nonzero()[:, 1].view(-1, k)
-        values = sims.gather(1, indices)
+        chosen = above | (tied & (tied.cumsum(dim=1) <= still_needed))
+        indices[has_tie] = chosen.nonzero()[:, 1].view(-1, k)
+        values[has_tie] = tied_rows.gather(1, indices[has_tie])
     return values, indices
 
 
@@ -151,6 +156,31 @@ def _order(values: torch.Tensor, indices: torch.Tensor) -> tuple[torch.Tensor, t
     values = values.gather(1, by_index)
     values, by_value = values.sort(dim=1, descending=True, stable=True)
     return values, indices.gather(1, by_value)
+
+
+def _float32_sort_keys(values: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+    """Int64 keys whose descending order is (value desc, index asc) of float32 ``values``.
+
+    The high 32 bits are the value's bits made monotone as a signed integer (``-0.0`` counted
+    as ``+0.0``), the low 32 bits ``2^31 - 1 - index``; every (value, index) gets its own key.
+    """
+    bits = (values + 0.0).view(torch.int32)
+    monotone = torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits)
+    return (monotone.long() << 32) | (2**31 - 1 - indices)
+
+
+def _from_float32_sort_keys(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    monotone = (keys >> 32).int()
+    values = torch.where(monotone < 0, monotone ^ 0x7FFFFFFF, monotone).view(torch.float32)
+    return values, 2**31 - 1 - (keys & 0xFFFFFFFF)
+
+
+def _top_ordered(values: torch.Tensor, indices: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``k`` of each row in the order of :func:`_order` (one int64 top-k for float32)."""
+    if values.dtype == torch.float32:
+        return _from_float32_sort_keys(_float32_sort_keys(values, indices).topk(k, dim=1).values)
+    values, indices = _order(values, indices)
+    return values[:, :k], indices[:, :k]
 
 
 class _RunningTopK:
@@ -167,10 +197,11 @@ class _RunningTopK:
 
     def update(self, rows: slice, sims: torch.Tensor, column_offset: int):
         values, indices = _block_top_k(sims, self.k)
-        values = torch.cat([self.values[rows], values], dim=1)
-        indices = torch.cat([self.indices[rows], indices + column_offset], dim=1)
-        values, indices = _order(values, indices)
-        self.values[rows], self.indices[rows] = values[:, : self.k], indices[:, : self.k]
+        self.values[rows], self.indices[rows] = _top_ordered(
+            torch.cat([self.values[rows], values], dim=1),
+            torch.cat([self.indices[rows], indices + column_offset], dim=1),
+            self.k,
+        )
 
 
 def _float64_similarities(
@@ -184,15 +215,26 @@ def _float64_similarities(
     ``indices[r]`` belongs to sample ``rows[r]``, or to sample ``r`` when ``rows`` is ``None``.
     With ``widths``, only the first ``widths[r]`` neighbours of row ``r`` are needed: entries
     past the widest row of a chunk of rows are left at ``-inf``.
+
+    Each value is the sum, over the last dimension, of a contiguous (rows, neighbours, d)
+    block of float64 products, so it does not depend on how the rows are chunked. The
+    neighbours' rows are gathered into one buffer, reused and small enough to stay in cache.
     """
-    rows_per_chunk = max(1, GATHER_ELEMENTS // (indices.shape[1] * feats.shape[1]))
+    dim = feats.shape[1]
+    rows_per_chunk = max(1, GATHER_ELEMENTS // (indices.shape[1] * dim))
     out = torch.full(indices.shape, float("-inf"), dtype=torch.float64, device=indices.device)
+    buffer = torch.empty(rows_per_chunk * indices.shape[1] * dim, dtype=torch.float64, device=feats.device)
     for offset in range(0, indices.shape[0], rows_per_chunk):
         chunk = slice(offset, min(offset + rows_per_chunk, indices.shape[0]))
         width = indices.shape[1] if widths is None else int(widths[chunk].max())
         idx = indices[chunk, :width]
-        queries = feats[chunk if rows is None else rows[chunk]].double()
-        out[chunk, :width] = (feats[idx].double() * queries[:, None, :]).sum(dim=-1)
+        products = buffer[: idx.numel() * dim].view(*idx.shape, dim)
+        if feats.dtype == torch.float64:
+            torch.index_select(feats, 0, idx.reshape(-1), out=products.view(-1, dim))
+        else:
+            products.view(-1, dim).copy_(feats.index_select(0, idx.reshape(-1)))
+        products.mul_(feats[chunk if rows is None else rows[chunk], None, :].double())
+        out[chunk, :width] = products.sum(dim=-1)
     return out
 
 
@@ -219,7 +261,7 @@ def _symmetric_search(
                 sims.fill_diagonal_(float("-inf"))
             best.update(rows, sims, col_start)
             if col_start != row_start:
-                best.update(cols, sims.T, row_start)
+                best.update(cols, sims.T.contiguous(), row_start)  # top-k is faster along contiguous rows
     return best
 
 

@@ -1,11 +1,12 @@
 """The observed data that the permutation null and the jackknife read."""
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
 
-from lerobot_cknna.metrics.alignment import DEFAULT_METRICS
+from lerobot_cknna.metrics.alignment import DEFAULT_METRICS, self_hsic
 from lerobot_cknna.metrics.knn import NeighborExclusion, NeighborGraph
 from lerobot_cknna.metrics.neighbour_order import ORDER_METRICS
 
@@ -38,6 +39,14 @@ class Observed:
     def order_metrics(self) -> list[str]:
         """The selected metrics of :mod:`lerobot_cknna.metrics.neighbour_order`."""
         return [metric for metric in self.metrics if metric in ORDER_METRICS]
+
+    @cached_property
+    def self_terms(self) -> tuple[list[float], list[float]]:
+        """CKNNA's ``kk`` and ``ll`` at every k (each graph's self-alignment; no pairing changes them)."""
+        n = self.a.shape[0]
+        return tuple(
+            [self_hsic(graph.truncate(k), n) for k in self.ks] for graph in (self.graph_a, self.graph_b)
+        )
 
     def empty_values(self, rows: int) -> dict[str, np.ndarray]:
         """NaN arrays (rows, len(ks)) for every metric, (rows, 1) for SVCCA, which has no k."""

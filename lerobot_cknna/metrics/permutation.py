@@ -237,12 +237,12 @@ def null_samples_of_sets(
     sides = [
         _SideA(
             RankedGraph.build(observed.graph_a.truncate(k_max)),
-            [self_hsic(observed.graph_a.truncate(k), n) for k in ks],
+            observed.self_terms[0],
             PrincipalSide.of(observed.a) if with_svcca else None,
         )
         for observed in sets
     ]
-    self_b = [self_hsic(graph_b.truncate(k), n) for k in ks]
+    self_b = first.self_terms[1]
     admissible = admissible_counts(n, exclusion, device)
     ranks_are_carried = not bool(_boundary_ties(graph_b, ks, admissible).any())
     ranked_b = RankedGraph.build(graph_b.truncate(k_max)) if ranks_are_carried else None

@@ -18,7 +18,8 @@ import torch
 
 from lerobot_cknna.metrics.knn import NeighborGraph
 
-# Columns of the per-row presence filter that spares most pair look-ups a binary search.
+# Columns of the per-row presence filter that spares most pair look-ups a binary search
+# (a power of two: the bucket of column ``j`` is its low bits).
 FILTER_BUCKETS = 1024
 
 
@@ -58,25 +59,33 @@ class RankedGraph:
     def _present(self) -> torch.Tensor:
         """(n, FILTER_BUCKETS) whether row ``i`` has a neighbour ``j`` with ``j % FILTER_BUCKETS`` there."""
         present = torch.zeros(self.n, FILTER_BUCKETS, dtype=torch.bool, device=self.rows.device)
-        present[self.rows, self.cols % FILTER_BUCKETS] = True
+        present.view(-1)[self.rows * FILTER_BUCKETS + (self.cols & (FILTER_BUCKETS - 1))] = True
         return present
 
-    def rank_of(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-        """Rank of ``cols[p]`` in row ``rows[p]``; ``k`` where it is not a neighbour."""
-        rank = torch.full_like(rows, self.k)
-        maybe = self._present[rows, cols % FILTER_BUCKETS].nonzero()[:, 0]
-        keys = rows[maybe] * self.n + cols[maybe]
+    def rank_of(
+        self, rows: torch.Tensor, cols: torch.Tensor, sigma: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Rank of ``cols[p]`` in row ``rows[p]``; ``k`` where it is not a neighbour.
+
+        With ``sigma``, the rank of ``sigma[cols[p]]`` in row ``sigma[rows[p]]``.
+        """
+        labels = torch.arange(self.n, device=rows.device) if sigma is None else sigma
+        buckets = (labels * FILTER_BUCKETS).index_select(0, rows)
+        buckets += (labels & (FILTER_BUCKETS - 1)).index_select(0, cols)
+        maybe = self._present.view(-1).index_select(0, buckets).nonzero()[:, 0]
+        keys = labels[rows.index_select(0, maybe)] * self.n + labels[cols.index_select(0, maybe)]
         position = torch.searchsorted(self.sorted_keys, keys).clamp(max=len(self.sorted_keys) - 1)
-        found = self.sorted_keys[position] == keys
-        rank[maybe] = torch.where(found, self.key_rank[position], self.k)
-        return rank
+        found = self.sorted_keys.index_select(0, position) == keys
+        rank = torch.full_like(rows, self.k)
+        return rank.index_copy_(0, maybe, torch.where(found, self.key_rank.index_select(0, position), self.k))
 
 
-def _per_k(ks: torch.Tensor, values: torch.Tensor, rank: torch.Tensor, site: torch.Tensor | None, n: int):
-    """Sums of ``values`` over the entries with ``rank < k``, for each k of ``ks`` (by ``site`` if given)."""
-    first_k = torch.searchsorted(ks, rank, right=True)
-    width = len(ks) + 1
-    index = first_k if site is None else site * width + first_k
+def _per_k(bins: torch.Tensor, values: torch.Tensor, site: torch.Tensor | None, n: int, width: int):
+    """Sums of ``values`` over the entries with ``bin <= j``, for each ``j < width - 1`` (by ``site`` if given).
+
+    ``bins`` is the index of the first k of the sweep that holds each entry (``width - 1``: none).
+    """
+    index = bins if site is None else site * width + bins
     sums = torch.zeros(width * (1 if site is None else n), dtype=torch.float64, device=values.device)
     sums = sums.index_add_(0, index, values).view(-1, width).cumsum(dim=1)[:, :-1]
     return sums[0] if site is None else sums
@@ -104,10 +113,15 @@ def hsic_by_rank(
         ks: ascending neighbourhood sizes.
         n: number of samples.
     """
-    trace_term = _per_k(ks, x * y, torch.maximum(rank, reverse_rank), None, n)
-    col_x = _per_k(ks, x, rank, cols, n)
-    row_y = _per_k(ks, y, rank, rows, n)
-    total_x, total_y = _per_k(ks, x, rank, None, n), _per_k(ks, y, rank, None, n)
+    width, last = len(ks) + 1, int(ks[-1])
+    # The first k holding each rank, looked up: searchsorted(ks, rank, right=True), ranks >= max k clamped.
+    first_k = torch.searchsorted(ks, torch.arange(last + 1, device=ks.device), right=True)
+    bins = first_k.index_select(0, rank.clamp(max=last))
+    trace_term = _per_k(
+        first_k.index_select(0, torch.maximum(rank, reverse_rank).clamp(max=last)), x * y, None, n, width
+    )
+    col_x, row_y = _per_k(bins, x, cols, n, width), _per_k(bins, y, rows, n, width)
+    total_x, total_y = _per_k(bins, x, None, n, width), _per_k(bins, y, None, n, width)
     value = trace_term + total_x * total_y / ((n - 1) * (n - 2)) - 2 * (col_x * row_y).sum(dim=0) / (n - 2)
     return (value / (n * (n - 3))).cpu().numpy()
 
@@ -135,10 +149,10 @@ def cross_terms(
     """
     n, k = ranked_a.n, ranked_a.k
     rows, cols = ranked_a.rows, ranked_a.cols
-    rows_b, cols_b = (rows, cols) if sigma is None else (sigma[rows], sigma[cols])
-    rank_b = ranked_b.rank_of(rows_b, cols_b)
+    rank_b = ranked_b.rank_of(rows, cols, sigma)
     shared = (rank_b < ranked_b.k).nonzero()[:, 0]
-    at_b = rows_b[shared] * ranked_b.k + rank_b[shared]
+    rows_b = rows[shared] if sigma is None else sigma[rows[shared]]
+    at_b = rows_b * ranked_b.k + rank_b[shared]
     rank = torch.maximum(shared % k, rank_b[shared])
     reverse = torch.maximum(ranked_a.reverse_rank[shared], ranked_b.reverse_rank[at_b])
     x, y = ranked_a.similarities[shared], ranked_b.similarities[at_b]

@@ -175,11 +175,18 @@ def episode_pairing(episodes: list[torch.Tensor], n: int, permutation: tuple[int
 
 
 def _scores(
-    graph_a, graph_b, ks, exclusion, eps, metrics=DEFAULT_METRICS
+    graph_a, graph_b, ks, exclusion, eps, metrics=DEFAULT_METRICS, self_terms=None
 ) -> dict[str, list[AlignmentResult]]:
-    """Every selected neighbour metric at every k (SVCCA, which needs the features, is not among them)."""
+    """Every selected neighbour metric at every k (SVCCA, which needs the features, is not among them).
+
+    ``self_terms``: ``kk`` and ``ll`` at every k where already known (:attr:`Observed.self_terms`).
+    """
+    per_k = [None] * len(ks) if self_terms is None else list(zip(*self_terms, strict=True))
     scores = {
-        "cknna": [cknna_from_graphs(graph_a, graph_b, k, eps, exclusion) for k in ks],
+        "cknna": [
+            cknna_from_graphs(graph_a, graph_b, k, eps, exclusion, terms)
+            for k, terms in zip(ks, per_k, strict=True)
+        ],
         "mutual_knn": [mutual_knn_from_graphs(graph_a, graph_b, k) for k in ks],
     }
     for metric in metrics:
@@ -433,10 +440,10 @@ def assess_sets(
     data, outs = [], []
     for a, _, _ in checked:
         graph_a = _graph(a, max(ks), exclusion, spare)
-        observed = _scores(graph_a, graph_b, ks, exclusion, eps, metrics)
+        data.append(Observed(a, b, graph_a, graph_b, ks, exclusion, eps, tuple(metrics)))
+        observed = _scores(graph_a, graph_b, ks, exclusion, eps, metrics, data[-1].self_terms)
         if "svcca" in metrics:
             observed["svcca"] = [svcca(a, b)]
-        data.append(Observed(a, b, graph_a, graph_b, ks, exclusion, eps, tuple(metrics)))
         shared_warnings = centring_warnings(a, b)
         outs.append(
             {

@@ -169,3 +169,33 @@ def test_tree_route_is_for_float64_on_cpu_in_few_dimensions_only():
     assert not knn._tree_search_applies(torch.zeros(4, knn.LOW_DIM_MAX + 1, dtype=torch.float64))
     # Float32 input is ranked by float32 similarities, which only the tiled search reproduces.
     assert not knn._tree_search_applies(torch.zeros(4, 8, dtype=torch.float32))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_running_top_k_over_tiles_is_a_stable_sort_of_the_whole_row(dtype):
+    # Many exact ties (-0.0 among them, equal to +0.0) and -inf: the lower column wins every tie.
+    gen = torch.Generator().manual_seed(5)
+    sims = torch.randint(-2, 3, (50, 300), generator=gen).to(dtype) / 2
+    sims[:, ::3] *= -1
+    sims[:, ::7] = float("-inf")
+    expected = torch.argsort(sims, dim=1, descending=True, stable=True)
+    for k in (1, 7, 40, 150):
+        for tile in (1, 13, 300):
+            best = knn._RunningTopK(50, k, dtype, sims.device)
+            for start in range(0, 300, tile):
+                best.update(slice(0, 50), sims[:, start : start + tile], start)
+            assert torch.equal(best.indices, expected[:, :k])
+            assert torch.equal(best.values, sims.gather(1, expected[:, :k]))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_float64_similarities_do_not_depend_on_the_chunking(monkeypatch, dtype):
+    gen = torch.Generator().manual_seed(6)
+    feats = torch.randn(60, 37, generator=gen, dtype=dtype)
+    indices = torch.randint(0, 60, (60, 9), generator=gen)
+    rows = torch.randperm(60, generator=gen)
+    # The definition, all rows in one product: every value is the same sum of the same products.
+    expected = (feats.double()[indices] * feats.double()[rows][:, None, :]).sum(dim=-1)
+    for elements in (1, 37 * 9 * 4, 10**6):
+        monkeypatch.setattr(knn, "GATHER_ELEMENTS", elements)
+        assert torch.equal(knn._float64_similarities(feats, indices, rows), expected)
