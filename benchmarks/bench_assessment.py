@@ -79,10 +79,9 @@ def assessment(a, b, estimators, unequal: bool = False) -> tuple[dict[str, float
     """
     n, k_max = a.shape[0], max(KS)
     episodes = episode_rows(n, unequal)
-    spare = estimators.spare_neighbours(k_max)
     seconds: dict[str, float] = {}
-    graph_a = _timed(seconds, "feat A graph", lambda: _graph(a, k_max, None, spare))
-    graph_b = _timed(seconds, "feat B graph", lambda: _graph(b, k_max, None, spare))
+    graph_a = _timed(seconds, "feat A graph", lambda: _graph(a, k_max, None, estimators.spare_a(k_max)))
+    graph_b = _timed(seconds, "feat B graph", lambda: _graph(b, k_max, None, estimators.spare_b(k_max)))
     observed_data = Observed(a, b, graph_a, graph_b, KS, None, EPS)
     observed = _timed(
         seconds,

@@ -113,19 +113,12 @@ def _terms_from_lists(
         rows, cols = ranked.rows.index_select(0, at), ranked.cols.index_select(0, at)
         reverse = alive.rank_at(cols, ranked.reverse_rank.index_select(0, at), ranked.k, k_max)
         entries.append((at, rows, cols, reverse))
-    self_ab = [
-        hsic_by_rank(
-            new_index.index_select(0, rows),
-            new_index.index_select(0, cols),
-            alive.rank.index_select(0, at),
-            reverse,
-            full.ranked.similarities.index_select(0, at),
-            full.ranked.similarities.index_select(0, at),
-            ks,
-            n,
-        )
-        for full, alive, (at, rows, cols, reverse) in zip((full_a, full_b), survivors, entries, strict=True)
-    ]
+    self_ab = []
+    for full, alive, (at, rows, cols, reverse) in zip((full_a, full_b), survivors, entries, strict=True):
+        similarities = full.ranked.similarities.index_select(0, at)
+        new_rows, new_cols = new_index.index_select(0, rows), new_index.index_select(0, cols)
+        rank = alive.rank.index_select(0, at)
+        self_ab.append(hsic_by_rank(new_rows, new_cols, rank, reverse, similarities, similarities, ks, n))
     (at_a, rows, cols, reverse_a), (alive_a, alive_b) = entries[0], survivors
     length_b = full_b.ranked.k
     position_b = full_a.position_in_other.index_select(0, at_a)

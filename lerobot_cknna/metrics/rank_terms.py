@@ -18,7 +18,7 @@ import torch
 
 from lerobot_cknna.metrics.knn import NeighborGraph
 
-# Columns of the per-row presence filter that spares most pair look-ups a binary search
+# Buckets per row of the table that answers most pair look-ups without a binary search
 # (a power of two: the bucket of column ``j`` is its low bits).
 FILTER_BUCKETS = 1024
 
@@ -56,11 +56,20 @@ class RankedGraph:
         return replace(ranked, reverse_rank=ranked.rank_of(cols, rows))
 
     @cached_property
-    def _present(self) -> torch.Tensor:
-        """(n, FILTER_BUCKETS) whether row ``i`` has a neighbour ``j`` with ``j % FILTER_BUCKETS`` there."""
-        present = torch.zeros(self.n, FILTER_BUCKETS, dtype=torch.bool, device=self.rows.device)
-        present.view(-1)[self.rows * FILTER_BUCKETS + (self.cols & (FILTER_BUCKETS - 1))] = True
-        return present
+    def _bucket_rank(self) -> torch.Tensor:
+        """Row ``i``'s neighbours by bucket: one rank per ``(i, j % FILTER_BUCKETS)``.
+
+        The rank of row ``i``'s one neighbour in that bucket, ``k`` where it has none, ``-1``
+        where it has several, flat at ``i * FILTER_BUCKETS + j % FILTER_BUCKETS``.
+        """
+        buckets = self.rows * FILTER_BUCKETS + (self.cols & (FILTER_BUCKETS - 1))
+        dtype = torch.int16 if self.k < 2**15 else torch.int32
+        ranks = (torch.arange(len(buckets), device=buckets.device) % self.k).to(dtype)
+        table = torch.full((self.n * FILTER_BUCKETS,), self.k, dtype=dtype, device=buckets.device)
+        table[buckets] = ranks
+        # Where neighbours share a bucket, one write wins; the others read back a rank not theirs.
+        table[buckets[table.index_select(0, buckets) != ranks]] = -1
+        return table
 
     def rank_of(
         self, rows: torch.Tensor, cols: torch.Tensor, sigma: torch.Tensor | None = None
@@ -72,12 +81,20 @@ class RankedGraph:
         labels = torch.arange(self.n, device=rows.device) if sigma is None else sigma
         buckets = (labels * FILTER_BUCKETS).index_select(0, rows)
         buckets += (labels & (FILTER_BUCKETS - 1)).index_select(0, cols)
-        maybe = self._present.view(-1).index_select(0, buckets).nonzero()[:, 0]
-        keys = labels[rows.index_select(0, maybe)] * self.n + labels[cols.index_select(0, maybe)]
-        position = torch.searchsorted(self.sorted_keys, keys).clamp(max=len(self.sorted_keys) - 1)
-        found = self.sorted_keys.index_select(0, position) == keys
-        rank = torch.full_like(rows, self.k)
-        return rank.index_copy_(0, maybe, torch.where(found, self.key_rank.index_select(0, position), self.k))
+        in_bucket = self._bucket_rank.index_select(0, buckets)
+        maybe = (in_bucket != self.k).nonzero()[:, 0]
+        rows_at, cols_at = labels[rows.index_select(0, maybe)], labels[cols.index_select(0, maybe)]
+        rank_at = in_bucket.index_select(0, maybe).long()
+        # One neighbour in the bucket: the pair is there iff it is that neighbour.
+        is_it = self.cols.index_select(0, rows_at * self.k + rank_at.clamp(min=0)) == cols_at
+        rank_at = torch.where(is_it, rank_at, self.k)
+        several = (in_bucket.index_select(0, maybe) < 0).nonzero()[:, 0]
+        if len(several):
+            keys = rows_at[several] * self.n + cols_at[several]
+            position = torch.searchsorted(self.sorted_keys, keys).clamp(max=len(self.sorted_keys) - 1)
+            found = self.sorted_keys.index_select(0, position) == keys
+            rank_at[several] = torch.where(found, self.key_rank.index_select(0, position), self.k)
+        return torch.full_like(rows, self.k).index_copy_(0, maybe, rank_at)
 
 
 def _per_k(bins: torch.Tensor, values: torch.Tensor, site: torch.Tensor | None, n: int, width: int):

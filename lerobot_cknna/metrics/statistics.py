@@ -57,17 +57,23 @@ class Estimators:
             :func:`lerobot_cknna.metrics.permutation.null_samples_of_sets`.
         jackknife_estimates: ``(observed, groups) -> estimates``, see
             :func:`lerobot_cknna.metrics.jackknife.jackknife_estimates`.
-        spare_neighbours: the graphs keep this many neighbours beyond ``max(ks)`` (where the
-            data has them), which the jackknife and the null read instead of searching again.
+        spare_a: ``max(ks) -> n``: feat A's graph keeps ``n`` neighbours beyond ``max(ks)``
+            (where the data has them), which the jackknife reads instead of searching again.
+        spare_b: the same for feat B's graph, which the null reads too.
     """
 
     null_samples_of_sets: Callable
     jackknife_estimates: Callable
-    spare_neighbours: Callable[[int], int]
+    spare_a: Callable[[int], int]
+    spare_b: Callable[[int], int]
 
 
-# Twice max(ks): a kept sample is searched again only when a left-out group held half its list.
-FAST_ESTIMATORS = Estimators(null_samples_of_sets, jackknife_estimates, spare_neighbours=lambda k_max: k_max)
+# Feat A: a kept sample is searched again only when a left-out group held a third of its list
+# (every spare neighbour costs each sample a float64 product at feat A's width). Feat B: twice
+# max(ks), so that the null reads tie groups at max(ks) and unequal pairings off it too.
+FAST_ESTIMATORS = Estimators(
+    null_samples_of_sets, jackknife_estimates, spare_a=lambda k_max: k_max // 2, spare_b=lambda k_max: k_max
+)
 
 
 @dataclass
@@ -435,11 +441,12 @@ def assess_sets(
             "record more episodes, or set n_permutations=0 and interval_level=None."
         )
 
-    spare = estimators.spare_neighbours(max(ks)) if n_permutations > 0 or interval_level is not None else 0
-    graph_b = _graph(b, max(ks), exclusion, spare)
+    statistics = n_permutations > 0 or interval_level is not None
+    spare_a, spare_b = (estimators.spare_a(max(ks)), estimators.spare_b(max(ks))) if statistics else (0, 0)
+    graph_b = _graph(b, max(ks), exclusion, spare_b)
     data, outs = [], []
     for a, _, _ in checked:
-        graph_a = _graph(a, max(ks), exclusion, spare)
+        graph_a = _graph(a, max(ks), exclusion, spare_a)
         data.append(Observed(a, b, graph_a, graph_b, ks, exclusion, eps, tuple(metrics)))
         observed = _scores(graph_a, graph_b, ks, exclusion, eps, metrics, data[-1].self_terms)
         if "svcca" in metrics:

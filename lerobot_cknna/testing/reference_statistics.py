@@ -80,4 +80,6 @@ def null_samples_of_sets(
     return [null_samples(observed, pairings) for observed in sets]
 
 
-REFERENCE_ESTIMATORS = Estimators(null_samples_of_sets, jackknife_estimates, spare_neighbours=lambda k_max: 0)
+REFERENCE_ESTIMATORS = Estimators(
+    null_samples_of_sets, jackknife_estimates, spare_a=lambda k_max: 0, spare_b=lambda k_max: 0
+)

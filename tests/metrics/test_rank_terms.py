@@ -1,7 +1,7 @@
 import torch
 
 from lerobot_cknna.metrics.knn import knn_graph
-from lerobot_cknna.metrics.rank_terms import RankedGraph
+from lerobot_cknna.metrics.rank_terms import FILTER_BUCKETS, RankedGraph
 
 
 def _rank_by_scan(indices: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
@@ -13,6 +13,9 @@ def test_rank_of_is_the_position_in_the_row_or_k():
     gen = torch.Generator().manual_seed(0)
     graph = knn_graph(torch.randn(3000, 6, generator=gen, dtype=torch.float64), 12)
     ranked = RankedGraph.build(graph)
+    buckets = graph.indices % FILTER_BUCKETS
+    shares_a_bucket = (buckets[:, :, None] == buckets[:, None, :]).sum(dim=(1, 2)) > 12
+    assert shares_a_bucket.any() and not shares_a_bucket.all()
     rows = torch.randint(0, 3000, (20000,), generator=gen)
     cols = torch.cat([torch.randint(0, 3000, (10000,), generator=gen), graph.indices[rows[10000:], 3]])
     assert torch.equal(ranked.rank_of(rows, cols), _rank_by_scan(graph.indices, rows, cols))
