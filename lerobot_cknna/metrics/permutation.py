@@ -39,7 +39,6 @@ from lerobot_cknna.metrics.alignment import (
     HSICTerms,
     UndefinedAlignmentError,
     cknna_from_terms,
-    self_hsic,
 )
 from lerobot_cknna.metrics.knn import (
     NeighborExclusion,
@@ -53,7 +52,7 @@ from lerobot_cknna.metrics.knn import (
 )
 from lerobot_cknna.metrics.neighbour_order import ORDER_METRIC_VALUES
 from lerobot_cknna.metrics.observed import Observed
-from lerobot_cknna.metrics.rank_terms import RankedGraph, cross_terms
+from lerobot_cknna.metrics.rank_terms import RankedGraph, cross_terms, self_terms
 from lerobot_cknna.metrics.svcca import SVCCA_COMPONENTS, PrincipalSide, mean_correlation
 
 METRICS = ("cknna", "mutual_knn")
@@ -272,7 +271,7 @@ def null_samples_of_sets(
             else:
                 graph = knn_graph(b[sigma], k_max, exclusion)
             paired_b = RankedGraph.build(graph)
-            self_b_here = [self_hsic(graph.truncate(k), n) for k in ks]
+            self_b_here = self_terms(paired_b, ks_tensor)
         for index, (observed, side) in enumerate(zip(sets, sides, strict=True)):
             if paired_b is None:
                 kl, shared = cross_terms(side.ranked, ranked_b, ks_tensor, sigma)
