@@ -68,10 +68,21 @@ def _subset_graph(
 
 @dataclass(frozen=True)
 class _FullLists:
-    """One graph's full lists, ranked, with the position of each pair in the other graph."""
+    """One graph's full lists, flat (row ``i`` from ``i * k``), and each pair's position in the other graph.
 
-    ranked: RankedGraph
+    Only what the left-out groups read: the rows (the flat index over ``k``) and the look-ups of
+    :class:`RankedGraph` (sorted keys, bucket table) are not kept, half its memory.
+    """
+
+    k: int
+    cols: torch.Tensor
+    similarities: torch.Tensor
+    reverse_rank: torch.Tensor
     position_in_other: torch.Tensor | None = None
+
+    @classmethod
+    def of(cls, ranked: RankedGraph, position_in_other: torch.Tensor | None = None) -> "_FullLists":
+        return cls(ranked.k, ranked.cols, ranked.similarities, ranked.reverse_rank, position_in_other)
 
 
 @dataclass(frozen=True)
@@ -108,32 +119,31 @@ def _terms_from_lists(
     new_index = kept.cumsum(dim=0) - 1
     entries = []
     for full, alive in zip((full_a, full_b), survivors, strict=True):
-        ranked = full.ranked
         at = alive.inside.nonzero()[:, 0]
-        rows, cols = ranked.rows.index_select(0, at), ranked.cols.index_select(0, at)
-        reverse = alive.rank_at(cols, ranked.reverse_rank.index_select(0, at), ranked.k, k_max)
+        rows, cols = at // full.k, full.cols.index_select(0, at)
+        reverse = alive.rank_at(cols, full.reverse_rank.index_select(0, at), full.k, k_max)
         entries.append((at, rows, cols, reverse))
     self_ab = []
     for full, alive, (at, rows, cols, reverse) in zip((full_a, full_b), survivors, entries, strict=True):
-        similarities = full.ranked.similarities.index_select(0, at)
+        similarities = full.similarities.index_select(0, at)
         new_rows, new_cols = new_index.index_select(0, rows), new_index.index_select(0, cols)
         rank = alive.rank.index_select(0, at)
         self_ab.append(hsic_by_rank(new_rows, new_cols, rank, reverse, similarities, similarities, ks, n))
     (at_a, rows, cols, reverse_a), (alive_a, alive_b) = entries[0], survivors
-    length_b = full_b.ranked.k
+    length_b = full_b.k
     position_b = full_a.position_in_other.index_select(0, at_a)
     rank_b = alive_b.rank_at(rows, position_b, length_b, k_max)
     shared = (rank_b < k_max).nonzero()[:, 0]
     at_b = rows[shared] * length_b + position_b[shared]
-    reverse_b = alive_b.rank_at(cols[shared], full_b.ranked.reverse_rank[at_b], length_b, k_max)
+    reverse_b = alive_b.rank_at(cols[shared], full_b.reverse_rank[at_b], length_b, k_max)
     rank = torch.maximum(alive_a.rank[at_a[shared]], rank_b[shared])
     kl = hsic_by_rank(
         new_index[rows[shared]],
         new_index[cols[shared]],
         rank,
         torch.maximum(reverse_a[shared], reverse_b),
-        full_a.ranked.similarities[at_a[shared]],
-        full_b.ranked.similarities[at_b],
+        full_a.similarities[at_a[shared]],
+        full_b.similarities[at_b],
         ks,
         n,
     )
@@ -170,8 +180,9 @@ def jackknife_estimates(observed: Observed, groups: list[torch.Tensor]) -> dict[
     exclusion_device = None if exclusion is None else exclusion.episode_index.device
     ranked_b = RankedGraph.build(observed.graph_b)
     ranked_a = RankedGraph.build(observed.graph_a)
-    full_a = _FullLists(ranked_a, ranked_b.rank_of(ranked_a.rows, ranked_a.cols))
-    full_b = _FullLists(ranked_b)
+    full_a = _FullLists.of(ranked_a, ranked_b.rank_of(ranked_a.rows, ranked_a.cols))
+    full_b = _FullLists.of(ranked_b)
+    del ranked_a, ranked_b
     estimates = observed.empty_values(len(groups))
     for g, dropped in enumerate(groups):
         kept = torch.ones(a.shape[0], dtype=torch.bool, device=a.device)
