@@ -44,6 +44,8 @@ NEIGHBOUR_METRICS = ("cknna", "mutual_knn", *ORDER_METRICS)
 ALIGNMENT_METRICS = (*NEIGHBOUR_METRICS, "svcca")
 # Always computed: the report, the plots and lerobot-cknna-compare read them.
 DEFAULT_METRICS = ("cknna", "mutual_knn")
+# Elements checked for NaN and inf at once: torch.isfinite holds temporaries larger than its input.
+FINITE_CHECK_ELEMENTS = 2**22
 
 
 def check_metric_names(metrics, option: str = "metrics") -> None:
@@ -118,7 +120,8 @@ def as_features(feats, name: str) -> torch.Tensor:
         feats = feats.double()
     if feats.ndim != 2 or feats.shape[0] == 0 or feats.shape[1] == 0:
         raise ValueError(f"{name} must be a non-empty (N, d) matrix, got shape {tuple(feats.shape)}.")
-    bad_rows = (~torch.isfinite(feats)).any(dim=1)
+    rows_per_chunk = max(1, FINITE_CHECK_ELEMENTS // feats.shape[1])
+    bad_rows = torch.cat([(~torch.isfinite(chunk)).any(dim=1) for chunk in feats.split(rows_per_chunk)])
     if bad_rows.any():
         rows = bad_rows.nonzero()[:, 0].tolist()
         raise ValueError(

@@ -289,3 +289,13 @@ def test_metric_names_are_checked():
         check_metric_names(["cknna", "mutual_knn", "lcs"], "--cknna.metrics")
     with pytest.raises(ValueError, match=r"must keep cknna and mutual_knn.*lacks \['mutual_knn'\]"):
         check_metric_names(["cknna", "svcca"])
+
+
+def test_non_finite_samples_are_found_in_every_chunk_of_the_check(monkeypatch):
+    from lerobot_cknna.metrics import alignment
+
+    monkeypatch.setattr(alignment, "FINITE_CHECK_ELEMENTS", 4 * 7)
+    feats = torch.randn(50, 7, dtype=torch.float64)
+    feats[3, 2], feats[41, 0], feats[49, 6] = float("nan"), float("inf"), float("-inf")
+    with pytest.raises(ValueError, match=r"in 3 of 50 samples \(first: \[3, 41, 49\]\)"):
+        alignment.as_features(feats, "feats_a")
