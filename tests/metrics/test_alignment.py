@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F  # noqa: N812
 
+from lerobot_cknna.metrics import alignment
 from lerobot_cknna.metrics.alignment import (
     ALIGNMENT_METRICS,
     UndefinedAlignmentError,
@@ -292,8 +293,6 @@ def test_metric_names_are_checked():
 
 
 def test_non_finite_samples_are_found_in_every_chunk_of_the_check(monkeypatch):
-    from lerobot_cknna.metrics import alignment
-
     monkeypatch.setattr(alignment, "FINITE_CHECK_ELEMENTS", 4 * 7)
     feats = torch.randn(50, 7, dtype=torch.float64)
     feats[3, 2], feats[41, 0], feats[49, 6] = float("nan"), float("inf"), float("-inf")
