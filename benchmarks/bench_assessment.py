@@ -12,9 +12,10 @@ asked, the previous one (the direct loops of
 * the complete assessment (the sum) as a multiple of one bare ``cknna(a, b, k=10)``;
 * the ratio previous / this per component, and the largest difference of any null
   sample or interval end between the two;
-* memory: the resident set before this implementation's assessment (features built, one bare
-  CKNNA done), its peak while the assessment runs (sampled every 10 ms), and the process's
-  peak so far (``ru_maxrss``, which no sampling can miss), all before the previous one runs.
+* memory (MiB): the resident set before this implementation's assessment (features built, one
+  bare CKNNA done), its peak while the assessment runs (sampled every 10 ms), and the process's
+  peak (``ru_maxrss``, which no sampling can miss) before and after it, all before the previous
+  one runs.
 
 Usage::
 
@@ -137,14 +138,15 @@ def run(n: int, with_old: bool, unequal: bool) -> None:
     start = time.perf_counter()
     cknna(a, b, k=10)
     bare = time.perf_counter() - start
+    peak_before = _peak_mb()
     with SampledPeakRSS() as memory:
         new, new_numbers = assessment(a, b, FAST_ESTIMATORS, unequal)
     peak = _peak_mb()
     old, old_numbers = assessment(a, b, REFERENCE_ESTIMATORS, unequal) if with_old else (None, None)
     print(
         f"\nN={n}: one bare cknna(a, b, k=10): {bare:.2f} s; RSS before the new assessment "
-        f"{memory.before_mb:.0f} MB, its sampled peak {memory.peak_mb:.0f} MB; process peak so far "
-        f"(ru_maxrss) {peak:.0f} MB"
+        f"{memory.before_mb:.0f} MB, its sampled peak {memory.peak_mb:.0f} MB; process peak (ru_maxrss) "
+        f"{peak_before:.0f} MB before it, {peak:.0f} MB after"
     )
     print(f"{'component':<14} {'new s':>9} {'x bare':>7} | {'old s':>9} {'x bare':>7} | {'old/new':>8}")
     for name in (*COMPONENTS, "complete"):
